@@ -1,0 +1,376 @@
+"""Message models of the coaching WebSocket, protocol version 1.
+
+Client messages and server events are pydantic v2 models in two tagged unions on ``type``.
+Every server event carries:
+
+* ``seq``: a per-session sequence number that only grows (1, 2, 3, ... with no gaps inside an
+  epoch). ``0`` marks an event sent outside a session (before ``session.start`` succeeded);
+  such events are never replayed.
+* ``request_id``: the id of the client message the event answers, or ``null``.
+* ``ts``: when the server produced the event (UTC, ISO 8601).
+
+A client that drops off reconnects with ``session.start`` carrying ``resume`` (its session id,
+epoch and the last seq it processed) and receives exactly the events it missed. If the server
+no longer has them, ``session.ready`` says ``resumed: false`` with a new epoch.
+
+The JSON Schema of every message and the AsyncAPI document in ``docs/`` are generated from
+this module (``python -m protocol.export``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+)
+
+from protocol.streams import Stream
+
+PROTOCOL_VERSION = 1
+
+#: Largest text frame the session accepts. Inline camera frames must fit in it.
+MAX_MESSAGE_BYTES = 1_572_864
+#: Largest decoded inline image.
+MAX_INLINE_IMAGE_BYTES = 1_048_576
+
+RequestId = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$"),
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Locale(StrEnum):
+    KO = "ko"
+    EN = "en"
+
+
+# --------------------------------------------------------------------------- shared parts
+
+
+class GeoPoint(_Model):
+    """A WGS84 position."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    accuracy_m: float | None = Field(default=None, ge=0)
+
+
+class UploadImage(_Model):
+    """An image uploaded beforehand through ``POST /api/v1/uploads``."""
+
+    kind: Literal["upload"] = "upload"
+    key: str = Field(min_length=1, max_length=512)
+
+
+class InlineImage(_Model):
+    """A live camera frame sent inside the message, base64 encoded (standard alphabet)."""
+
+    kind: Literal["inline"] = "inline"
+    content_type: Literal["image/jpeg", "image/png", "image/webp"]
+    data: str = Field(min_length=4)
+
+    @field_validator("data")
+    @classmethod
+    def _valid_base64(cls, value: str) -> str:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("data is not valid base64") from exc
+        if len(raw) > MAX_INLINE_IMAGE_BYTES:
+            raise ValueError(f"inline image is larger than {MAX_INLINE_IMAGE_BYTES} bytes")
+        return value
+
+    def decode(self) -> bytes:
+        return base64.b64decode(self.data)
+
+
+ImageRef = Annotated[UploadImage | InlineImage, Field(discriminator="kind")]
+
+
+class Resume(_Model):
+    session_id: str = Field(min_length=1, max_length=64)
+    epoch: str = Field(min_length=1, max_length=64)
+    last_seq: int = Field(ge=0)
+
+
+# --------------------------------------------------------------------------- client messages
+
+
+class SessionStart(_Model):
+    """First message of every connection: authenticates and opens or resumes a session."""
+
+    type: Literal["session.start"] = "session.start"
+    v: Literal[1] = PROTOCOL_VERSION
+    request_id: RequestId | None = None
+    token: str = Field(min_length=1, max_length=8192)
+    locale: Locale = Locale.KO
+    resume: Resume | None = None
+
+
+class ScanStart(_Model):
+    """Starts one scan. ``request_id`` must be unique within the session."""
+
+    type: Literal["scan.start"] = "scan.start"
+    request_id: RequestId
+    image: ImageRef
+    location: GeoPoint | None = None
+    locale: Locale | None = None
+
+
+class ScanCancel(_Model):
+    """Cancels the scan started with ``request_id``."""
+
+    type: Literal["scan.cancel"] = "scan.cancel"
+    request_id: RequestId
+
+
+class Ping(_Model):
+    type: Literal["ping"] = "ping"
+    request_id: RequestId | None = None
+
+
+ClientMessage = Annotated[
+    SessionStart | ScanStart | ScanCancel | Ping,
+    Field(discriminator="type"),
+]
+client_message_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+
+
+# --------------------------------------------------------------------------- result parts
+
+
+class OfficialCategory(_Model):
+    """An official category path, spelled exactly as in the Ministry's dictionary."""
+
+    major: str
+    middle: str | None = None
+    minor: str | None = None
+
+
+class Signal(_Model):
+    """One judged property of the item with the model's confidence in it."""
+
+    value: str
+    confidence: float = Field(ge=0, le=1)
+
+
+class Alternative(_Model):
+    label: str
+    stream: Stream
+    confidence: float = Field(ge=0, le=1)
+
+
+class Classification(_Model):
+    """What the vision stage believes the item is."""
+
+    label: str = Field(description="Item label, e.g. 'pet_bottle', 'cardboard', 'battery'.")
+    name_ko: str
+    name_en: str
+    stream: Stream
+    category: OfficialCategory
+    confidence: float = Field(ge=0, le=1)
+    material: Signal | None = None
+    shape: Signal | None = None
+    parts: list[Signal] = Field(default_factory=list)
+    mixed: Signal | None = Field(default=None, description="value 'yes' or 'no'.")
+    contamination: Signal | None = Field(
+        default=None, description="value 'clean', 'light' or 'heavy'."
+    )
+    alternatives: list[Alternative] = Field(default_factory=list)
+    model: str = Field(description="Which model produced this, with its version.")
+
+
+class PlaceLinks(_Model):
+    kakao: str
+    naver: str
+    google: str
+
+
+class Place(_Model):
+    id: str
+    kind: str
+    name: str
+    address: str | None = None
+    lat: float
+    lon: float
+    distance_m: float = Field(ge=0)
+    hours: str | None = None
+    accepts: list[Stream] = Field(default_factory=list)
+    links: PlaceLinks
+
+
+class ScanStatus(StrEnum):
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class Stage(StrEnum):
+    QUEUE = "queue"
+    VISION = "vision"
+    COACHING = "coaching"
+    LOCATIONS = "locations"
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes. ``docs/protocol.md`` documents each one."""
+
+    INVALID_JSON = "invalid_json"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_MESSAGE = "invalid_message"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    NOT_AUTHENTICATED = "not_authenticated"
+    ALREADY_AUTHENTICATED = "already_authenticated"
+    AUTH_INVALID = "auth_invalid"
+    AUTH_EXPIRED = "auth_expired"
+    DUPLICATE_REQUEST = "duplicate_request"
+    UNKNOWN_REQUEST = "unknown_request"
+    TOO_MANY_SCANS = "too_many_scans"
+    UPLOAD_NOT_FOUND = "upload_not_found"
+    UPLOAD_FORBIDDEN = "upload_forbidden"
+    IMAGE_INVALID = "image_invalid"
+    RESUME_FORBIDDEN = "resume_forbidden"
+    STAGE_FAILED = "stage_failed"
+    INTERNAL = "internal"
+
+
+class ErrorInfo(_Model):
+    code: ErrorCode
+    message: str
+    retryable: bool = False
+
+
+# --------------------------------------------------------------------------- server events
+
+
+class _Event(_Model):
+    seq: int = Field(default=0, ge=0)
+    request_id: str | None = None
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class SessionReady(_Event):
+    type: Literal["session.ready"] = "session.ready"
+    v: Literal[1] = PROTOCOL_VERSION
+    session_id: str
+    epoch: str
+    resumed: bool = Field(description="True when the missed events follow this one.")
+    user_id: str
+    heartbeat_interval_s: float
+    expires_at: datetime = Field(description="When the server will end this connection.")
+
+
+class SessionExpiring(_Event):
+    """Warning that the server is about to close the connection (lifetime cap, shutdown)."""
+
+    type: Literal["session.expiring"] = "session.expiring"
+    close_at: datetime
+    reason: str
+
+
+class ScanAccepted(_Event):
+    type: Literal["scan.accepted"] = "scan.accepted"
+    scan_id: str
+
+
+class ScanClassified(_Event):
+    type: Literal["scan.classified"] = "scan.classified"
+    scan_id: str
+    classification: Classification
+
+
+class CoachingDelta(_Event):
+    type: Literal["coaching.delta"] = "coaching.delta"
+    scan_id: str
+    index: int = Field(ge=0, description="Position of this delta in the scan's coaching text.")
+    text: str
+
+
+class CoachingDone(_Event):
+    type: Literal["coaching.done"] = "coaching.done"
+    scan_id: str
+    text: str = Field(description="The whole coaching text: the deltas joined.")
+    rule_ids: list[str] = Field(default_factory=list)
+    backend: str
+    fallback_reason: str | None = None
+
+
+class BinsSuggested(_Event):
+    type: Literal["bins.suggested"] = "bins.suggested"
+    scan_id: str
+    stream: Stream
+    places: list[Place]
+    location_used: bool
+    note: str | None = Field(default=None, description="Guidance when no place is listed.")
+
+
+class ScanDone(_Event):
+    type: Literal["scan.done"] = "scan.done"
+    scan_id: str
+    status: ScanStatus
+    timings_ms: dict[Stage, float] = Field(default_factory=dict)
+    error: ErrorInfo | None = None
+
+
+class Error(_Event):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    retryable: bool = False
+
+
+class Pong(_Event):
+    type: Literal["pong"] = "pong"
+
+
+ServerEvent = Annotated[
+    SessionReady
+    | SessionExpiring
+    | ScanAccepted
+    | ScanClassified
+    | CoachingDelta
+    | CoachingDone
+    | BinsSuggested
+    | ScanDone
+    | Error
+    | Pong,
+    Field(discriminator="type"),
+]
+server_event_adapter: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)
+
+CLIENT_MESSAGES: tuple[type[BaseModel], ...] = (SessionStart, ScanStart, ScanCancel, Ping)
+SERVER_EVENTS: tuple[type[BaseModel], ...] = (
+    SessionReady,
+    SessionExpiring,
+    ScanAccepted,
+    ScanClassified,
+    CoachingDelta,
+    CoachingDone,
+    BinsSuggested,
+    ScanDone,
+    Error,
+    Pong,
+)
+
+
+def event_payload(event: _Event) -> dict[str, Any]:
+    """JSON-ready dict of an event without ``seq`` (the event log assigns it)."""
+    return event.model_dump(mode="json", exclude={"seq"})

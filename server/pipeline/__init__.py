@@ -1,0 +1,1 @@
+"""The scan pipeline: vision → coaching → locations, independent of who runs it."""

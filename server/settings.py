@@ -1,0 +1,133 @@
+"""All configuration, in one pydantic-settings object.
+
+Every field is read from the environment with the ``WASTECOACH_`` prefix; nested sections use
+``__`` (``WASTECOACH_S3__BUCKET``). With nothing set, the server runs in embedded mode: SQLite,
+an in-process bus and runner, files under ``~/.local/share/wastecoach`` and the embedded models.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Mode(StrEnum):
+    EMBEDDED = "embedded"
+    DISTRIBUTED = "distributed"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "wastecoach"
+
+
+class S3Settings(BaseModel):
+    bucket: str = "wastecoach-uploads"
+    region: str = "ap-northeast-2"
+    endpoint_url: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+
+
+class AuthSettings(BaseModel):
+    #: HMAC key for our JWTs. Generated and kept in the data dir when unset (embedded only).
+    jwt_secret: SecretStr | None = None
+    jwt_issuer: str = "wastecoach"
+    jwt_audience: str = "wastecoach-app"
+    access_ttl_s: int = Field(default=900, ge=30)
+    #: The guest-token endpoint; on in embedded mode, off unless asked for in distributed mode.
+    guest_enabled: bool | None = None
+
+
+class OpenAISettings(BaseModel):
+    """Any OpenAI-compatible endpoint. Without an API key the embedded backends are used."""
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    chat_model: str = "gpt-4o"
+    vision_model: str = "gpt-4o"
+    timeout_s: float = Field(default=8.0, gt=0)
+    first_token_timeout_s: float = Field(default=4.0, gt=0)
+
+
+class SessionSettings(BaseModel):
+    #: Hard cap on one connection's lifetime; the client gets ``session.expiring`` first.
+    max_lifetime_s: float = Field(default=3600.0, gt=0)
+    expiry_warning_s: float = Field(default=30.0, ge=0)
+    #: A connection that sends nothing (not even ``ping``) for this long is closed.
+    idle_timeout_s: float = Field(default=90.0, gt=0)
+    heartbeat_interval_s: float = Field(default=25.0, gt=0)
+    auth_timeout_s: float = Field(default=10.0, gt=0)
+    #: Events waiting for a slow client before it is closed with 1013.
+    send_queue_size: int = Field(default=512, ge=8)
+    max_concurrent_scans: int = Field(default=4, ge=1)
+    #: How long a dropped session's events stay available for resume.
+    replay_ttl_s: int = Field(default=600, ge=10)
+    replay_max_events: int = Field(default=2000, ge=100)
+
+
+class UploadSettings(BaseModel):
+    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    content_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp")
+    url_ttl_s: int = Field(default=600, ge=30)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WASTECOACH_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    mode: Mode = Mode.EMBEDDED
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    #: SQLAlchemy async URL; defaults to SQLite in ``data_dir`` (embedded).
+    database_url: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+    #: Public base URL used to build upload links in embedded mode.
+    public_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+
+    s3: S3Settings = Field(default_factory=S3Settings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    session: SessionSettings = Field(default_factory=SessionSettings)
+    uploads: UploadSettings = Field(default_factory=UploadSettings)
+
+    @model_validator(mode="after")
+    def _distributed_needs_secrets(self) -> Settings:
+        if self.mode is Mode.DISTRIBUTED:
+            if self.database_url is None:
+                raise ValueError("WASTECOACH_DATABASE_URL is required in distributed mode")
+            if self.auth.jwt_secret is None:
+                raise ValueError("WASTECOACH_AUTH__JWT_SECRET is required in distributed mode")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.mode is Mode.EMBEDDED
+
+    @property
+    def guest_enabled(self) -> bool:
+        if self.auth.guest_enabled is not None:
+            return self.auth.guest_enabled
+        return self.embedded
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'wastecoach.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
