@@ -1,0 +1,73 @@
+"""Schema of the disposal knowledge base.
+
+The knowledge base is data kept in the repository (``server/knowledge/data/``), checked
+against these models when it is loaded. Facts (item names, official category paths) come from
+the Ministry of Environment dictionary; every guidance sentence is our own.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol.messages import OfficialCategory
+from protocol.streams import Stream
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(_Frozen):
+    """The same sentence in Korean and English."""
+
+    ko: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class Step(_Frozen):
+    """One preparation step: what to do (``action``: empty, rinse, peel, separate, flatten,
+    remove, tie, wrap, drop_off, ...), said plainly, and why."""
+
+    action: str
+    text: Text
+    why: Text | None = None
+
+
+class Rule(_Frozen):
+    """Guidance with a stable id (``stream.paper``, ``item.receipt``, ...).
+
+    A category rule applies to every item of its stream; an item rule adds to or replaces it
+    for items whose handling differs (composite items, contamination thresholds, special bins).
+    """
+
+    id: str = Field(pattern=r"^[a-z0-9_.-]+$")
+    stream: Stream
+    title: Text
+    steps: tuple[Step, ...]
+    bin: Text = Field(description="Where it finally goes.")
+    why: Text | None = None
+    #: Conditions that send the item to another stream (e.g. heavy grease → general waste).
+    exceptions: tuple[Text, ...] = ()
+    replaces_category_rule: bool = False
+
+
+class Item(_Frozen):
+    """One entry of the official dictionary (id as in 분리배출.kr), with our additions."""
+
+    id: int
+    name_ko: str
+    name_en: str | None = None
+    aliases: tuple[str, ...] = ()
+    categories: tuple[OfficialCategory, ...] = Field(min_length=1)
+    stream: Stream
+    rule_ids: tuple[str, ...] = ()
+
+
+class LocalOverride(_Frozen):
+    """Where a 시군구 handles a stream or an item differently from the national rule."""
+
+    id: str
+    sigungu_code: str = Field(pattern=r"^[0-9]{5}$")
+    sigungu_name: str
+    applies_to: str = Field(description="A stream value or a rule id.")
+    text: Text
