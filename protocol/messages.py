@@ -268,18 +268,24 @@ class _Event(_Model):
 
 
 class SessionReady(_Event):
+    """Connection-level (seq 0): the session is open; logged events follow."""
+
     type: Literal["session.ready"] = "session.ready"
     v: Literal[1] = PROTOCOL_VERSION
     session_id: str
     epoch: str
     resumed: bool = Field(description="True when the missed events follow this one.")
+    last_seq: int = Field(
+        ge=0, description="Head of the session's event stream when this connection opened."
+    )
     user_id: str
     heartbeat_interval_s: float
     expires_at: datetime = Field(description="When the server will end this connection.")
 
 
 class SessionExpiring(_Event):
-    """Warning that the server is about to close the connection (lifetime cap, shutdown)."""
+    """Connection-level (seq 0): the server will close this connection at ``close_at``
+    (lifetime cap). Reconnect and resume before or after; nothing is lost."""
 
     type: Literal["session.expiring"] = "session.expiring"
     close_at: datetime
@@ -338,6 +344,8 @@ class Error(_Event):
 
 
 class Pong(_Event):
+    """Connection-level (seq 0): the answer to ``ping``."""
+
     type: Literal["pong"] = "pong"
 
 

@@ -1,0 +1,239 @@
+"""Sans-I/O state machine of one coaching connection.
+
+The machine is fed raw text frames and returns *actions*: what the I/O layer must do next
+(send an event, verify a token, start or cancel a scan, close). It owns every protocol rule
+that does not need I/O: message size, JSON and schema validation, the order of messages
+(``session.start`` first), the cap on concurrent scans, and de-duplication of delivered events
+by ``seq``. It never awaits and imports nothing from the server, so it is tested synchronously
+and any transport can drive it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+
+from pydantic import ValidationError
+
+from protocol.messages import (
+    MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
+    ClientMessage,
+    Error,
+    ErrorCode,
+    Ping,
+    Pong,
+    ScanCancel,
+    ScanStart,
+    SessionStart,
+    client_message_adapter,
+)
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the server uses. Codes 4xxx are ours and mean: do not retry blindly."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # lifetime cap or idle timeout: reconnect and resume
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012  # server restarting: reconnect (with backoff) and resume
+    TRY_AGAIN_LATER = 1013  # the client read too slowly: reconnect and resume
+    AUTH_FAILED = 4001  # token missing, malformed, forged or expired: get a new token
+    RESUME_FORBIDDEN = 4003  # the session to resume belongs to someone else
+    AUTH_TIMEOUT = 4008  # no session.start in time
+
+
+class State(Enum):
+    AWAITING_START = "awaiting_start"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class SendEvent:
+    """Send ``event``. ``logged`` events go through the session's event log and get a seq;
+    the others are connection-level (seq 0) and are written to this socket only."""
+
+    event: Error | Pong
+    logged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticate:
+    message: SessionStart
+
+
+@dataclass(frozen=True, slots=True)
+class StartScan:
+    message: ScanStart
+
+
+@dataclass(frozen=True, slots=True)
+class CancelScan:
+    message: ScanCancel
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    code: CloseCode
+    reason: str
+
+
+Action = SendEvent | Authenticate | StartScan | CancelScan | Close
+
+
+@dataclass
+class SessionMachine:
+    """One connection's protocol state. See the module docstring."""
+
+    max_concurrent_scans: int = 4
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    state: State = State.AWAITING_START
+    session_id: str | None = None
+    #: Highest seq delivered to the client; events at or below it are duplicates.
+    last_seq: int = 0
+    active_scans: set[str] = field(default_factory=set)
+    _authenticating: bool = False
+
+    # ------------------------------------------------------------------ input from the client
+
+    def receive_text(self, text: str) -> list[Action]:
+        if self.state is State.CLOSED:
+            return []
+        if len(text) > self.max_message_bytes or len(text.encode()) > self.max_message_bytes:
+            return self._reject(
+                ErrorCode.MESSAGE_TOO_LARGE,
+                f"message is larger than {self.max_message_bytes} bytes",
+                None,
+            )
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            return self._reject(ErrorCode.INVALID_JSON, f"not valid JSON: {exc}", None)
+        request_id = _request_id_of(raw)
+        if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+            return self._reject(
+                ErrorCode.INVALID_MESSAGE, "a message is a JSON object with a 'type'", request_id
+            )
+        try:
+            message: ClientMessage = client_message_adapter.validate_python(raw)
+        except ValidationError as exc:
+            return self._reject(*_describe(exc, raw), request_id)
+        return self._dispatch(message)
+
+    def receive_binary(self) -> list[Action]:
+        return self._reject(
+            ErrorCode.INVALID_MESSAGE, "binary frames are not accepted; send JSON text", None
+        )
+
+    def _dispatch(self, message: ClientMessage) -> list[Action]:
+        if isinstance(message, SessionStart):
+            if self.state is State.OPEN or self._authenticating:
+                return self._reject(
+                    ErrorCode.ALREADY_AUTHENTICATED,
+                    "session.start was already accepted on this connection",
+                    message.request_id,
+                )
+            self._authenticating = True
+            return [Authenticate(message)]
+        if self.state is not State.OPEN:
+            return self._reject(
+                ErrorCode.NOT_AUTHENTICATED,
+                "send session.start with a token before anything else",
+                message.request_id,
+            )
+        if isinstance(message, Ping):
+            return [SendEvent(Pong(request_id=message.request_id), logged=False)]
+        if isinstance(message, ScanStart):
+            if message.request_id in self.active_scans:
+                return self._reject(
+                    ErrorCode.DUPLICATE_REQUEST,
+                    f"a scan with request_id {message.request_id!r} is already running",
+                    message.request_id,
+                )
+            if len(self.active_scans) >= self.max_concurrent_scans:
+                return self._reject(
+                    ErrorCode.TOO_MANY_SCANS,
+                    f"at most {self.max_concurrent_scans} scans may run at once",
+                    message.request_id,
+                    retryable=True,
+                )
+            self.active_scans.add(message.request_id)
+            return [StartScan(message)]
+        if isinstance(message, ScanCancel):
+            return [CancelScan(message)]
+        raise AssertionError(f"unhandled message {message!r}")  # pragma: no cover
+
+    def _reject(
+        self, code: ErrorCode, message: str, request_id: str | None, *, retryable: bool = False
+    ) -> list[Action]:
+        error = Error(code=code, message=message, request_id=request_id, retryable=retryable)
+        # Before the session exists there is no log to put the error in.
+        return [SendEvent(error, logged=self.state is State.OPEN)]
+
+    # ------------------------------------------------------------------ results of the I/O layer
+
+    def authenticated(self, session_id: str, last_seq: int) -> None:
+        self._authenticating = False
+        self.state = State.OPEN
+        self.session_id = session_id
+        self.last_seq = last_seq
+
+    def authentication_failed(self, code: ErrorCode, message: str) -> list[Action]:
+        self._authenticating = False
+        close = CloseCode.RESUME_FORBIDDEN if code is ErrorCode.RESUME_FORBIDDEN else (
+            CloseCode.AUTH_FAILED
+        )
+        self.state = State.CLOSED
+        return [SendEvent(Error(code=code, message=message), logged=False), Close(close, message)]
+
+    def auth_timed_out(self) -> list[Action]:
+        self.state = State.CLOSED
+        return [Close(CloseCode.AUTH_TIMEOUT, "no session.start received in time")]
+
+    def scan_rejected(self, request_id: str) -> None:
+        """The I/O layer refused a scan the machine let through (bad upload, duplicate)."""
+        self.active_scans.discard(request_id)
+
+    def should_deliver(self, seq: int, event_type: str, request_id: str | None) -> bool:
+        """Decide whether a logged event goes to the client, and track scan ends."""
+        if seq <= self.last_seq:
+            return False
+        self.last_seq = seq
+        if event_type == "scan.done" and request_id is not None:
+            self.active_scans.discard(request_id)
+        return True
+
+    def closed(self) -> None:
+        self.state = State.CLOSED
+
+
+def _request_id_of(raw: object) -> str | None:
+    if isinstance(raw, dict):
+        value = raw.get("request_id")
+        if isinstance(value, str) and 0 < len(value) <= 64:
+            return value
+    return None
+
+
+def _describe(exc: ValidationError, raw: dict[str, object]) -> tuple[ErrorCode, str]:
+    """Turn a pydantic error into one stable code and a message a client author can act on."""
+    errors = exc.errors()
+    first = errors[0]
+    if first["type"] == "union_tag_invalid" and not first["loc"]:
+        return ErrorCode.UNKNOWN_TYPE, f"unknown message type {raw.get('type')!r}"
+    if raw.get("type") == "session.start" and raw.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION:
+        return (
+            ErrorCode.UNSUPPORTED_VERSION,
+            f"protocol version {raw.get('v')!r} is not supported; use {PROTOCOL_VERSION}",
+        )
+    parts = []
+    for err in errors[:5]:
+        # The first element of loc is the union tag; the field path follows it.
+        loc = ".".join(str(p) for p in err["loc"][1:]) or "message"
+        parts.append(f"{loc}: {err['msg']}")
+    return ErrorCode.INVALID_MESSAGE, "; ".join(parts)

@@ -1,0 +1,82 @@
+"""Interface of the session event log, shared by the Redis and in-memory implementations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Protocol
+
+#: Receives ``(seq, event_json)``. ``seq == RESYNC`` asks the receiver to catch up from the log
+#: (sent after the subscriber reconnected and may have missed messages).
+Deliver = Callable[[int, str], None]
+RESYNC = -1
+
+
+class AppendStatus(IntEnum):
+    """Why an append wrote nothing (a positive result is the assigned seq)."""
+
+    SCAN_CLOSED = -1  # the scan already has its scan.done: it was cancelled or finished
+    DUPLICATE = -2  # an event with this idempotency key exists (task redelivered)
+    SESSION_GONE = -3  # the session expired; its log no longer exists
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    session_id: str
+    user_id: str
+    epoch: str
+    head: int
+
+
+class Subscription(Protocol):
+    async def close(self) -> None: ...
+
+
+class EventLog(Protocol):
+    async def create_session(self, session_id: str, user_id: str) -> SessionInfo: ...
+
+    async def get_session(self, session_id: str) -> SessionInfo | None: ...
+
+    async def touch(self, session_id: str) -> None:
+        """Keep an idle but connected session's log alive."""
+
+    async def append(
+        self,
+        session_id: str,
+        payload: dict[str, Any],
+        *,
+        key: str | None = None,
+        scope: str | None = None,
+    ) -> int:
+        """Append one event and publish it. Returns its seq, or an :class:`AppendStatus`.
+
+        ``key`` makes the append idempotent; ``scope`` (a request id) refuses the append when
+        that scan already ended.
+        """
+
+    async def read_since(self, session_id: str, after_seq: int) -> list[tuple[int, str]] | None:
+        """Events with seq > ``after_seq``, oldest first; ``None`` when some were lost."""
+
+    async def subscribe(self, session_id: str, deliver: Deliver) -> Subscription: ...
+
+    async def close(self) -> None: ...
+
+
+def encode_payload(payload: dict[str, Any]) -> str:
+    """Serialise a payload so that ``{"seq":N,`` can be spliced in front without re-parsing."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    if text == "{}" or not text.startswith("{"):
+        raise ValueError("an event payload is a non-empty JSON object")
+    return text
+
+
+def with_seq(seq: int, payload_json: str) -> str:
+    return '{"seq":' + str(seq) + "," + payload_json[1:]
+
+
+def seq_of(event_json: str) -> int:
+    """Read the seq spliced in by :func:`with_seq` without parsing the whole event."""
+    end = event_json.index(",", 7)
+    return int(event_json[7:end])

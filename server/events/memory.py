@@ -1,0 +1,127 @@
+"""In-process event log for embedded mode: same contract as the Redis log, no I/O."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.events.base import (
+    AppendStatus,
+    Deliver,
+    SessionInfo,
+    encode_payload,
+    with_seq,
+)
+
+
+@dataclass
+class _SessionLog:
+    user_id: str
+    epoch: str
+    maxlen: int
+    head: int = 0
+    events: deque[tuple[int, str]] = field(default_factory=deque)
+    keys: dict[str, int] = field(default_factory=dict)
+    subscribers: list[Deliver] = field(default_factory=list)
+    touched: float = field(default_factory=time.monotonic)
+
+
+class _MemorySubscription:
+    def __init__(self, log: _SessionLog, deliver: Deliver) -> None:
+        self._log = log
+        self._deliver = deliver
+
+    async def close(self) -> None:
+        if self._deliver in self._log.subscribers:
+            self._log.subscribers.remove(self._deliver)
+
+
+class MemoryEventLog:
+    def __init__(self, *, ttl_s: float = 600, max_events: int = 2000) -> None:
+        self._ttl_s = ttl_s
+        self._max_events = max_events
+        self._sessions: dict[str, _SessionLog] = {}
+
+    def _live(self, session_id: str) -> _SessionLog | None:
+        log = self._sessions.get(session_id)
+        if log is None:
+            return None
+        if not log.subscribers and time.monotonic() - log.touched > self._ttl_s:
+            del self._sessions[session_id]
+            return None
+        return log
+
+    def _expire_idle(self) -> None:
+        now = time.monotonic()
+        for sid in [
+            s for s, log in self._sessions.items()
+            if not log.subscribers and now - log.touched > self._ttl_s
+        ]:
+            del self._sessions[sid]
+
+    async def create_session(self, session_id: str, user_id: str) -> SessionInfo:
+        self._expire_idle()
+        log = _SessionLog(user_id=user_id, epoch=secrets.token_hex(8), maxlen=self._max_events)
+        self._sessions[session_id] = log
+        return SessionInfo(session_id, user_id, log.epoch, 0)
+
+    async def get_session(self, session_id: str) -> SessionInfo | None:
+        log = self._live(session_id)
+        return None if log is None else SessionInfo(session_id, log.user_id, log.epoch, log.head)
+
+    async def touch(self, session_id: str) -> None:
+        log = self._live(session_id)
+        if log is not None:
+            log.touched = time.monotonic()
+
+    async def append(
+        self,
+        session_id: str,
+        payload: dict[str, Any],
+        *,
+        key: str | None = None,
+        scope: str | None = None,
+    ) -> int:
+        log = self._live(session_id)
+        if log is None:
+            return AppendStatus.SESSION_GONE
+        if scope is not None and f"{scope}:done" in log.keys:
+            return AppendStatus.SCAN_CLOSED
+        if key is not None and key in log.keys:
+            return AppendStatus.DUPLICATE
+        log.head += 1
+        seq = log.head
+        if key is not None:
+            log.keys[key] = seq
+        event = with_seq(seq, encode_payload(payload))
+        log.events.append((seq, event))
+        if len(log.events) > log.maxlen:
+            log.events.popleft()
+        log.touched = time.monotonic()
+        for deliver in list(log.subscribers):
+            deliver(seq, event)
+        return seq
+
+    async def read_since(self, session_id: str, after_seq: int) -> list[tuple[int, str]] | None:
+        log = self._live(session_id)
+        if log is None or after_seq > log.head:
+            return None
+        if after_seq == log.head:
+            return []
+        missing = [(s, e) for s, e in log.events if s > after_seq]
+        if not missing or missing[0][0] != after_seq + 1:
+            return None
+        return missing
+
+    async def subscribe(self, session_id: str, deliver: Deliver) -> _MemorySubscription:
+        log = self._live(session_id)
+        if log is None:
+            raise LookupError(f"no session {session_id}")
+        log.subscribers.append(deliver)
+        return _MemorySubscription(log, deliver)
+
+    async def close(self) -> None:
+        self._sessions.clear()
