@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    #: ``module:callable`` returning the scan stages, for tests and benchmarks that run the
+    #: pipeline with stand-in stages; unset, the real stages are used.
+    stages_factory: str | None = None
 
     s3: S3Settings = Field(default_factory=S3Settings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

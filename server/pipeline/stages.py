@@ -55,3 +55,10 @@ class LocationStage(Protocol):
     async def suggest(self, scan: ScanInput, classification: Classification) -> BinsSuggested:
         """Return the event with ``scan_id`` and ``request_id`` of ``scan`` filled in."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Stages:
+    vision: VisionStage
+    coach: CoachStage
+    locations: LocationStage

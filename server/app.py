@@ -1,0 +1,104 @@
+"""The FastAPI application: REST routes, the coaching WebSocket, health and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from server.errors import WasteCoachError
+from server.services import Services
+from server.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def _include_optional_routers(app: FastAPI) -> None:
+    """Routers of domains that may not be installed in a trimmed build."""
+    from server.knowledge.endpoints import router as knowledge
+    from server.locations.endpoints import router as locations
+
+    app.include_router(knowledge)
+    app.include_router(locations)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.embedded:
+            from server.bootstrap import prepare_embedded
+
+            await prepare_embedded(settings)
+        services = await Services.build(settings)
+        app.state.services = services
+        app.state.db = services.db
+        try:
+            yield
+        finally:
+            await services.drain()
+            await services.close()
+
+    app = FastAPI(
+        title="Waste Coach",
+        version="1.0",
+        summary="Real-time coaching for household waste in Korea.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(WasteCoachError)
+    async def _domain_error(_: Request, exc: WasteCoachError) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.status,
+            content={"error": {"code": exc.code.value, "message": exc.message}},
+        )
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: the database, and in distributed mode Redis and the pub/sub hub, answer."""
+        services: Services = request.app.state.services
+        checks: dict[str, str] = {}
+        try:
+            async with services.db.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"failed: {type(exc).__name__}"
+        if services.hub is not None:
+            checks["pubsub"] = "ok" if services.hub.healthy else "failed"
+            from server.events.redis import RedisEventLog
+
+            if isinstance(services.log, RedisEventLog):
+                try:
+                    await asyncio.wait_for(services.log.redis.ping(), 2)
+                    checks["redis"] = "ok"
+                except Exception as exc:
+                    checks["redis"] = f"failed: {type(exc).__name__}"
+        if services.draining:
+            checks["draining"] = "yes"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            status_code=200 if ready else 503,
+            content={"status": "ready" if ready else "not ready", "checks": checks},
+        )
+
+    from server.auth.endpoints import router as auth
+    from server.uploads.endpoints import router as uploads
+    from server.ws.endpoint import router as ws
+
+    app.include_router(auth)
+    app.include_router(uploads)
+    app.include_router(ws)
+    _include_optional_routers(app)
+    return app

@@ -1,0 +1,96 @@
+"""Our access tokens: HS256 JWTs signed with python-jose.
+
+The verifier accepts exactly one algorithm (no ``alg: none``, no RS/HS confusion) and checks
+issuer, audience and expiry. ``kid`` names the key so keys can rotate: tokens signed with an
+older key in ``previous_secrets`` still verify until they expire.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+
+from jose import ExpiredSignatureError, JWTError, jwt
+
+from server.errors import AuthError, TokenExpired
+
+ALGORITHM = "HS256"
+
+
+def key_id(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    user_id: str
+    expires_at: float
+    token_id: str
+    guest: bool
+
+
+class TokenService:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        issuer: str,
+        audience: str,
+        access_ttl_s: int,
+        previous_secrets: tuple[str, ...] = (),
+    ) -> None:
+        self._secret = secret
+        self._kid = key_id(secret)
+        self._keys = {key_id(s): s for s in (secret, *previous_secrets)}
+        self.issuer = issuer
+        self.audience = audience
+        self.access_ttl_s = access_ttl_s
+
+    def issue_access(self, user_id: str, *, guest: bool, ttl_s: int | None = None) -> str:
+        now = int(time.time())
+        claims = {
+            "sub": user_id,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + (ttl_s if ttl_s is not None else self.access_ttl_s),
+            "jti": uuid.uuid4().hex,
+            "typ": "access",
+            "guest": guest,
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM, headers={"kid": self._kid})
+
+    def verify_access(self, token: str) -> Claims:
+        try:
+            header = jwt.get_unverified_header(token)
+        except JWTError as exc:
+            raise AuthError("the token is not a JWT") from exc
+        if header.get("alg") != ALGORITHM:
+            raise AuthError("the token's algorithm is not accepted")
+        secret = self._keys.get(str(header.get("kid")))
+        if secret is None:
+            raise AuthError("the token was signed with an unknown key")
+        try:
+            claims = jwt.decode(
+                token,
+                secret,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require_exp": True, "require_sub": True, "require_iat": True},
+            )
+        except ExpiredSignatureError as exc:
+            raise TokenExpired("the token has expired; get a new one") from exc
+        except JWTError as exc:
+            raise AuthError(f"the token is not valid: {exc}") from exc
+        if claims.get("typ") != "access":
+            raise AuthError("not an access token")
+        return Claims(
+            user_id=str(claims["sub"]),
+            expires_at=float(claims["exp"]),
+            token_id=str(claims.get("jti", "")),
+            guest=bool(claims.get("guest", False)),
+        )

@@ -1,0 +1,158 @@
+"""``wastecoach``: serve, run a worker, scan a photo, migrate, import data, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn closes WebSockets with 1012 at once on shutdown, dropping queued events; this
+    first lets every session flush what it has and close with 1012 itself."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        services = getattr(self._app.state, "services", None)
+        if services is not None:
+            # Stop taking connections first, so nobody connects to a draining server.
+            for server in getattr(self, "servers", []):
+                server.close()
+            await services.drain()
+        await super().shutdown(sockets=sockets)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from server.app import create_app
+    from server.settings import get_settings
+
+    settings = get_settings()
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level=settings.log_level,
+        ws_ping_interval=settings.session.heartbeat_interval_s,
+        ws_ping_timeout=settings.session.heartbeat_interval_s,
+        # A little over the protocol's limit, so an oversized message gets an error event
+        # instead of a 1009 close.
+        ws_max_size=4 * 1024 * 1024,
+        # permessage-deflate costs ~64 KiB of zlib state per connection; camera frames are
+        # already compressed JPEG. Off by default for many idle mobile clients.
+        ws_per_message_deflate=False,
+        timeout_graceful_shutdown=15,
+        proxy_headers=True,
+    )
+    GracefulServer(config, app).run()
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    from workers.celery_app import app
+
+    argv = [
+        "worker",
+        "--loglevel",
+        args.loglevel,
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(args.concurrency),
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if args.hostname:
+        argv += ["--hostname", args.hostname]
+    app.worker_main(argv)
+    return 0
+
+
+def migrate(_: argparse.Namespace) -> int:
+    from server.migrate import upgrade
+    from server.settings import get_settings
+
+    upgrade(get_settings().sqlalchemy_url)
+    print("database is at the latest revision")
+    return 0
+
+
+def scan(args: argparse.Namespace) -> int:
+    from server.scan_cli import scan_photo
+
+    return asyncio.run(scan_photo(Path(args.photo), args))
+
+
+def eval_(args: argparse.Namespace) -> int:
+    if args.what == "vision":
+        from server.vision.eval import main as vision_main
+
+        return vision_main(args.rest)
+    from server.knowledge.eval import main as coach_main
+
+    return coach_main(args.rest)
+
+
+def locations(args: argparse.Namespace) -> int:
+    from server.locations.cli import main as locations_main
+
+    return locations_main([args.action, *args.rest])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wastecoach", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the server (embedded by default)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=serve)
+
+    p = sub.add_parser("worker", help="run a Celery worker (distributed mode)")
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--loglevel", default="info")
+    p.add_argument("--hostname")
+    p.set_defaults(func=worker)
+
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.set_defaults(func=migrate)
+
+    p = sub.add_parser("scan", help="scan one photo from the terminal and print the stream")
+    p.add_argument("photo")
+    p.add_argument("--locale", default="ko", choices=["ko", "en"])
+    p.add_argument("--lat", type=float)
+    p.add_argument("--lon", type=float)
+    p.add_argument("--json", action="store_true", help="print raw events")
+    p.set_defaults(func=scan)
+
+    p = sub.add_parser("eval", help="evaluate the vision model or the coach")
+    p.add_argument("what", choices=["vision", "coach"])
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=eval_)
+
+    p = sub.add_parser("locations", help="collection points")
+    p.add_argument("action", choices=["import"])
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=locations)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("WASTECOACH_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

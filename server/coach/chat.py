@@ -1,0 +1,566 @@
+"""The follow-up chat: questions about the scanned item (or any item), answered from the rules.
+
+``ChatService.answer`` streams deltas and ends with one :class:`ChatResult`. It does not touch
+the database; :func:`converse` wraps it with the persisted, bounded memory.
+
+How a question is grounded:
+
+1. The guard rejects empty, oversized, unsupported-language and prompt-injection input with a
+   fixed, polite reply (no backend is asked, so nothing can change the rules).
+2. The *subject* is the item being discussed: an item the question names clearly (item
+   search), else the scanned item, else the item of the conversation's last answer.
+3. *Aspects* are what the question asks about that item: dirt or grease, a part (cap, label,
+   tape...), a different material ("the cap is metal?").
+4. The embedded backend answers from the subject's rules and the rules of the aspects; the LLM
+   backend gets exactly those rules injected and falls back to the embedded answer.
+5. With no subject, the answer says what is not known and names the closest items; it never
+   guesses a rule. A question with no subject and nothing about waste is answered as off-topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from openai import AsyncOpenAI
+
+from protocol.messages import Classification, Locale
+from protocol.streams import Stream
+from server.coach import grounding as g
+from server.coach import prompts
+from server.coach.composer import stream_sentences
+from server.coach.grounding import Grounding, Sentence
+from server.coach.korean import particle
+from server.coach.guard import MAX_QUESTION_CHARS, Verdict, check
+from server.coach.relay import (
+    EMBEDDED_BACKEND,
+    LLM_BACKEND,
+    MIXED_BACKEND,
+    LLMOutcome,
+    bridge,
+    relay,
+)
+from server.coach.repository import ChatRepository, ChatTurn, Role
+from server.coach.upstream import Deadlines, make_client, stream_completion
+from server.db import Database
+from server.knowledge.kb import KnowledgeBase, get_knowledge_base
+from server.knowledge.model import Item, Rule
+from server.search import ItemSearch, SearchHit, SearchQueryError, get_item_search
+from server.settings import OpenAISettings
+
+log = logging.getLogger(__name__)
+
+#: Messages of earlier conversation given to a backend (question and answer count one each).
+HISTORY_TURNS = 8
+#: A search hit at least this good names the item the question is about.
+SUBJECT_SCORE = 0.75
+#: Hits at least this good are offered as "closest items" when nothing matched well.
+SUGGEST_SCORE = 0.3
+MAX_SUGGESTIONS = 3
+
+
+class Outcome(StrEnum):
+    """What kind of answer this was; lets a client style refusals differently."""
+
+    ANSWERED = "answered"
+    NOT_KNOWN = "not_known"
+    OFF_TOPIC = "off_topic"
+    REFUSED = "refused"
+    INVALID = "invalid"
+
+
+@dataclass(slots=True)
+class ChatResult:
+    text: str
+    item_ids: list[int] = field(default_factory=list)
+    rule_ids: list[str] = field(default_factory=list)
+    backend: str = EMBEDDED_BACKEND
+    fallback_reason: str | None = None
+    outcome: Outcome = Outcome.ANSWERED
+
+
+# --------------------------------------------------------------------------- aspects
+
+_SOIL = re.compile(
+    r"greas|oil|dirty|soil|stain|food|residue|sauce|ketchup|mayo|sticky|wet|"
+    r"기름|오염|더러|음식물|양념|소스|묻|찌꺼기|얼룩|끈적",
+    re.IGNORECASE,
+)
+_PARTS: dict[str, re.Pattern[str]] = {
+    "cap": re.compile(r"\bcaps?\b|뚜껑|마개", re.IGNORECASE),
+    "lid": re.compile(r"\blids?\b", re.IGNORECASE),
+    "label": re.compile(r"\blabels?\b|라벨|상표", re.IGNORECASE),
+    "tape": re.compile(r"\btapes?\b|테이프", re.IGNORECASE),
+    "sticker": re.compile(r"\bstickers?\b|스티커", re.IGNORECASE),
+    "straw": re.compile(r"\bstraws?\b|빨대", re.IGNORECASE),
+    "foam": re.compile(r"\bfoam\b|완충재|스티로폼", re.IGNORECASE),
+    "pump": re.compile(r"\bpumps?\b|펌프", re.IGNORECASE),
+    "handle": re.compile(r"\bhandles?\b|손잡이", re.IGNORECASE),
+    "spring": re.compile(r"\bsprings?\b|스프링", re.IGNORECASE),
+}
+#: Materials a question may name, and the stream that material goes to on its own.
+_MATERIALS: dict[Stream, re.Pattern[str]] = {
+    Stream.METAL: re.compile(r"\bmetal|\balumin|\bsteel|\btin\b|\biron\b|금속|쇠|철|알루미늄|캔", re.IGNORECASE),
+    Stream.PLASTIC: re.compile(r"\bplastic|플라스틱|합성수지", re.IGNORECASE),
+    Stream.GLASS: re.compile(r"\bglass|유리", re.IGNORECASE),
+    Stream.PAPER: re.compile(r"\bpaper|\bcardboard|종이|골판지", re.IGNORECASE),
+    Stream.VINYL: re.compile(r"\bvinyl|\bfilm\b|\bplastic bag|비닐", re.IGNORECASE),
+    Stream.STYROFOAM: re.compile(r"\bstyrofoam|\bpolystyrene|스티로폼", re.IGNORECASE),
+}
+#: When a part's material is not said, the stream such a part usually belongs to. The answer
+#: says it is the usual case and cites that stream's rule, rather than inventing an item rule.
+_PART_DEFAULT: dict[str, Stream] = {
+    "cap": Stream.PLASTIC,
+    "lid": Stream.PLASTIC,
+    "label": Stream.VINYL,
+    "tape": Stream.GENERAL,
+    "sticker": Stream.GENERAL,
+    "straw": Stream.GENERAL,
+    "foam": Stream.STYROFOAM,
+    "pump": Stream.GENERAL,
+    "handle": Stream.PLASTIC,
+    "spring": Stream.METAL,
+}
+_WASTE_WORDS = re.compile(
+    r"recycl|trash|rubbish|garbage|waste|\bbins?\b|dispos|throw|sort|rinse|wash|"
+    r"버리|버려|버릴|분리|재활용|쓰레기|배출|수거|종량제|헹|씻|폐기",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Aspects:
+    soil: bool
+    parts: tuple[str, ...]
+    materials: tuple[Stream, ...]
+    about_waste: bool
+
+    @classmethod
+    def of(cls, question: str) -> Aspects:
+        parts = tuple(name for name, p in _PARTS.items() if p.search(question))
+        materials = tuple(stream for stream, p in _MATERIALS.items() if p.search(question))
+        if "foam" in parts:
+            # "스티로폼" names both the part and the material; as a part it is the foam itself.
+            materials = tuple(m for m in materials if m is not Stream.STYROFOAM)
+        return cls(
+            soil=bool(_SOIL.search(question)),
+            parts=parts,
+            materials=materials,
+            about_waste=bool(_WASTE_WORDS.search(question)),
+        )
+
+    @property
+    def any(self) -> bool:
+        return self.soil or bool(self.parts) or bool(self.materials)
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass(slots=True)
+class Plan:
+    """Everything an answer may use, decided before any backend runs."""
+
+    locale: Locale
+    question: str
+    subject: Grounding | None
+    aspects: Aspects
+    suggestions: list[Item]
+    #: Sentences of the embedded answer; also the fallback of the LLM one.
+    sentences: list[Sentence]
+    outcome: Outcome
+    extra_rules: list[Rule] = field(default_factory=list)
+
+    @property
+    def rules(self) -> list[Rule]:
+        rules = list(self.subject.rules) if self.subject else []
+        rules.extend(r for r in self.extra_rules if r.id not in {x.id for x in rules})
+        return rules
+
+    @property
+    def item_ids(self) -> list[int]:
+        if self.subject is not None and self.subject.item is not None:
+            return [self.subject.item.id]
+        return [item.id for item in self.suggestions]
+
+
+class ChatService:
+    def __init__(
+        self,
+        kb: KnowledgeBase | None = None,
+        search: ItemSearch | None = None,
+        settings: OpenAISettings | None = None,
+        *,
+        client: AsyncOpenAI | None = None,
+        history_turns: int = HISTORY_TURNS,
+        max_tokens: int = 240,
+    ) -> None:
+        self._kb = kb
+        self._search = search
+        #: The LLM backend is used when an API key is configured (or a client is given).
+        self.settings = settings
+        self.client = client
+        if client is None and settings is not None and settings.api_key is not None:
+            self.client = make_client(settings)
+        self.history_turns = history_turns
+        self.max_tokens = max_tokens
+
+    @property
+    def kb(self) -> KnowledgeBase:
+        if self._kb is None:
+            self._kb = get_knowledge_base()
+        return self._kb
+
+    @property
+    def search(self) -> ItemSearch:
+        if self._search is None:
+            self._search = get_item_search()
+        return self._search
+
+    @property
+    def uses_llm(self) -> bool:
+        return self.client is not None and self.settings is not None
+
+    # ------------------------------------------------------------------ entry point
+
+    async def answer(
+        self,
+        *,
+        question: str,
+        locale: Locale,
+        scan_context: Classification | None,
+        history: list[ChatTurn],
+    ) -> AsyncIterator[str | ChatResult]:
+        plan = self.plan(question=question, locale=locale, scan_context=scan_context,
+                         history=history)
+        if plan.outcome is not Outcome.ANSWERED or not self.uses_llm:
+            async for event in _stream_plan(plan):
+                yield event
+            return
+        async for event in self._answer_llm(plan, scan_context, history):
+            yield event
+
+    # ------------------------------------------------------------------ planning
+
+    def plan(
+        self,
+        *,
+        question: str,
+        locale: Locale,
+        scan_context: Classification | None,
+        history: Sequence[ChatTurn],
+    ) -> Plan:
+        checked = check(question, locale)
+        if checked.verdict is not Verdict.OK:
+            return _refusal(checked.verdict, checked.locale, checked.question)
+        locale, question = checked.locale, checked.question
+        aspects = Aspects.of(question)
+        hits = self._hits(question, locale)
+        subject = self._subject(hits, aspects, scan_context, history)
+        suggestions = [h.item for h in hits if h.score >= SUGGEST_SCORE][:MAX_SUGGESTIONS]
+        if subject is None:
+            if not hits and not aspects.about_waste and not aspects.any:
+                return Plan(locale, question, None, aspects, [], _off_topic(locale),
+                            Outcome.OFF_TOPIC)
+            return Plan(locale, question, None, aspects, suggestions,
+                        _not_known(question, suggestions, locale), Outcome.NOT_KNOWN)
+        sentences, extra = self._compose(subject, aspects, locale)
+        return Plan(locale, question, subject, aspects, [], sentences, Outcome.ANSWERED, extra)
+
+    def _hits(self, question: str, locale: Locale) -> list[SearchHit]:
+        try:
+            return list(self.search.search(question, limit=5, locale=locale))
+        except SearchQueryError as exc:
+            # The guard already bounds the question; a search refusal only means no item match.
+            log.info("item search refused the question: %s", exc)
+            return []
+
+    def _subject(
+        self,
+        hits: Sequence[SearchHit],
+        aspects: Aspects,
+        scan_context: Classification | None,
+        history: Sequence[ChatTurn],
+    ) -> Grounding | None:
+        kb = self.kb
+        named = hits[0].item if hits and hits[0].score >= SUBJECT_SCORE else None
+        context: Grounding | None = None
+        if scan_context is not None:
+            context = g.ground_classification(kb, scan_context)
+        else:
+            last = _last_item(kb, history)
+            if last is not None:
+                context = g.ground(kb, last.stream, last)
+        # A question about a part or dirt of "it" is about the item in context, even when the
+        # search also matched an item named like the part ("cap" → 병뚜껑).
+        if context is not None and (named is None or (aspects.any and _is_part_item(named, aspects))):
+            return context
+        if named is not None:
+            return g.ground(kb, named.stream, named)
+        return None
+
+    def _compose(
+        self, subject: Grounding, aspects: Aspects, locale: Locale
+    ) -> tuple[list[Sentence], list[Rule]]:
+        kb = self.kb
+        sentences: list[Sentence] = []
+        extra: list[Rule] = []
+        name = _subject_name(subject, locale)
+        handled_material: set[Stream] = set()
+        for part in aspects.parts:
+            sentence, rule = self._part(subject, part, aspects.materials, locale)
+            sentences.append(sentence)
+            if rule is not None:
+                extra.append(rule)
+                handled_material.add(rule.stream)
+        if aspects.soil:
+            rinse = [s for s in g.steps(subject, locale, rinse_first=True, limit=1)]
+            sentences.extend(rinse)
+            sentence = g.heavy_soil(kb, subject, locale)
+            sentences.append(sentence)
+            extra.extend(kb.rule(rid) for rid in sentence.rule_ids if rid not in subject.rule_ids)
+        if not aspects.parts:
+            for stream in aspects.materials:
+                if stream in handled_material or stream is subject.stream:
+                    continue
+                rule = kb.category_rule(stream)
+                extra.append(rule)
+                sentences.append(_if_material(name, rule, locale))
+        if not sentences:
+            sentences.extend(g.steps(subject, locale, limit=3))
+        if subject.main is not None:
+            sentences.append(_item_destination(name, subject.main, locale))
+        return sentences, extra
+
+    def _part(
+        self, subject: Grounding, part: str, materials: Sequence[Stream], locale: Locale
+    ) -> tuple[Sentence, Rule | None]:
+        """Where one part goes: the subject's own step about it, else the part's material."""
+        kb = self.kb
+        part_name = prompts.text(g.PART_NAMES[part], locale)
+        if not materials:
+            own = _step_about(subject, part, locale)
+            if own is not None:
+                return own, None
+        stream = materials[0] if materials else _PART_DEFAULT[part]
+        rule = kb.category_rule(stream)
+        where = prompts.text(rule.bin, locale).rstrip(".")
+        said = bool(materials)
+        if locale is Locale.KO:
+            lead = "" if said else "보통 "
+            return Sentence(
+                f"{particle_topic(part_name)} 떼어서 따로 버려 주세요. {lead}{where}에 넣으면 돼요.",
+                (rule.id,),
+            ), rule
+        usual = "" if said else "usually "
+        return Sentence(
+            f"Take the {part_name} off and sort it separately: it {usual}goes in {where}.",
+            (rule.id,),
+        ), rule
+
+    # ------------------------------------------------------------------ LLM backend
+
+    async def _answer_llm(
+        self, plan: Plan, scan_context: Classification | None, history: Sequence[ChatTurn]
+    ) -> AsyncIterator[str | ChatResult]:
+        assert self.client is not None and self.settings is not None
+        rules = plan.rules
+        injected = [rule.id for rule in rules]
+        names = [g.item_name(plan.subject.item, plan.locale)] if plan.subject and plan.subject.item else []
+        messages = prompts.chat_messages(
+            question=plan.question,
+            locale=plan.locale,
+            rules=rules,
+            item_names=names,
+            context=scan_context,
+            history=[(t.role.value, t.content) for t in history[-self.history_turns :]],
+        )
+        outcome = LLMOutcome()
+        upstream = stream_completion(
+            self.client,
+            model=self.settings.chat_model,
+            messages=messages,
+            deadlines=Deadlines.from_settings(self.settings),
+            max_tokens=self.max_tokens,
+        )
+        async for delta in relay(upstream, injected, outcome):
+            yield delta
+        if outcome.failure is None:
+            yield ChatResult(text=outcome.text, item_ids=plan.item_ids,
+                             rule_ids=outcome.rule_ids(injected), backend=LLM_BACKEND)
+            return
+        reason = outcome.failure.reason
+        log.warning("LLM chat fell back to embedded: %s", outcome.failure)
+        texts = [s.text for s in plan.sentences]
+        deltas = list(outcome.deltas)
+        lead = " " if outcome.partial else ""
+        if outcome.partial:
+            texts = [bridge(plan.locale), *texts]
+        async for delta in stream_sentences(texts, lead=lead):
+            deltas.append(delta)
+            yield delta
+        rule_ids = g.cited(plan.sentences)
+        if outcome.partial:
+            rule_ids = list(dict.fromkeys([*outcome.rule_ids(injected), *rule_ids]))
+        yield ChatResult(
+            text="".join(deltas),
+            item_ids=plan.item_ids,
+            rule_ids=rule_ids,
+            backend=MIXED_BACKEND if outcome.partial else EMBEDDED_BACKEND,
+            fallback_reason=reason,
+        )
+
+
+async def _stream_plan(plan: Plan) -> AsyncIterator[str | ChatResult]:
+    deltas: list[str] = []
+    async for delta in stream_sentences([s.text for s in plan.sentences]):
+        deltas.append(delta)
+        yield delta
+    yield ChatResult(
+        text="".join(deltas),
+        item_ids=plan.item_ids,
+        rule_ids=g.cited(plan.sentences) if plan.outcome is Outcome.ANSWERED else [],
+        backend=EMBEDDED_BACKEND,
+        outcome=plan.outcome,
+    )
+
+
+# --------------------------------------------------------------------------- fixed replies
+
+
+def particle_topic(word: str) -> str:
+    return particle(word, "은", "는")
+
+
+def _refusal(verdict: Verdict, locale: Locale, question: str) -> Plan:
+    ko = locale is Locale.KO
+    if verdict is Verdict.EMPTY:
+        msg = ("질문이 비어 있어요. 궁금한 물건이나 버리는 방법을 적어 주세요." if ko else
+               "Your question is empty. Tell me which item or which step you are unsure about.")
+        outcome = Outcome.INVALID
+    elif verdict is Verdict.TOO_LONG:
+        msg = (f"질문이 너무 길어요. {MAX_QUESTION_CHARS}자 이내로 짧게 물어봐 주세요." if ko else
+               f"That question is too long. Please ask it in under {MAX_QUESTION_CHARS} characters.")
+        outcome = Outcome.INVALID
+    elif verdict is Verdict.UNSUPPORTED_LANGUAGE:
+        msg = ("죄송해요, 한국어와 영어로만 답할 수 있어요. Sorry, I can only answer in Korean or English."
+               if ko else
+               "Sorry, I can only answer in English or Korean. 죄송해요, 한국어와 영어로만 답할 수 있어요.")
+        outcome = Outcome.INVALID
+    else:
+        msg = ("그 요청은 들어드릴 수 없어요. 분리배출 기준은 바꿀 수 없지만, 어떤 물건을 어떻게 버릴지는 기꺼이 도와드릴게요."
+               if ko else
+               "I can't do that: the sorting rules I follow can't be changed. "
+               "I'm happy to help with how to sort or prepare any item, though.")
+        outcome = Outcome.REFUSED
+    return Plan(locale, question, None, Aspects(False, (), (), False), [], [Sentence(msg)], outcome)
+
+
+def _off_topic(locale: Locale) -> list[Sentence]:
+    if locale is Locale.KO:
+        return [Sentence("저는 생활 쓰레기 분리배출만 도와드릴 수 있어요."),
+                Sentence("버리려는 물건이나 궁금한 점을 물어봐 주세요.")]
+    return [Sentence("I can only help with sorting household waste."),
+            Sentence("Ask me about an item you want to throw away.")]
+
+
+def _not_known(question: str, suggestions: Sequence[Item], locale: Locale) -> list[Sentence]:
+    names = [g.item_name(item, locale) for item in suggestions]
+    if locale is Locale.KO:
+        out = [Sentence("그 물건에 대한 배출 기준은 아직 갖고 있지 않아요.")]
+        if names:
+            out.append(Sentence(f"비슷한 항목으로는 {', '.join(names)}이(가) 있어요. 이 중 하나인가요?"))
+        else:
+            out.append(Sentence("물건 이름을 조금 더 구체적으로 알려 주시거나 사진을 찍어 주세요."))
+        return out
+    out = [Sentence("I don't have a disposal rule for that.")]
+    if names:
+        out.append(Sentence(f"The closest items I know are: {', '.join(names)}. Is it one of these?"))
+    else:
+        out.append(Sentence("Try naming the item more specifically, or take a photo of it."))
+    return out
+
+
+def _subject_name(subject: Grounding, locale: Locale) -> str:
+    if subject.item is not None:
+        return g.item_name(subject.item, locale)
+    return "이 물건" if locale is Locale.KO else "the item"
+
+
+def _if_material(name: str, rule: Rule, locale: Locale) -> Sentence:
+    where = prompts.text(rule.bin, locale).rstrip(".")
+    if locale is Locale.KO:
+        return Sentence(f"재질이 그렇다면 {where}에 버려 주세요.", (rule.id,))
+    return Sentence(f"If it is made of that, it goes in {where}.", (rule.id,))
+
+
+def _item_destination(name: str, rule: Rule, locale: Locale) -> Sentence:
+    where = prompts.text(rule.bin, locale).rstrip(".")
+    if locale is Locale.KO:
+        return Sentence(f"{particle_topic(name)} {where}에 버리면 돼요.", (rule.id,))
+    return Sentence(f"The {name} itself goes in {where}.", (rule.id,))
+
+
+def _step_about(subject: Grounding, part: str, locale: Locale) -> Sentence | None:
+    names = g.PART_NAMES[part]
+    for rule in subject.rules:
+        for step in rule.steps:
+            if names.ko in step.text.ko or names.en in step.text.en.lower():
+                return Sentence(g._sentence(prompts.text(step.text, locale)), (rule.id,))
+    return None
+
+
+def _is_part_item(item: Item, aspects: Aspects) -> bool:
+    words = " ".join([item.name_ko, item.name_en or "", *item.aliases])
+    return any(_PARTS[p].search(words) for p in aspects.parts) or bool(aspects.soil)
+
+
+def _last_item(kb: KnowledgeBase, history: Sequence[ChatTurn]) -> Item | None:
+    """The item of the conversation's last answer that was about exactly one item."""
+    for turn in reversed(history):
+        if turn.role is Role.ASSISTANT and len(turn.item_ids) == 1:
+            return kb.items.get(turn.item_ids[0])
+    return None
+
+
+# --------------------------------------------------------------------------- with memory
+
+
+async def converse(
+    database: Database,
+    service: ChatService,
+    *,
+    user_id: str,
+    session_id: str,
+    scan_id: str | None,
+    question: str,
+    locale: Locale,
+    scan_context: Classification | None,
+    repository: ChatRepository | None = None,
+) -> AsyncIterator[str | ChatResult]:
+    """Answer with the conversation's memory, and remember the exchange once it completes.
+
+    The question and the answer are stored together after the answer ends, in one
+    transaction: a stream cancelled half way leaves no orphan question behind.
+    """
+    repo = repository or ChatRepository()
+    async with database.session() as session:
+        history = await repo.history(session, user_id=user_id, session_id=session_id,
+                                     scan_id=scan_id, limit=service.history_turns)
+    result: ChatResult | None = None
+    async for event in service.answer(question=question, locale=locale,
+                                      scan_context=scan_context, history=history):
+        if isinstance(event, ChatResult):
+            result = event
+        yield event
+    if result is None:  # pragma: no cover - answer() always ends with a result
+        return
+    async with database.session() as session:
+        await repo.append(session, user_id=user_id, session_id=session_id, scan_id=scan_id,
+                          role=Role.USER, content=question[: MAX_QUESTION_CHARS * 2])
+        await repo.append(session, user_id=user_id, session_id=session_id, scan_id=scan_id,
+                          role=Role.ASSISTANT, content=result.text,
+                          item_ids=result.item_ids, rule_ids=result.rule_ids)

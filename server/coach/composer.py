@@ -1,0 +1,99 @@
+"""The embedded coach: grounded guidance streamed from the knowledge base, no model needed.
+
+It is the default backend and the fallback of the LLM one, so it must never fail on a valid
+classification and must start streaming at once: the first sentence (what the item looks like)
+needs nothing but the classification, and the rules are in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from protocol.messages import Classification, Locale
+from server.coach import grounding as g
+from server.coach.grounding import Sentence
+from server.coach.text import chunks, join_sentences
+from server.knowledge.kb import KnowledgeBase, get_knowledge_base
+from server.pipeline.stages import CoachingResult, ScanInput
+
+BACKEND = "embedded"
+
+
+class EmbeddedCoach:
+    """Implements :class:`server.pipeline.stages.CoachStage`."""
+
+    def __init__(self, kb: KnowledgeBase | None = None) -> None:
+        self._kb = kb
+
+    @property
+    def kb(self) -> KnowledgeBase:
+        # Loaded on first use so building the coach (e.g. in the CLI) costs nothing.
+        if self._kb is None:
+            self._kb = get_knowledge_base()
+        return self._kb
+
+    def compose(self, classification: Classification, locale: Locale) -> list[Sentence]:
+        """The coaching as sentences, in reading order. Pure: no I/O, no clock."""
+        kb = self.kb
+        grounding = g.ground_classification(kb, classification)
+        contamination = classification.contamination.value if classification.contamination else None
+        sentences = [g.identification(classification, locale)]
+        if classification.confidence < g.LOW_CONFIDENCE:
+            alternatives = [a for a in classification.alternatives if a.stream is not classification.stream]
+            if alternatives:
+                sentences.append(g.alternative(kb, alternatives[0], locale))
+        sentences.extend(g.steps(grounding, locale, rinse_first=contamination in ("light", "heavy")))
+        parts = [p.value for p in classification.parts]
+        is_mixed = classification.mixed is not None and classification.mixed.value == "yes"
+        if (parts or is_mixed) and not g.separates(grounding):
+            part = g.part_sentence(parts, locale)
+            if part is not None:
+                sentences.append(part)
+        if contamination == "heavy":
+            sentences.append(g.heavy_soil(kb, grounding, locale))
+        if grounding.main is not None:
+            sentences.append(g.destination(grounding.main, locale))
+        why = g.reason(grounding, locale)
+        if why is not None:
+            sentences.append(why)
+        return sentences
+
+    async def coach(
+        self, scan: ScanInput, classification: Classification
+    ) -> AsyncIterator[str | CoachingResult]:
+        async for event in self.stream(classification, scan.locale):
+            yield event
+
+    async def stream(
+        self, classification: Classification, locale: Locale
+    ) -> AsyncIterator[str | CoachingResult]:
+        sentences = self.compose(classification, locale)
+        async for delta in stream_sentences([s.text for s in sentences]):
+            yield delta
+        yield CoachingResult(
+            text=join_sentences([s.text for s in sentences]),
+            rule_ids=g.cited(sentences),
+            backend=BACKEND,
+        )
+
+
+async def stream_sentences(sentences: list[str], *, lead: str = "") -> AsyncIterator[str]:
+    """Deltas whose concatenation is ``join_sentences(sentences)`` (prefixed with ``lead``).
+
+    Yields to the loop between sentences so a cancelled scan stops promptly and other sessions
+    are not starved by a long answer.
+    """
+    first = True
+    for sentence in sentences:
+        sentence = sentence.strip()
+        if not sentence:
+            continue
+        if not first:
+            sentence = " " + sentence
+        elif lead:
+            sentence = lead + sentence
+        first = False
+        for delta in chunks(sentence):
+            yield delta
+        await asyncio.sleep(0)

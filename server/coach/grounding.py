@@ -1,0 +1,223 @@
+"""Turns knowledge-base rules and vision signals into short sentences, each tied to rule ids.
+
+This is the embedded backend's whole "model": every sentence it streams is either a rule's own
+text or one of the few connecting templates below, and carries the ids of the rules it came
+from. The scan composer and the chat's embedded answers share it, so a follow-up answer about
+a metal cap reads the same as the coaching that mentioned it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from protocol.messages import Alternative, Classification, Locale
+from protocol.streams import Stream
+from server.coach.korean import euro, particle
+from server.coach.prompts import text
+from server.knowledge.kb import KnowledgeBase
+from server.knowledge.model import Item, Rule, Text
+
+#: Below this the composer hedges and names the runner-up the vision stage offered.
+LOW_CONFIDENCE = 0.6
+#: Steps stated per scan; more than this and nobody reads to the end.
+MAX_STEPS = 4
+
+#: Words in a rule's exception that mark it as the "too dirty to recycle" condition.
+_SOIL_WORDS = ("오염", "기름", "음식물", "이물질", "헹궈도", "soil", "grease", "greasy", "dirty",
+               "food", "residue", "stain", "oil")
+
+#: Parts the vision stage may report, named in both languages.
+PART_NAMES: dict[str, Text] = {
+    "cap": Text(ko="뚜껑", en="cap"),
+    "lid": Text(ko="뚜껑", en="lid"),
+    "label": Text(ko="라벨", en="label"),
+    "tape": Text(ko="테이프", en="tape"),
+    "foam": Text(ko="완충재", en="foam padding"),
+    "straw": Text(ko="빨대", en="straw"),
+    "pump": Text(ko="펌프", en="pump"),
+    "spring": Text(ko="스프링", en="spring"),
+    "handle": Text(ko="손잡이", en="handle"),
+    "sticker": Text(ko="스티커", en="sticker"),
+    "ring": Text(ko="고리", en="ring"),
+    "film": Text(ko="비닐", en="plastic film"),
+}
+
+#: Step actions that already tell the person to take something apart.
+_SEPARATING_ACTIONS = frozenset({"separate", "peel", "remove", "detach"})
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    text: str
+    rule_ids: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Grounding:
+    """The rules that apply to one item, most specific first."""
+
+    item: Item | None
+    stream: Stream
+    rules: list[Rule] = field(default_factory=list)
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [rule.id for rule in self.rules]
+
+    @property
+    def main(self) -> Rule | None:
+        return self.rules[0] if self.rules else None
+
+
+def ground(
+    kb: KnowledgeBase, stream: Stream, item: Item | None, sigungu_code: str | None = None
+) -> Grounding:
+    """Rules for ``item`` in ``stream``; item rules come before the category rule.
+
+    An item whose official stream differs from ``stream`` (the vision stage decided a colored
+    PET bottle is plain plastic, say) contributes no item rules: its rules were written for the
+    other stream and would contradict the bin we name.
+    """
+    item_id = item.id if item is not None and item.stream is stream else None
+    rules = kb.rules_for(stream, item_id, sigungu_code)
+    category = f"stream.{stream.value}"
+    rules.sort(key=lambda rule: rule.id == category)  # stable: item rules keep their order
+    return Grounding(item=item, stream=stream, rules=rules)
+
+
+def ground_classification(kb: KnowledgeBase, classification: Classification) -> Grounding:
+    return ground(kb, classification.stream, kb.item_for_label(classification.label))
+
+
+# --------------------------------------------------------------------------- sentences
+
+
+def display_name(classification: Classification, locale: Locale) -> str:
+    return classification.name_ko if locale is Locale.KO else classification.name_en
+
+
+def item_name(item: Item, locale: Locale) -> str:
+    if locale is Locale.EN and item.name_en:
+        return item.name_en
+    return item.name_ko
+
+
+def identification(classification: Classification, locale: Locale) -> Sentence:
+    name = display_name(classification, locale)
+    if classification.confidence >= LOW_CONFIDENCE:
+        if locale is Locale.KO:
+            return Sentence(f"{euro(name)} 보여요.")
+        return Sentence(f"This looks like {_article(name)}.")
+    if locale is Locale.KO:
+        return Sentence(f"{euro(name)} 보이지만 확실하지 않아요.")
+    return Sentence(f"This looks like {_article(name)}, but I am not sure.")
+
+
+def _article(name: str) -> str:
+    lowered = name.lower()
+    if lowered.startswith(("a ", "an ", "the ")) or lowered.endswith("s"):
+        return name
+    return ("an " if lowered[:1] in "aeiou" else "a ") + name
+
+
+def alternative(kb: KnowledgeBase, alt: Alternative, locale: Locale) -> Sentence:
+    """Names the runner-up and where it would go, so a wrong guess costs one glance."""
+    rule = kb.category_rule(alt.stream)
+    where = text(rule.bin, locale).rstrip(".")
+    label = alt.label.replace("_", " ")
+    if locale is Locale.KO:
+        return Sentence(f"{particle(label, '이라면', '라면')} {where}에 버려 주세요.", (rule.id,))
+    return Sentence(f"If it is actually {_article(label)}, it goes in {where} instead.", (rule.id,))
+
+
+def steps(
+    grounding: Grounding, locale: Locale, *, limit: int = MAX_STEPS, rinse_first: bool = False
+) -> list[Sentence]:
+    """The preparation steps of the applicable rules, deduplicated, most specific first."""
+    seen: set[str] = set()
+    out: list[tuple[str, Sentence]] = []
+    for rule in grounding.rules:
+        for step in rule.steps:
+            sentence = text(step.text, locale)
+            if sentence in seen:
+                continue
+            seen.add(sentence)
+            out.append((step.action, Sentence(_sentence(sentence), (rule.id,))))
+    if rinse_first:
+        # Dirty items: the rinse is the step that decides whether it is recyclable at all.
+        out.sort(key=lambda pair: pair[0] not in ("rinse", "empty"))
+    return [sentence for _, sentence in out[:limit]]
+
+
+def separates(grounding: Grounding) -> bool:
+    return any(step.action in _SEPARATING_ACTIONS for rule in grounding.rules for step in rule.steps)
+
+
+def soil_exception(grounding: Grounding, locale: Locale) -> Sentence | None:
+    """The rule's own "too dirty" exception, if it has one."""
+    for rule in grounding.rules:
+        for exception in rule.exceptions:
+            if any(word in exception.ko or word in exception.en.lower() for word in _SOIL_WORDS):
+                return Sentence(_sentence(text(exception, locale)), (rule.id,))
+    return None
+
+
+def heavy_soil(kb: KnowledgeBase, grounding: Grounding, locale: Locale) -> Sentence:
+    """What to do when the photo shows heavy contamination.
+
+    The item's own exception wins. Without one, the general-waste rule is what applies to any
+    recyclable that cannot be cleaned, and it is cited as such.
+    """
+    own = soil_exception(grounding, locale)
+    if own is not None:
+        return own
+    general = kb.category_rule(Stream.GENERAL)
+    where = text(general.bin, locale).rstrip(".")
+    if locale is Locale.KO:
+        return Sentence(
+            f"음식물이나 기름이 헹궈도 지워지지 않으면 재활용이 안 되니 {where}에 버려 주세요.",
+            (general.id,),
+        )
+    return Sentence(
+        f"If food or grease will not rinse off, it cannot be recycled: put it in {where}.",
+        (general.id,),
+    )
+
+
+def part_sentence(parts: Sequence[str], locale: Locale) -> Sentence | None:
+    """Tells the person to take off the parts the photo shows, when no rule step already does."""
+    names = [text(PART_NAMES[p], locale) for p in parts if p in PART_NAMES]
+    names = list(dict.fromkeys(names))
+    if not names:
+        if locale is Locale.KO:
+            return Sentence("다른 재질이 붙어 있다면 떼어서 재질별로 따로 버려 주세요.")
+        return Sentence("If other materials are attached, take them off and sort each by its own material.")
+    if locale is Locale.KO:
+        joined = ", ".join(names)
+        return Sentence(f"{particle(joined, '은', '는')} 떼어서 재질에 맞게 따로 버려 주세요.")
+    joined = " and ".join(names) if len(names) <= 2 else ", ".join(names)
+    return Sentence(f"Take off the {joined} and sort it by its own material.")
+
+
+def destination(rule: Rule, locale: Locale) -> Sentence:
+    where = text(rule.bin, locale).rstrip(".")
+    if locale is Locale.KO:
+        return Sentence(f"다 됐으면 {where}에 버려 주세요.", (rule.id,))
+    return Sentence(f"Then put it in {where}.", (rule.id,))
+
+
+def reason(grounding: Grounding, locale: Locale) -> Sentence | None:
+    for rule in grounding.rules:
+        if rule.why is not None:
+            return Sentence(_sentence(text(rule.why, locale)), (rule.id,))
+    return None
+
+
+def cited(sentences: Iterable[Sentence]) -> list[str]:
+    return list(dict.fromkeys(rule_id for s in sentences for rule_id in s.rule_ids))
+
+
+def _sentence(value: str) -> str:
+    value = value.strip()
+    return value if value.endswith((".", "!", "?")) else value + "."

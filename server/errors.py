@@ -1,0 +1,56 @@
+"""The domain's base error and the one table from error to HTTP status and WebSocket code.
+
+Services raise these; endpoints and the WebSocket adapter translate them. Nothing below the
+endpoints raises HTTPException.
+"""
+
+from __future__ import annotations
+
+from protocol.messages import ErrorCode
+
+
+class WasteCoachError(Exception):
+    code: ErrorCode = ErrorCode.INTERNAL
+    status: int = 500
+    retryable: bool = False
+
+    def __init__(self, message: str, *, code: ErrorCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class AuthError(WasteCoachError):
+    code = ErrorCode.AUTH_INVALID
+    status = 401
+
+
+class TokenExpired(AuthError):
+    code = ErrorCode.AUTH_EXPIRED
+
+
+class Forbidden(WasteCoachError):
+    code = ErrorCode.UPLOAD_FORBIDDEN
+    status = 403
+
+
+class NotFound(WasteCoachError):
+    code = ErrorCode.UPLOAD_NOT_FOUND
+    status = 404
+
+
+class InvalidInput(WasteCoachError):
+    code = ErrorCode.INVALID_MESSAGE
+    status = 422
+
+
+class ImageInvalid(WasteCoachError):
+    code = ErrorCode.IMAGE_INVALID
+    status = 422
+
+
+class StageFailed(WasteCoachError):
+    code = ErrorCode.STAGE_FAILED
+    status = 502
+    retryable = True

@@ -1,0 +1,191 @@
+"""Runs one scan through vision → coaching → locations and emits its events.
+
+This is the only pipeline code: the embedded runner calls :func:`run_scan` in the server's
+event loop, a Celery worker calls it from its task. Every event goes through the session's
+event log with an idempotency key derived from the request id, so a task that runs twice (a
+worker crashed after emitting some events, the broker redelivered it) emits nothing twice, and
+a scan that was cancelled emits nothing more: the log refuses appends once ``scan.done`` exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol.messages import (
+    CoachingDelta,
+    CoachingDone,
+    ErrorCode,
+    ErrorInfo,
+    GeoPoint,
+    ImageRef,
+    InlineImage,
+    Locale,
+    ScanClassified,
+    ScanDone,
+    ScanStatus,
+    Stage,
+    event_payload,
+)
+from server.db import Database
+from server.errors import WasteCoachError
+from server.events.base import AppendStatus, EventLog
+from server.pipeline.stages import CoachingResult, ScanInput, Stages
+from server.scans import repository as scans
+from server.uploads.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+class ScanJob(BaseModel):
+    """What a runner needs to run one scan; serialisable, so it travels through Celery."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scan_id: str
+    request_id: str
+    session_id: str
+    user_id: str
+    locale: Locale
+    image: ImageRef = Field(discriminator="kind")
+    location: GeoPoint | None = None
+    enqueued_at: float = Field(description="time.time() when the server enqueued the job.")
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineDeps:
+    log: EventLog
+    db: Database
+    storage: Storage
+    stages: Stages
+    max_image_bytes: int
+
+
+class _ScanClosed(Exception):
+    """The scan already has its scan.done (cancelled); stop quietly."""
+
+
+class _Emitter:
+    def __init__(self, event_log: EventLog, job: ScanJob) -> None:
+        self._log = event_log
+        self._job = job
+
+    async def emit(self, event: Any, key: str) -> None:
+        job = self._job
+        result = await self._log.append(
+            job.session_id,
+            event_payload(event),
+            key=f"{job.request_id}:{key}",
+            scope=job.request_id,
+        )
+        if result == AppendStatus.SCAN_CLOSED:
+            raise _ScanClosed
+        if result == AppendStatus.SESSION_GONE:
+            # Nobody can receive events any more; the result is still persisted below.
+            log.info("session %s is gone; scan %s continues silently", job.session_id, job.scan_id)
+
+    async def done(self, event: ScanDone) -> None:
+        job = self._job
+        await self._log.append(
+            job.session_id, event_payload(event), key=f"{job.request_id}:done"
+        )
+
+
+async def _image_bytes(job: ScanJob, deps: PipelineDeps) -> tuple[bytes, str]:
+    if isinstance(job.image, InlineImage):
+        return job.image.decode(), job.image.content_type
+    data = await deps.storage.get(job.image.key, max_bytes=deps.max_image_bytes)
+    return data, "application/octet-stream"
+
+
+async def run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
+    emitter = _Emitter(deps.log, job)
+    timings: dict[Stage, float] = {Stage.QUEUE: max(0.0, (time.time() - job.enqueued_at) * 1000)}
+    envelope = {"scan_id": job.scan_id, "request_id": job.request_id}
+    outcome: dict[str, Any] = {}
+    try:
+        image, content_type = await _image_bytes(job, deps)
+        scan = ScanInput(
+            scan_id=job.scan_id,
+            request_id=job.request_id,
+            session_id=job.session_id,
+            user_id=job.user_id,
+            locale=job.locale,
+            image=image,
+            content_type=content_type,
+            location=job.location,
+        )
+
+        started = time.perf_counter()
+        classification = await deps.stages.vision.classify(scan)
+        timings[Stage.VISION] = (time.perf_counter() - started) * 1000
+        outcome["classification"] = classification.model_dump(mode="json")
+        await emitter.emit(ScanClassified(classification=classification, **envelope), "classified")
+
+        started = time.perf_counter()
+        result: CoachingResult | None = None
+        index = 0
+        async for chunk in deps.stages.coach.coach(scan, classification):
+            if isinstance(chunk, CoachingResult):
+                result = chunk
+                break
+            await emitter.emit(CoachingDelta(index=index, text=chunk, **envelope), f"delta:{index}")
+            index += 1
+        if result is None:
+            raise WasteCoachError("the coach ended without a result", code=ErrorCode.STAGE_FAILED)
+        timings[Stage.COACHING] = (time.perf_counter() - started) * 1000
+        outcome.update(
+            coaching_text=result.text, rule_ids=result.rule_ids, coach_backend=result.backend
+        )
+        await emitter.emit(
+            CoachingDone(
+                text=result.text,
+                rule_ids=result.rule_ids,
+                backend=result.backend,
+                fallback_reason=result.fallback_reason,
+                **envelope,
+            ),
+            "coaching.done",
+        )
+
+        started = time.perf_counter()
+        bins = await deps.stages.locations.suggest(scan, classification)
+        timings[Stage.LOCATIONS] = (time.perf_counter() - started) * 1000
+        outcome["bins"] = bins.model_dump(mode="json", exclude={"seq", "ts"})
+        await emitter.emit(bins, "bins")
+    except _ScanClosed:
+        return ScanStatus.CANCELLED
+    except Exception as exc:
+        if isinstance(exc, WasteCoachError):
+            error = ErrorInfo(code=exc.code, message=exc.message, retryable=exc.retryable)
+        else:
+            log.exception("scan %s failed", job.scan_id)
+            error = ErrorInfo(
+                code=ErrorCode.STAGE_FAILED, message="the scan failed; try again", retryable=True
+            )
+        timings_json = {k.value: v for k, v in timings.items()}
+        async with deps.db.session() as session:
+            await scans.finish(
+                session, job.scan_id, status="failed", error=error.model_dump(mode="json"),
+                timings_ms=timings_json, **outcome,
+            )
+        await emitter.done(
+            ScanDone(status=ScanStatus.FAILED, timings_ms=timings, error=error, **envelope)
+        )
+        return ScanStatus.FAILED
+
+    # Persist before telling the client it is done: a finished scan is never lost.
+    async with deps.db.session() as session:
+        await scans.finish(
+            session,
+            job.scan_id,
+            status="completed",
+            timings_ms={k.value: v for k, v in timings.items()},
+            **outcome,
+        )
+    await emitter.done(ScanDone(status=ScanStatus.COMPLETED, timings_ms=timings, **envelope))
+    return ScanStatus.COMPLETED

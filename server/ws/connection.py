@@ -1,0 +1,449 @@
+"""One coaching WebSocket connection: a thin I/O adapter around ``protocol.session``.
+
+Three tasks run together in a TaskGroup:
+
+* the reader feeds frames to the state machine and performs its actions (it is always inside
+  ``receive()``, so a dead peer is noticed at once: starlette #1793);
+* the writer drains a bounded queue into the socket, in ``seq`` order, filling any gap from the
+  session's event log and dropping duplicates;
+* the supervisor ends the connection at its lifetime cap (after a ``session.expiring``
+  warning), when the client is too slow, or when the server shuts down.
+
+Slow-client policy: the send queue holds ``session.send_queue_size`` events. When it is full
+the connection is closed with 1013; nothing is lost, because the client resumes with its last
+seq and the log replays what it missed. Coalescing deltas would lose the per-event contract
+and dropping would lose data, so closing is the honest choice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from protocol.messages import (
+    Error,
+    ErrorCode,
+    ImageRef,
+    ScanAccepted,
+    ScanCancel,
+    ScanDone,
+    ScanStart,
+    ScanStatus,
+    SessionExpiring,
+    SessionReady,
+    SessionStart,
+    UploadImage,
+    event_payload,
+)
+from protocol.session import (
+    Action,
+    Authenticate,
+    CancelScan,
+    Close,
+    CloseCode,
+    SendEvent,
+    SessionMachine,
+    StartScan,
+)
+from server.auth.tokens import Claims
+from server.errors import AuthError, NotFound, WasteCoachError
+from server.events.base import RESYNC, AppendStatus, Subscription
+from server.pipeline.run import ScanJob
+from server.scans import repository as scans
+from server.scans.models import Scan
+from server.services import Services
+from server.uploads import service as uploads
+from server.users.models import new_id
+
+log = logging.getLogger(__name__)
+
+_SHUTDOWN = -2
+
+
+class _CloseConnection(Exception):
+    def __init__(self, code: CloseCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, services: Services) -> None:
+        self.ws = websocket
+        self.services = services
+        self.settings = services.settings.session
+        self.machine = SessionMachine(max_concurrent_scans=self.settings.max_concurrent_scans)
+        self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(self.settings.send_queue_size)
+        self.closed = asyncio.Event()
+        self._slow = asyncio.Event()
+        self._subscription: Subscription | None = None
+        self._claims: Claims | None = None
+        self._start: SessionStart | None = None
+        self._scan_ids: dict[str, str] = {}
+        self._last_touch = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        self.services.connections.add(self)
+        try:
+            if self.services.draining:
+                raise _CloseConnection(CloseCode.SERVICE_RESTART, "server is restarting")
+            await self._handshake()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._reader(), name="ws-reader")
+                group.create_task(self._writer(), name="ws-writer")
+                group.create_task(self._supervisor(), name="ws-supervisor")
+        except* _CloseConnection as group:
+            exc = group.exceptions[0]
+            assert isinstance(exc, _CloseConnection)
+            await self._close(exc.code, exc.reason)
+        except* _Disconnected:
+            pass
+        finally:
+            self.machine.closed()
+            if self._subscription is not None:
+                await self._subscription.close()
+            self.services.connections.discard(self)
+            self.closed.set()
+
+    def shutdown(self) -> None:
+        """Server shutdown: flush what is queued, then close with 1012."""
+        try:
+            self.queue.put_nowait((_SHUTDOWN, ""))
+        except asyncio.QueueFull:
+            self._slow.set()
+
+    async def _close(self, code: CloseCode, reason: str) -> None:
+        if self.ws.application_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(code=int(code), reason=reason[:120]), 2)
+
+    # ------------------------------------------------------------------ socket I/O
+
+    async def _receive(self, timeout: float) -> str | None:
+        """One text frame (``None`` for a binary one)."""
+        try:
+            message = await asyncio.wait_for(self.ws.receive(), timeout)
+        except TimeoutError as exc:
+            raise _CloseConnection(CloseCode.GOING_AWAY, "idle timeout") from exc
+        if message["type"] == "websocket.disconnect":
+            raise _Disconnected
+        text: str | None = message.get("text")
+        return text
+
+    async def _send_direct(self, text: str) -> None:
+        try:
+            await self.ws.send_text(text)
+        except Exception as exc:  # the peer went away mid-send (starlette #1811)
+            raise _Disconnected from exc
+
+    # ------------------------------------------------------------------ handshake
+
+    async def _handshake(self) -> None:
+        deadline = time.monotonic() + self.settings.auth_timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                await self._perform(self.machine.auth_timed_out())
+            try:
+                text = await self._receive(remaining)
+            except _CloseConnection:
+                await self._perform(self.machine.auth_timed_out())
+                raise
+            actions = (
+                self.machine.receive_binary() if text is None else self.machine.receive_text(text)
+            )
+            await self._perform(actions)
+            if self._claims is not None:
+                return
+
+    async def _authenticate(self, start: SessionStart) -> None:
+        try:
+            claims = self.services.tokens.verify_access(start.token)
+        except AuthError as exc:
+            await self._perform(self.machine.authentication_failed(exc.code, exc.message))
+            return
+        event_log = self.services.log
+        resumed = False
+        info = None
+        backlog_from = 0
+        if start.resume is not None:
+            info = await event_log.get_session(start.resume.session_id)
+            if info is not None and info.user_id != claims.user_id:
+                await self._perform(
+                    self.machine.authentication_failed(
+                        ErrorCode.RESUME_FORBIDDEN, "that session belongs to another user"
+                    )
+                )
+                return
+            if info is not None and info.epoch == start.resume.epoch:
+                self._subscription = await event_log.subscribe(info.session_id, self._deliver)
+                # Subscribed first, then check the history: nothing can fall in between.
+                if await event_log.read_since(info.session_id, start.resume.last_seq) is not None:
+                    resumed = True
+                    backlog_from = start.resume.last_seq
+                else:
+                    await self._subscription.close()
+                    self._subscription = None
+        if not resumed:
+            session_id = secrets.token_urlsafe(16)
+            info = await event_log.create_session(session_id, claims.user_id)
+            self._subscription = await event_log.subscribe(session_id, self._deliver)
+        assert info is not None
+        self._claims = claims
+        self._start = start
+        self.machine.authenticated(info.session_id, backlog_from)
+        now = datetime.now(UTC)
+        self._expires_at = now + timedelta(seconds=self.settings.max_lifetime_s)
+        head = (await event_log.get_session(info.session_id) or info).head
+        ready = SessionReady(
+            request_id=start.request_id,
+            session_id=info.session_id,
+            epoch=info.epoch,
+            resumed=resumed,
+            last_seq=head,
+            user_id=claims.user_id,
+            heartbeat_interval_s=self.settings.heartbeat_interval_s,
+            expires_at=self._expires_at,
+        )
+        await self._send_direct(ready.model_dump_json())
+
+    # ------------------------------------------------------------------ actions
+
+    async def _perform(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, SendEvent):
+                if action.logged:
+                    await self._append(event_payload(action.event))
+                elif self._claims is None:
+                    await self._send_direct(action.event.model_dump_json())
+                else:
+                    # Once the writer runs, only it writes to the socket.
+                    self._deliver(0, action.event.model_dump_json())
+            elif isinstance(action, Authenticate):
+                await self._authenticate(action.message)
+            elif isinstance(action, StartScan):
+                await self._start_scan(action.message)
+            elif isinstance(action, CancelScan):
+                await self._cancel_scan(action.message)
+            elif isinstance(action, Close):
+                raise _CloseConnection(action.code, action.reason)
+
+    async def _append(self, payload: dict[str, Any], *, key: str | None = None) -> int:
+        assert self.machine.session_id is not None
+        return await self.services.log.append(self.machine.session_id, payload, key=key)
+
+    async def _error(self, request_id: str | None, exc: WasteCoachError) -> None:
+        error = Error(
+            request_id=request_id, code=exc.code, message=exc.message, retryable=exc.retryable
+        )
+        await self._append(event_payload(error))
+
+    async def _check_image(self, image: ImageRef) -> str | None:
+        """Authorise an upload key; returns it (``None`` for an inline image)."""
+        if not isinstance(image, UploadImage):
+            return None
+        assert self._claims is not None
+        async with self.services.db.session() as session:
+            await uploads.owned_upload(session, user_id=self._claims.user_id, key=image.key)
+        if await self.services.storage.head(image.key) is None:
+            raise NotFound(
+                f"upload {image.key!r} has not been received yet; PUT the file first",
+                code=ErrorCode.UPLOAD_NOT_FOUND,
+            )
+        return image.key
+
+    async def _start_scan(self, message: ScanStart) -> None:
+        assert self._claims is not None and self._start is not None
+        session_id = self.machine.session_id
+        assert session_id is not None
+        request_id = message.request_id
+        try:
+            upload_key = await self._check_image(message.image)
+        except WasteCoachError as exc:
+            self.machine.scan_rejected(request_id)
+            await self._error(request_id, exc)
+            return
+        scan_id = new_id()
+        seq = await self._append(
+            event_payload(ScanAccepted(request_id=request_id, scan_id=scan_id)),
+            key=f"{request_id}:accepted",
+        )
+        if seq == AppendStatus.DUPLICATE:
+            self.machine.scan_rejected(request_id)
+            await self._error(
+                request_id,
+                WasteCoachError(
+                    f"request_id {request_id!r} was already used in this session",
+                    code=ErrorCode.DUPLICATE_REQUEST,
+                ),
+            )
+            return
+        self._scan_ids[request_id] = scan_id
+        locale = message.locale or self._start.locale
+        job = ScanJob(
+            scan_id=scan_id,
+            request_id=request_id,
+            session_id=session_id,
+            user_id=self._claims.user_id,
+            locale=locale,
+            image=message.image,
+            location=message.location,
+            enqueued_at=time.time(),
+        )
+        try:
+            async with self.services.db.session() as session:
+                await scans.insert(
+                    session,
+                    Scan(
+                        id=scan_id,
+                        user_id=self._claims.user_id,
+                        session_id=session_id,
+                        request_id=request_id,
+                        status="running",
+                        locale=locale.value,
+                        image_kind=message.image.kind,
+                        upload_key=upload_key,
+                        lat=message.location.lat if message.location else None,
+                        lon=message.location.lon if message.location else None,
+                    ),
+                )
+            # Enqueued only after the commit: the worker must find the row.
+            await self.services.runner.submit(job)
+        except Exception:
+            log.exception("could not start scan %s", scan_id)
+            done = ScanDone(
+                request_id=request_id,
+                scan_id=scan_id,
+                status=ScanStatus.FAILED,
+                error={"code": ErrorCode.INTERNAL, "message": "could not start", "retryable": True},
+            )
+            await self._append(event_payload(done), key=f"{request_id}:done")
+
+    async def _cancel_scan(self, message: ScanCancel) -> None:
+        assert self._claims is not None
+        session_id = self.machine.session_id
+        assert session_id is not None
+        request_id = message.request_id
+        scan_id = self._scan_ids.get(request_id)
+        if scan_id is None:
+            async with self.services.db.session() as session:
+                row = await scans.find(session, session_id, request_id)
+                scan_id = row.id if row is not None else None
+        if scan_id is None:
+            await self._error(
+                request_id,
+                WasteCoachError(
+                    f"no scan with request_id {request_id!r} in this session",
+                    code=ErrorCode.UNKNOWN_REQUEST,
+                ),
+            )
+            return
+        done = ScanDone(request_id=request_id, scan_id=scan_id, status=ScanStatus.CANCELLED)
+        seq = await self._append(event_payload(done), key=f"{request_id}:done")
+        if seq == AppendStatus.DUPLICATE:
+            await self._error(
+                request_id,
+                WasteCoachError(
+                    f"scan {request_id!r} has already ended", code=ErrorCode.UNKNOWN_REQUEST
+                ),
+            )
+            return
+        async with self.services.db.session() as session:
+            await scans.finish(session, scan_id, status="cancelled")
+
+    # ------------------------------------------------------------------ tasks
+
+    async def _reader(self) -> None:
+        while True:
+            text = await self._receive(self.services.settings.session.idle_timeout_s)
+            actions = (
+                self.machine.receive_binary() if text is None else self.machine.receive_text(text)
+            )
+            await self._perform(actions)
+            await self._keep_alive()
+
+    async def _keep_alive(self) -> None:
+        # The replay log expires when idle; a connected client keeps it alive.
+        now = time.monotonic()
+        if now - self._last_touch > 30:
+            self._last_touch = now
+            assert self.machine.session_id is not None
+            await self.services.log.touch(self.machine.session_id)
+
+    def _deliver(self, seq: int, event: str) -> None:
+        """Called by the event log / hub for every event of this session."""
+        try:
+            self.queue.put_nowait((seq, event))
+        except asyncio.QueueFull:
+            self._slow.set()
+
+    async def _catch_up(self) -> None:
+        session_id = self.machine.session_id
+        assert session_id is not None
+        events = await self.services.log.read_since(session_id, self.machine.last_seq)
+        if events is None:
+            raise _CloseConnection(
+                CloseCode.INTERNAL_ERROR, "event history lost; reconnect to start a new epoch"
+            )
+        for seq, event in events:
+            await self._write(seq, event)
+
+    async def _write(self, seq: int, event: str) -> None:
+        request_id = None
+        event_type = ""
+        if '"type":"scan.done"' in event:
+            event_type = "scan.done"
+            request_id = json.loads(event).get("request_id")
+        if self.machine.should_deliver(seq, event_type, request_id):
+            await self._send_direct(event)
+
+    async def _writer(self) -> None:
+        await self._catch_up()
+        while True:
+            seq, event = await self.queue.get()
+            if seq == _SHUTDOWN:
+                raise _CloseConnection(CloseCode.SERVICE_RESTART, "server is restarting")
+            if seq == 0:
+                await self._send_direct(event)
+                continue
+            if seq == RESYNC or seq > self.machine.last_seq + 1:
+                await self._catch_up()
+                if seq == RESYNC:
+                    continue
+            await self._write(seq, event)
+
+    async def _supervisor(self) -> None:
+        warn_in = (
+            self._expires_at - datetime.now(UTC)
+        ).total_seconds() - self.settings.expiry_warning_s
+        slow = asyncio.create_task(self._slow.wait())
+        try:
+            done, _ = await asyncio.wait({slow}, timeout=max(0.0, warn_in))
+            if not done:
+                warning = SessionExpiring(
+                    close_at=self._expires_at, reason="session lifetime reached"
+                )
+                self._deliver(0, warning.model_dump_json())
+                done, _ = await asyncio.wait({slow}, timeout=self.settings.expiry_warning_s)
+                if not done:
+                    raise _CloseConnection(CloseCode.GOING_AWAY, "session lifetime reached")
+            raise _CloseConnection(
+                CloseCode.TRY_AGAIN_LATER, "client too slow; reconnect and resume"
+            )
+        finally:
+            slow.cancel()
+
+
+class _Disconnected(Exception):
+    pass

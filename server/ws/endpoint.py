@@ -1,0 +1,14 @@
+"""The coaching WebSocket route."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, WebSocket
+
+from server.ws.connection import Connection
+
+router = APIRouter()
+
+
+@router.websocket("/api/v1/coach/ws")
+async def coach_ws(websocket: WebSocket) -> None:
+    await Connection(websocket, websocket.app.state.services).run()
