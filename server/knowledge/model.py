@@ -57,7 +57,11 @@ class Item(_Frozen):
     id: int
     name_ko: str
     name_en: str | None = None
+    #: Other names people use for the item (Korean and English, spacing variants, colloquial).
     aliases: tuple[str, ...] = ()
+    #: Names the official dictionary lists as related entries. Noisy: a retrieval hint with a
+    #: low weight, never a synonym.
+    related: tuple[str, ...] = ()
     categories: tuple[OfficialCategory, ...] = Field(min_length=1)
     stream: Stream
     rule_ids: tuple[str, ...] = ()
@@ -71,3 +75,8 @@ class LocalOverride(_Frozen):
     sigungu_name: str
     applies_to: str = Field(description="A stream value or a rule id.")
     text: Text
+    #: A ``local.*`` rule that is shown instead of the national rule named by ``applies_to``
+    #: in this 시군구; without it the override is a note added to the national rule.
+    replacement_rule_id: str | None = None
+    #: Where the local practice is published, so a person can check it.
+    source: str | None = None

@@ -1,0 +1,290 @@
+"""Loads and checks the disposal knowledge base, and answers the coach's questions about it.
+
+The data lives in ``server/knowledge/data/`` (items.json, rules.yaml, overrides.yaml), each file
+with its own ``version``. Loading checks every record against the schema in
+:mod:`server.knowledge.model` and every cross-reference (rule ids, streams, 시군구 overrides), and
+refuses to start with a message that names the file and the record at fault: a broken knowledge
+base must stop a deploy, not produce invented guidance at run time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from protocol.streams import Stream
+from server.errors import WasteCoachError
+from server.knowledge.model import Item, LocalOverride, Rule
+
+M = TypeVar("M", bound=BaseModel)
+
+DATA_DIR = Path(__file__).parent / "data"
+ITEMS_FILE = "items.json"
+RULES_FILE = "rules.yaml"
+OVERRIDES_FILE = "overrides.yaml"
+
+#: Vision labels (server.vision) → the official item that stands for the whole class. Chosen as
+#: the dictionary entry whose guidance fits the class as a whole, not one special case of it.
+LABEL_ITEMS: Mapping[str, int] = MappingProxyType(
+    {
+        "cardboard": 30,  # 골판지 상자
+        "paper": 528,  # 종이
+        "glass": 534,  # 깨끗한 유리병
+        "glass_bottle": 534,
+        "metal": 535,  # 금속류 (캔)
+        "can": 617,  # 음료캔
+        "plastic": 531,  # 플라스틱 용기
+        "pet_bottle": 123,  # 음료 페트병 (투명)
+        "clear_pet": 123,
+        "trash": 542,  # 재활용이 안 되는 생활 쓰레기
+        "battery": 537,  # 건전지
+        "food": 156,  # 가정 음식물 쓰레기
+        "clothing": 536,  # 의류
+        "shoes": 657,  # 신발
+        "plastic_bag": 532,  # 비닐봉투·비닐 포장재
+        "vinyl": 532,
+        "paper_cup": 41,  # 종이컵
+        "carton": 18,  # 종이팩 (우유팩)
+        "milk_carton": 18,
+        "electronics": 540,  # 전기전자제품
+        "styrofoam": 533,  # 깨끗한 스티로폼 포장재
+        "lamp": 136,  # 형광등
+        "medicine": 147,  # 알약
+        "broken_glass": 498,  # 깨진 유리
+        "ceramic": 509,  # 사기 그릇
+    }
+)
+
+
+class KnowledgeBaseError(WasteCoachError):
+    """The knowledge base data is missing, malformed or inconsistent."""
+
+
+def _read(path: Path) -> Any:
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KnowledgeBaseError(f"{path.name}: cannot read ({exc.strerror})") from exc
+    try:
+        if path.suffix == ".json":
+            return json.loads(raw)
+        return yaml.safe_load(raw)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise KnowledgeBaseError(f"{path.name}: not valid {path.suffix[1:].upper()}: {exc}") from exc
+
+
+def _document(path: Path, key: str) -> tuple[str, list[Any]]:
+    doc = _read(path)
+    if not isinstance(doc, dict):
+        raise KnowledgeBaseError(f"{path.name}: top level must be a mapping")
+    version = doc.get("version")
+    if not isinstance(version, str) or not version:
+        raise KnowledgeBaseError(f"{path.name}: 'version' must be a non-empty string")
+    records = doc.get(key)
+    if not isinstance(records, list):
+        raise KnowledgeBaseError(f"{path.name}: '{key}' must be a list")
+    return version, records
+
+
+def _parse(model: type[M], records: list[Any], file: str) -> list[M]:
+    parsed: list[M] = []
+    for index, record in enumerate(records):
+        try:
+            parsed.append(model.model_validate(record))
+        except ValidationError as exc:
+            label = record.get("id", "?") if isinstance(record, dict) else "?"
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '<record>'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise KnowledgeBaseError(
+                f"{file}: record #{index} (id {label}) is invalid: {problems}"
+            ) from exc
+    return parsed
+
+
+class KnowledgeBase:
+    """The items of the official dictionary, our rules, and 시군구 overrides; read-only."""
+
+    def __init__(
+        self,
+        *,
+        version: str,
+        items: Mapping[int, Item],
+        rules: Mapping[str, Rule],
+        overrides: tuple[LocalOverride, ...] = (),
+    ) -> None:
+        self.version = version
+        self.items: Mapping[int, Item] = MappingProxyType(dict(items))
+        self.rules: Mapping[str, Rule] = MappingProxyType(dict(rules))
+        self.overrides = overrides
+        self._check()
+        by_stream: dict[Stream, list[Item]] = {}
+        for item in sorted(self.items.values(), key=lambda i: i.id):
+            by_stream.setdefault(item.stream, []).append(item)
+        self._by_stream = by_stream
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, data_dir: Path | None = None) -> KnowledgeBase:
+        """Read and check the data files; raise :class:`KnowledgeBaseError` on any problem."""
+        directory = data_dir or DATA_DIR
+        items_version, item_records = _document(directory / ITEMS_FILE, "items")
+        rules_version, rule_records = _document(directory / RULES_FILE, "rules")
+        overrides_path = directory / OVERRIDES_FILE
+        overrides_version, override_records = (
+            _document(overrides_path, "overrides") if overrides_path.exists() else ("none", [])
+        )
+        items = _parse(Item, item_records, ITEMS_FILE)
+        rules = _parse(Rule, rule_records, RULES_FILE)
+        overrides = _parse(LocalOverride, override_records, OVERRIDES_FILE)
+
+        item_map: dict[int, Item] = {}
+        for item in items:
+            if item.id in item_map:
+                raise KnowledgeBaseError(f"{ITEMS_FILE}: item id {item.id} appears twice")
+            item_map[item.id] = item
+        rule_map: dict[str, Rule] = {}
+        for rule in rules:
+            if rule.id in rule_map:
+                raise KnowledgeBaseError(f"{RULES_FILE}: rule id {rule.id!r} appears twice")
+            rule_map[rule.id] = rule
+        return cls(
+            version=f"rules {rules_version}, items {items_version}, overrides {overrides_version}",
+            items=item_map,
+            rules=rule_map,
+            overrides=tuple(overrides),
+        )
+
+    def _check(self) -> None:
+        for stream in Stream:
+            rule = self.rules.get(f"stream.{stream.value}")
+            if rule is None:
+                raise KnowledgeBaseError(f"{RULES_FILE}: no category rule 'stream.{stream.value}'")
+            if rule.stream is not stream:
+                raise KnowledgeBaseError(
+                    f"{RULES_FILE}: rule {rule.id!r} is filed under stream {rule.stream.value!r}"
+                )
+        for rule in self.rules.values():
+            if not rule.id.startswith(("stream.", "item.", "local.")):
+                raise KnowledgeBaseError(
+                    f"{RULES_FILE}: rule id {rule.id!r} must start with stream., item. or local."
+                )
+            if rule.id.startswith("stream.") and rule.replaces_category_rule:
+                raise KnowledgeBaseError(
+                    f"{RULES_FILE}: category rule {rule.id!r} cannot replace a category rule"
+                )
+        for item in self.items.values():
+            for rule_id in item.rule_ids:
+                rule = self.rules.get(rule_id)
+                if rule is None:
+                    raise KnowledgeBaseError(
+                        f"{ITEMS_FILE}: item {item.id} refers to unknown rule {rule_id!r}"
+                    )
+                if not rule_id.startswith("item."):
+                    raise KnowledgeBaseError(
+                        f"{ITEMS_FILE}: item {item.id} may only refer to item rules, "
+                        f"not {rule_id!r}"
+                    )
+        stream_values = {s.value for s in Stream}
+        seen: set[str] = set()
+        for override in self.overrides:
+            if override.id in seen:
+                raise KnowledgeBaseError(f"{OVERRIDES_FILE}: override id {override.id!r} twice")
+            seen.add(override.id)
+            if override.applies_to not in stream_values and override.applies_to not in self.rules:
+                raise KnowledgeBaseError(
+                    f"{OVERRIDES_FILE}: override {override.id!r} applies to "
+                    f"{override.applies_to!r}, which is neither a stream nor a rule id"
+                )
+            replacement = override.replacement_rule_id
+            if replacement is not None and not (
+                replacement.startswith("local.") and replacement in self.rules
+            ):
+                raise KnowledgeBaseError(
+                    f"{OVERRIDES_FILE}: override {override.id!r} names replacement rule "
+                    f"{replacement!r}, which is not a local.* rule in {RULES_FILE}"
+                )
+        for label, item_id in LABEL_ITEMS.items():
+            if item_id not in self.items:
+                raise KnowledgeBaseError(f"vision label {label!r} maps to unknown item {item_id}")
+
+    # ------------------------------------------------------------------ queries
+
+    def rule(self, rule_id: str) -> Rule:
+        try:
+            return self.rules[rule_id]
+        except KeyError:
+            raise KnowledgeBaseError(f"unknown rule {rule_id!r}") from None
+
+    def category_rule(self, stream: Stream) -> Rule:
+        return self.rule(f"stream.{stream.value}")
+
+    def item(self, item_id: int) -> Item:
+        try:
+            return self.items[item_id]
+        except KeyError:
+            raise KnowledgeBaseError(f"unknown item {item_id}") from None
+
+    def items_for_stream(self, stream: Stream) -> list[Item]:
+        return list(self._by_stream.get(stream, ()))
+
+    def rules_for(
+        self, stream: Stream, item_id: int | None = None, sigungu_code: str | None = None
+    ) -> list[Rule]:
+        """The rules to follow, most specific first.
+
+        Item rules come first; the category rule of ``stream`` follows unless an item rule
+        replaces it. An item rule filed under another stream than ``stream`` is kept: it is
+        exactly the case where the item's handling differs from what its look suggests. In a
+        시군구 with an override that names a replacement rule, that local rule takes the place of
+        the national one.
+        """
+        chosen: list[Rule] = []
+        if item_id is not None and item_id in self.items:
+            chosen.extend(self.rules[rule_id] for rule_id in self.items[item_id].rule_ids)
+        if not any(rule.replaces_category_rule for rule in chosen):
+            chosen.append(self.category_rule(stream))
+        if sigungu_code is None:
+            return chosen
+        replacements = {
+            o.applies_to: self.rules[o.replacement_rule_id]
+            for o in self.overrides
+            if o.sigungu_code == sigungu_code and o.replacement_rule_id is not None
+        }
+        local: list[Rule] = []
+        for rule in chosen:
+            # A category rule can be overridden by its stream value or by its rule id.
+            key = rule.stream.value if rule.id.startswith("stream.") else rule.id
+            local.append(replacements.get(rule.id) or replacements.get(key) or rule)
+        return local
+
+    def overrides_for(
+        self, applies_to: list[str], sigungu_code: str | None
+    ) -> list[LocalOverride]:
+        """Local notes for these streams or rule ids in this 시군구 (none without a 시군구)."""
+        if sigungu_code is None:
+            return []
+        wanted = set(applies_to)
+        return [
+            o for o in self.overrides if o.sigungu_code == sigungu_code and o.applies_to in wanted
+        ]
+
+    def item_for_label(self, label: str) -> Item | None:
+        """The official item that stands for a vision label, or ``None`` for an unknown label."""
+        item_id = LABEL_ITEMS.get(label.strip().lower())
+        return None if item_id is None else self.items.get(item_id)
+
+
+@lru_cache(maxsize=1)
+def get_knowledge_base() -> KnowledgeBase:
+    """The knowledge base shipped with the server, loaded and checked once per process."""
+    return KnowledgeBase.load()
