@@ -18,15 +18,6 @@ from server.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 
-def _include_optional_routers(app: FastAPI) -> None:
-    """Routers of domains that may not be installed in a trimmed build."""
-    from server.knowledge.endpoints import router as knowledge
-    from server.locations.endpoints import router as locations
-
-    app.include_router(knowledge)
-    app.include_router(locations)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -100,5 +91,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth)
     app.include_router(uploads)
     app.include_router(ws)
-    _include_optional_routers(app)
     return app

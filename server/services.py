@@ -115,7 +115,7 @@ class Services:
             stages = deps.stages
             runner = EmbeddedRunner(deps)
         else:
-            runner = CeleryRunner(settings.broker_url)
+            runner = CeleryRunner(settings.broker_url, settings.celery_queue)
         storage = build_storage(settings, secret)
         if isinstance(storage, S3Storage):
             await storage.ensure_bucket()

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+    celery_queue: str = "wastecoach.scans"
     #: Public base URL used to build upload links in embedded mode.
     public_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"

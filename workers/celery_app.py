@@ -10,7 +10,7 @@ from __future__ import annotations
 from celery import Celery
 
 
-def make_celery(broker_url: str) -> Celery:
+def make_celery(broker_url: str, queue: str = "wastecoach.scans") -> Celery:
     app = Celery("wastecoach", broker=broker_url, include=["workers.tasks"])
     app.conf.update(
         task_serializer="json",
@@ -20,7 +20,7 @@ def make_celery(broker_url: str) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=4,
         broker_connection_retry_on_startup=True,
-        task_default_queue="wastecoach.scans",
+        task_default_queue=queue,
         worker_hijack_root_logger=False,
         broker_heartbeat=30,
         # A scan that outlives this is stuck; the client already has its scan.done(failed)
@@ -34,7 +34,8 @@ def make_celery(broker_url: str) -> Celery:
 def _app_from_settings() -> Celery:
     from server.settings import get_settings
 
-    return make_celery(get_settings().broker_url)
+    settings = get_settings()
+    return make_celery(settings.broker_url, settings.celery_queue)
 
 
 app = _app_from_settings()

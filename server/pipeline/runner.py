@@ -48,10 +48,10 @@ class EmbeddedRunner:
 class CeleryRunner:
     """Enqueues on RabbitMQ. The job is committed to the database before this is called."""
 
-    def __init__(self, broker_url: str) -> None:
+    def __init__(self, broker_url: str, queue: str) -> None:
         from workers.celery_app import make_celery
 
-        self._app = make_celery(broker_url)
+        self._app = make_celery(broker_url, queue)
 
     async def submit(self, job: ScanJob) -> None:
         # kombu's publish blocks; keep it off the event loop.

@@ -1,0 +1,73 @@
+"""Stand-in scan stages for the pipeline's own tests and for the orchestration benchmark.
+
+They are not the product's stages: they answer instantly (or as slowly as the test asks), so
+that tests and benchmarks measure the orchestration only. The image bytes steer them:
+
+* ``FAIL...``  the vision stage raises;
+* ``SLOW...``  the coach streams 20 deltas 50 ms apart (time to cancel or drop a connection);
+* ``MANY...``  the coach streams 600 deltas at once (a flood for slow-client tests);
+* anything else: 3 deltas at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from protocol.messages import BinsSuggested, Classification, OfficialCategory
+from protocol.streams import Stream
+from server.db import Database
+from server.errors import StageFailed
+from server.pipeline.stages import CoachingResult, ScanInput, Stages
+from server.settings import Settings
+
+
+class InstantVision:
+    async def classify(self, scan: ScanInput) -> Classification:
+        if scan.image.startswith(b"FAIL"):
+            raise StageFailed("test vision stage was told to fail")
+        return Classification(
+            label="pet_bottle",
+            name_ko="페트병",
+            name_en="PET bottle",
+            stream=Stream.CLEAR_PET,
+            category=OfficialCategory(major="재활용폐기물", middle="무색페트병"),
+            confidence=0.97,
+            model="test-stage",
+        )
+
+
+class InstantCoach:
+    async def coach(
+        self, scan: ScanInput, classification: Classification
+    ) -> AsyncIterator[str | CoachingResult]:
+        if scan.image.startswith(b"SLOW"):
+            count, delay = 20, 0.05
+        elif scan.image.startswith(b"MANY"):
+            count, delay = 600, 0.0
+        else:
+            count, delay = 3, 0.0
+        parts = []
+        for i in range(count):
+            if delay:
+                await asyncio.sleep(delay)
+            text = f"step {i}. "
+            parts.append(text)
+            yield text
+        yield CoachingResult(text="".join(parts), rule_ids=["test.rule"], backend="test-stage")
+
+
+class InstantLocations:
+    async def suggest(self, scan: ScanInput, classification: Classification) -> BinsSuggested:
+        return BinsSuggested(
+            request_id=scan.request_id,
+            scan_id=scan.scan_id,
+            stream=classification.stream,
+            places=[],
+            location_used=scan.location is not None,
+            note="test stage",
+        )
+
+
+async def build(settings: Settings, db: Database) -> Stages:
+    return Stages(vision=InstantVision(), coach=InstantCoach(), locations=InstantLocations())
