@@ -33,8 +33,8 @@ from server.coach import grounding as g
 from server.coach import prompts
 from server.coach.composer import stream_sentences
 from server.coach.grounding import Grounding, Sentence
-from server.coach.korean import particle
 from server.coach.guard import MAX_QUESTION_CHARS, Verdict, check
+from server.coach.korean import particle
 from server.coach.relay import (
     EMBEDDED_BACKEND,
     LLM_BACKEND,
@@ -103,7 +103,9 @@ _PARTS: dict[str, re.Pattern[str]] = {
 }
 #: Materials a question may name, and the stream that material goes to on its own.
 _MATERIALS: dict[Stream, re.Pattern[str]] = {
-    Stream.METAL: re.compile(r"\bmetal|\balumin|\bsteel|\btin\b|\biron\b|금속|쇠|철|알루미늄|캔", re.IGNORECASE),
+    Stream.METAL: re.compile(
+        r"\bmetal|\balumin|\bsteel|\btin\b|\biron\b|금속|쇠|철|알루미늄|캔", re.IGNORECASE
+    ),
     Stream.PLASTIC: re.compile(r"\bplastic|플라스틱|합성수지", re.IGNORECASE),
     Stream.GLASS: re.compile(r"\bglass|유리", re.IGNORECASE),
     Stream.PAPER: re.compile(r"\bpaper|\bcardboard|종이|골판지", re.IGNORECASE),
@@ -234,8 +236,9 @@ class ChatService:
         scan_context: Classification | None,
         history: list[ChatTurn],
     ) -> AsyncIterator[str | ChatResult]:
-        plan = self.plan(question=question, locale=locale, scan_context=scan_context,
-                         history=history)
+        plan = self.plan(
+            question=question, locale=locale, scan_context=scan_context, history=history
+        )
         if plan.outcome is not Outcome.ANSWERED or not self.uses_llm:
             async for event in _stream_plan(plan):
                 yield event
@@ -263,10 +266,18 @@ class ChatService:
         suggestions = [h.item for h in hits if h.score >= SUGGEST_SCORE][:MAX_SUGGESTIONS]
         if subject is None:
             if not hits and not aspects.about_waste and not aspects.any:
-                return Plan(locale, question, None, aspects, [], _off_topic(locale),
-                            Outcome.OFF_TOPIC)
-            return Plan(locale, question, None, aspects, suggestions,
-                        _not_known(question, suggestions, locale), Outcome.NOT_KNOWN)
+                return Plan(
+                    locale, question, None, aspects, [], _off_topic(locale), Outcome.OFF_TOPIC
+                )
+            return Plan(
+                locale,
+                question,
+                None,
+                aspects,
+                suggestions,
+                _not_known(question, suggestions, locale),
+                Outcome.NOT_KNOWN,
+            )
         sentences, extra = self._compose(subject, aspects, locale)
         return Plan(locale, question, subject, aspects, [], sentences, Outcome.ANSWERED, extra)
 
@@ -296,7 +307,9 @@ class ChatService:
                 context = g.ground(kb, last.stream, last)
         # A question about a part or dirt of "it" is about the item in context, even when the
         # search also matched an item named like the part ("cap" → 병뚜껑).
-        if context is not None and (named is None or (aspects.any and _is_part_item(named, aspects))):
+        if context is not None and (
+            named is None or (aspects.any and _is_part_item(named, aspects))
+        ):
             return context
         if named is not None:
             return g.ground(kb, named.stream, named)
@@ -347,14 +360,14 @@ class ChatService:
                 return own, None
         stream = materials[0] if materials else _PART_DEFAULT[part]
         rule = kb.category_rule(stream)
-        where = prompts.text(rule.bin, locale).rstrip(".")
+        where = g.bin_phrase(rule, locale)
         said = bool(materials)
         if locale is Locale.KO:
-            lead = "" if said else "보통 "
-            return Sentence(
-                f"{particle_topic(part_name)} 떼어서 따로 버려 주세요. {lead}{where}에 넣으면 돼요.",
-                (rule.id,),
-            ), rule
+            lead = "보통 " if not said else ""
+            said_ko = (
+                f"{particle_topic(part_name)} 떼어서 따로 버려 주세요. {lead}버리는 곳: {where}."
+            )
+            return Sentence(said_ko, (rule.id,)), rule
         usual = "" if said else "usually "
         return Sentence(
             f"Take the {part_name} off and sort it separately: it {usual}goes in {where}.",
@@ -369,7 +382,11 @@ class ChatService:
         assert self.client is not None and self.settings is not None
         rules = plan.rules
         injected = [rule.id for rule in rules]
-        names = [g.item_name(plan.subject.item, plan.locale)] if plan.subject and plan.subject.item else []
+        names = (
+            [g.item_name(plan.subject.item, plan.locale)]
+            if plan.subject and plan.subject.item
+            else []
+        )
         messages = prompts.chat_messages(
             question=plan.question,
             locale=plan.locale,
@@ -389,8 +406,12 @@ class ChatService:
         async for delta in relay(upstream, injected, outcome):
             yield delta
         if outcome.failure is None:
-            yield ChatResult(text=outcome.text, item_ids=plan.item_ids,
-                             rule_ids=outcome.rule_ids(injected), backend=LLM_BACKEND)
+            yield ChatResult(
+                text=outcome.text,
+                item_ids=plan.item_ids,
+                rule_ids=outcome.rule_ids(injected),
+                backend=LLM_BACKEND,
+            )
             return
         reason = outcome.failure.reason
         log.warning("LLM chat fell back to embedded: %s", outcome.failure)
@@ -435,36 +456,76 @@ def particle_topic(word: str) -> str:
     return particle(word, "은", "는")
 
 
+_REFUSALS: dict[Verdict, tuple[Outcome, dict[Locale, list[str]]]] = {
+    Verdict.EMPTY: (
+        Outcome.INVALID,
+        {
+            Locale.KO: ["질문이 비어 있어요.", "궁금한 물건이나 버리는 방법을 적어 주세요."],
+            Locale.EN: [
+                "Your question is empty.",
+                "Tell me which item or step you are unsure about.",
+            ],
+        },
+    ),
+    Verdict.TOO_LONG: (
+        Outcome.INVALID,
+        {
+            Locale.KO: [
+                "질문이 너무 길어요.",
+                f"{MAX_QUESTION_CHARS}자 이내로 짧게 물어봐 주세요.",
+            ],
+            Locale.EN: [
+                "That question is too long.",
+                f"Please ask it in under {MAX_QUESTION_CHARS} characters.",
+            ],
+        },
+    ),
+    Verdict.UNSUPPORTED_LANGUAGE: (
+        Outcome.INVALID,
+        {
+            # Said in both languages: the person evidently reads neither the session's well.
+            Locale.KO: [
+                "죄송해요, 한국어와 영어로만 답할 수 있어요.",
+                "Sorry, I can only answer in Korean or English.",
+            ],
+            Locale.EN: [
+                "Sorry, I can only answer in English or Korean.",
+                "죄송해요, 한국어와 영어로만 답할 수 있어요.",
+            ],
+        },
+    ),
+    Verdict.INJECTION: (
+        Outcome.REFUSED,
+        {
+            Locale.KO: [
+                "그 요청은 들어드릴 수 없어요.",
+                "분리배출 기준은 바꿀 수 없지만, 어떤 물건을 어떻게 버릴지는 기꺼이 도와드릴게요.",
+            ],
+            Locale.EN: [
+                "I can't do that: the sorting rules I follow can't be changed.",
+                "I'm happy to help with how to sort or prepare any item, though.",
+            ],
+        },
+    ),
+}
+
+
 def _refusal(verdict: Verdict, locale: Locale, question: str) -> Plan:
-    ko = locale is Locale.KO
-    if verdict is Verdict.EMPTY:
-        msg = ("질문이 비어 있어요. 궁금한 물건이나 버리는 방법을 적어 주세요." if ko else
-               "Your question is empty. Tell me which item or which step you are unsure about.")
-        outcome = Outcome.INVALID
-    elif verdict is Verdict.TOO_LONG:
-        msg = (f"질문이 너무 길어요. {MAX_QUESTION_CHARS}자 이내로 짧게 물어봐 주세요." if ko else
-               f"That question is too long. Please ask it in under {MAX_QUESTION_CHARS} characters.")
-        outcome = Outcome.INVALID
-    elif verdict is Verdict.UNSUPPORTED_LANGUAGE:
-        msg = ("죄송해요, 한국어와 영어로만 답할 수 있어요. Sorry, I can only answer in Korean or English."
-               if ko else
-               "Sorry, I can only answer in English or Korean. 죄송해요, 한국어와 영어로만 답할 수 있어요.")
-        outcome = Outcome.INVALID
-    else:
-        msg = ("그 요청은 들어드릴 수 없어요. 분리배출 기준은 바꿀 수 없지만, 어떤 물건을 어떻게 버릴지는 기꺼이 도와드릴게요."
-               if ko else
-               "I can't do that: the sorting rules I follow can't be changed. "
-               "I'm happy to help with how to sort or prepare any item, though.")
-        outcome = Outcome.REFUSED
-    return Plan(locale, question, None, Aspects(False, (), (), False), [], [Sentence(msg)], outcome)
+    outcome, texts = _REFUSALS[verdict]
+    sentences = [Sentence(t) for t in texts[locale]]
+    return Plan(locale, question, None, Aspects(False, (), (), False), [], sentences, outcome)
 
 
 def _off_topic(locale: Locale) -> list[Sentence]:
     if locale is Locale.KO:
-        return [Sentence("저는 생활 쓰레기 분리배출만 도와드릴 수 있어요."),
-                Sentence("버리려는 물건이나 궁금한 점을 물어봐 주세요.")]
-    return [Sentence("I can only help with sorting household waste."),
-            Sentence("Ask me about an item you want to throw away.")]
+        return [
+            Sentence("저는 생활 쓰레기 분리배출만 도와드릴 수 있어요."),
+            Sentence("버리려는 물건이나 궁금한 점을 물어봐 주세요."),
+        ]
+    return [
+        Sentence("I can only help with sorting household waste."),
+        Sentence("Ask me about an item you want to throw away."),
+    ]
 
 
 def _not_known(question: str, suggestions: Sequence[Item], locale: Locale) -> list[Sentence]:
@@ -472,13 +533,17 @@ def _not_known(question: str, suggestions: Sequence[Item], locale: Locale) -> li
     if locale is Locale.KO:
         out = [Sentence("그 물건에 대한 배출 기준은 아직 갖고 있지 않아요.")]
         if names:
-            out.append(Sentence(f"비슷한 항목으로는 {', '.join(names)}이(가) 있어요. 이 중 하나인가요?"))
+            out.append(
+                Sentence(f"비슷한 항목으로는 {', '.join(names)}이(가) 있어요. 이 중 하나인가요?")
+            )
         else:
             out.append(Sentence("물건 이름을 조금 더 구체적으로 알려 주시거나 사진을 찍어 주세요."))
         return out
     out = [Sentence("I don't have a disposal rule for that.")]
     if names:
-        out.append(Sentence(f"The closest items I know are: {', '.join(names)}. Is it one of these?"))
+        out.append(
+            Sentence(f"The closest items I know are: {', '.join(names)}. Is it one of these?")
+        )
     else:
         out.append(Sentence("Try naming the item more specifically, or take a photo of it."))
     return out
@@ -491,16 +556,16 @@ def _subject_name(subject: Grounding, locale: Locale) -> str:
 
 
 def _if_material(name: str, rule: Rule, locale: Locale) -> Sentence:
-    where = prompts.text(rule.bin, locale).rstrip(".")
+    where = g.bin_phrase(rule, locale)
     if locale is Locale.KO:
-        return Sentence(f"재질이 그렇다면 {where}에 버려 주세요.", (rule.id,))
+        return Sentence(f"그 재질이라면 버리는 곳: {where}.", (rule.id,))
     return Sentence(f"If it is made of that, it goes in {where}.", (rule.id,))
 
 
 def _item_destination(name: str, rule: Rule, locale: Locale) -> Sentence:
-    where = prompts.text(rule.bin, locale).rstrip(".")
+    where = g.bin_phrase(rule, locale)
     if locale is Locale.KO:
-        return Sentence(f"{particle_topic(name)} {where}에 버리면 돼요.", (rule.id,))
+        return Sentence(f"{name} 자체를 버리는 곳: {where}.", (rule.id,))
     return Sentence(f"The {name} itself goes in {where}.", (rule.id,))
 
 
@@ -548,19 +613,38 @@ async def converse(
     """
     repo = repository or ChatRepository()
     async with database.session() as session:
-        history = await repo.history(session, user_id=user_id, session_id=session_id,
-                                     scan_id=scan_id, limit=service.history_turns)
+        history = await repo.history(
+            session,
+            user_id=user_id,
+            session_id=session_id,
+            scan_id=scan_id,
+            limit=service.history_turns,
+        )
     result: ChatResult | None = None
-    async for event in service.answer(question=question, locale=locale,
-                                      scan_context=scan_context, history=history):
+    async for event in service.answer(
+        question=question, locale=locale, scan_context=scan_context, history=history
+    ):
         if isinstance(event, ChatResult):
             result = event
         yield event
     if result is None:  # pragma: no cover - answer() always ends with a result
         return
     async with database.session() as session:
-        await repo.append(session, user_id=user_id, session_id=session_id, scan_id=scan_id,
-                          role=Role.USER, content=question[: MAX_QUESTION_CHARS * 2])
-        await repo.append(session, user_id=user_id, session_id=session_id, scan_id=scan_id,
-                          role=Role.ASSISTANT, content=result.text,
-                          item_ids=result.item_ids, rule_ids=result.rule_ids)
+        await repo.append(
+            session,
+            user_id=user_id,
+            session_id=session_id,
+            scan_id=scan_id,
+            role=Role.USER,
+            content=question[: MAX_QUESTION_CHARS * 2],
+        )
+        await repo.append(
+            session,
+            user_id=user_id,
+            session_id=session_id,
+            scan_id=scan_id,
+            role=Role.ASSISTANT,
+            content=result.text,
+            item_ids=result.item_ids,
+            rule_ids=result.rule_ids,
+        )

@@ -40,20 +40,25 @@ class EmbeddedCoach:
         contamination = classification.contamination.value if classification.contamination else None
         sentences = [g.identification(classification, locale)]
         if classification.confidence < g.LOW_CONFIDENCE:
-            alternatives = [a for a in classification.alternatives if a.stream is not classification.stream]
+            alternatives = [
+                a for a in classification.alternatives if a.stream is not classification.stream
+            ]
             if alternatives:
                 sentences.append(g.alternative(kb, alternatives[0], locale))
-        sentences.extend(g.steps(grounding, locale, rinse_first=contamination in ("light", "heavy")))
+        sentences.extend(
+            g.steps(grounding, locale, rinse_first=contamination in ("light", "heavy"))
+        )
         parts = [p.value for p in classification.parts]
         is_mixed = classification.mixed is not None and classification.mixed.value == "yes"
         if (parts or is_mixed) and not g.separates(grounding):
             part = g.part_sentence(parts, locale)
             if part is not None:
                 sentences.append(part)
-        if contamination == "heavy":
+        heavy = contamination == "heavy"
+        if heavy:
             sentences.append(g.heavy_soil(kb, grounding, locale))
-        if grounding.main is not None:
-            sentences.append(g.destination(grounding.main, locale))
+        if grounding.main is not None and not g.names_drop_off(grounding):
+            sentences.append(g.destination(grounding.main, locale, once_clean=heavy))
         why = g.reason(grounding, locale)
         if why is not None:
             sentences.append(why)

@@ -21,11 +21,24 @@ from server.knowledge.model import Item, Rule, Text
 #: Below this the composer hedges and names the runner-up the vision stage offered.
 LOW_CONFIDENCE = 0.6
 #: Steps stated per scan; more than this and nobody reads to the end.
-MAX_STEPS = 4
+MAX_STEPS = 3
 
 #: Words in a rule's exception that mark it as the "too dirty to recycle" condition.
-_SOIL_WORDS = ("오염", "기름", "음식물", "이물질", "헹궈도", "soil", "grease", "greasy", "dirty",
-               "food", "residue", "stain", "oil")
+_SOIL_WORDS = (
+    "오염",
+    "기름",
+    "음식물",
+    "이물질",
+    "헹궈도",
+    "soil",
+    "grease",
+    "greasy",
+    "dirty",
+    "food",
+    "residue",
+    "stain",
+    "oil",
+)
 
 #: Parts the vision stage may report, named in both languages.
 PART_NAMES: dict[str, Text] = {
@@ -98,6 +111,7 @@ def display_name(classification: Classification, locale: Locale) -> str:
 
 
 def item_name(item: Item, locale: Locale) -> str:
+    """The item's name in ``locale``; the official Korean name when no English one exists."""
     if locale is Locale.EN and item.name_en:
         return item.name_en
     return item.name_ko
@@ -124,11 +138,20 @@ def _article(name: str) -> str:
 def alternative(kb: KnowledgeBase, alt: Alternative, locale: Locale) -> Sentence:
     """Names the runner-up and where it would go, so a wrong guess costs one glance."""
     rule = kb.category_rule(alt.stream)
-    where = text(rule.bin, locale).rstrip(".")
-    label = alt.label.replace("_", " ")
+    where = bin_phrase(rule, locale)
+    item = kb.item_for_label(alt.label)
+    # Without an English item name the stream's title reads better than a Korean name.
+    if item is not None and (locale is Locale.KO or item.name_en):
+        name = item_name(item, locale)
+    else:
+        name = text(rule.title, locale)
     if locale is Locale.KO:
-        return Sentence(f"{particle(label, '이라면', '라면')} {where}에 버려 주세요.", (rule.id,))
-    return Sentence(f"If it is actually {_article(label)}, it goes in {where} instead.", (rule.id,))
+        return Sentence(
+            f"{particle(name, '이라면', '라면')} 버리는 곳이 달라요: {where}.", (rule.id,)
+        )
+    return Sentence(
+        f"If it is actually {_article(name.lower())}, it goes in {where} instead.", (rule.id,)
+    )
 
 
 def steps(
@@ -151,7 +174,9 @@ def steps(
 
 
 def separates(grounding: Grounding) -> bool:
-    return any(step.action in _SEPARATING_ACTIONS for rule in grounding.rules for step in rule.steps)
+    return any(
+        step.action in _SEPARATING_ACTIONS for rule in grounding.rules for step in rule.steps
+    )
 
 
 def soil_exception(grounding: Grounding, locale: Locale) -> Sentence | None:
@@ -173,7 +198,7 @@ def heavy_soil(kb: KnowledgeBase, grounding: Grounding, locale: Locale) -> Sente
     if own is not None:
         return own
     general = kb.category_rule(Stream.GENERAL)
-    where = text(general.bin, locale).rstrip(".")
+    where = bin_phrase(general, locale)
     if locale is Locale.KO:
         return Sentence(
             f"음식물이나 기름이 헹궈도 지워지지 않으면 재활용이 안 되니 {where}에 버려 주세요.",
@@ -192,7 +217,9 @@ def part_sentence(parts: Sequence[str], locale: Locale) -> Sentence | None:
     if not names:
         if locale is Locale.KO:
             return Sentence("다른 재질이 붙어 있다면 떼어서 재질별로 따로 버려 주세요.")
-        return Sentence("If other materials are attached, take them off and sort each by its own material.")
+        return Sentence(
+            "If other materials are attached, take them off and sort each by its own material."
+        )
     if locale is Locale.KO:
         joined = ", ".join(names)
         return Sentence(f"{particle(joined, '은', '는')} 떼어서 재질에 맞게 따로 버려 주세요.")
@@ -200,11 +227,20 @@ def part_sentence(parts: Sequence[str], locale: Locale) -> Sentence | None:
     return Sentence(f"Take off the {joined} and sort it by its own material.")
 
 
-def destination(rule: Rule, locale: Locale) -> Sentence:
-    where = text(rule.bin, locale).rstrip(".")
+def destination(rule: Rule, locale: Locale, *, once_clean: bool = False) -> Sentence:
+    """Where the item goes. ``once_clean`` follows a "too dirty" sentence, so the two read as
+    alternatives rather than as consecutive steps."""
+    where = bin_phrase(rule, locale)
     if locale is Locale.KO:
-        return Sentence(f"다 됐으면 {where}에 버려 주세요.", (rule.id,))
-    return Sentence(f"Then put it in {where}.", (rule.id,))
+        lead = "깨끗해졌다면 " if once_clean else ""
+        return Sentence(f"{lead}버리는 곳: {where}.", (rule.id,))
+    lead = "Once it is clean, put" if once_clean else "Then put"
+    return Sentence(f"{lead} it in {where}.", (rule.id,))
+
+
+def names_drop_off(grounding: Grounding) -> bool:
+    """True when a step already says where to take the item (batteries, medicine...)."""
+    return any(step.action == "drop_off" for rule in grounding.rules for step in rule.steps)
 
 
 def reason(grounding: Grounding, locale: Locale) -> Sentence | None:
@@ -212,6 +248,24 @@ def reason(grounding: Grounding, locale: Locale) -> Sentence | None:
         if rule.why is not None:
             return Sentence(_sentence(text(rule.why, locale)), (rule.id,))
     return None
+
+
+def bin_phrase(rule: Rule, locale: Locale) -> str:
+    """The rule's bin, ready to splice into a sentence.
+
+    Bin texts are written as labels ("Plastic recycling bin", "A separate collection point for
+    the item"). English sentences need them lower-cased behind an article; Korean templates
+    put them after a colon, which reads naturally whatever the label's own grammar.
+    """
+    label = text(rule.bin, locale).strip().rstrip(".")
+    if locale is Locale.KO:
+        return label
+    first, _, rest = label.partition(" ")
+    if first in ("The", "A", "An"):
+        return f"{first.lower()} {rest}"
+    if len(first) > 1 and first[1].isupper():  # an acronym ("PET bin") keeps its case
+        return f"the {label}"
+    return f"the {label[:1].lower()}{label[1:]}"
 
 
 def cited(sentences: Iterable[Sentence]) -> list[str]:

@@ -82,8 +82,9 @@ class LLMCoach:
             return
 
         reason = outcome.failure.reason
-        log.warning("LLM coaching fell back to embedded for scan %s: %s",
-                    scan.scan_id, outcome.failure)
+        log.warning(
+            "LLM coaching fell back to embedded for scan %s: %s", scan.scan_id, outcome.failure
+        )
         async for event in self._fallback(classification, locale, outcome, injected, reason):
             yield event
 
@@ -103,8 +104,12 @@ class LLMCoach:
             async for delta in stream_sentences(texts):
                 deltas.append(delta)
                 yield delta
-            yield CoachingResult(text="".join(deltas), rule_ids=embedded_ids,
-                                 backend=EMBEDDED_BACKEND, fallback_reason=reason)
+            yield CoachingResult(
+                text="".join(deltas),
+                rule_ids=embedded_ids,
+                backend=EMBEDDED_BACKEND,
+                fallback_reason=reason,
+            )
             return
         deltas = list(outcome.deltas)
         async for delta in stream_sentences([bridge(locale), *texts], lead=" "):

@@ -69,9 +69,11 @@ def render_rules(rules: Sequence[Rule], locale: Locale) -> str:
 def describe(classification: Classification, locale: Locale) -> str:
     """The vision result as the model sees it: facts about the photo, not instructions."""
     name = classification.name_ko if locale is Locale.KO else classification.name_en
-    parts = [f"item: {name} (label {classification.label})",
-             f"stream: {classification.stream.value}",
-             f"confidence: {classification.confidence:.2f}"]
+    parts = [
+        f"item: {name} (label {classification.label})",
+        f"stream: {classification.stream.value}",
+        f"confidence: {classification.confidence:.2f}",
+    ]
     if classification.material:
         parts.append(f"material: {classification.material.value}")
     if classification.contamination:

@@ -30,7 +30,9 @@ class ChatTurn:
 
 
 def _conversation(user_id: str, session_id: str, scan_id: str | None) -> list[ColumnElement[bool]]:
-    scan_clause = ChatMessage.scan_id.is_(None) if scan_id is None else ChatMessage.scan_id == scan_id
+    scan_clause = (
+        ChatMessage.scan_id.is_(None) if scan_id is None else ChatMessage.scan_id == scan_id
+    )
     return [ChatMessage.user_id == user_id, ChatMessage.session_id == session_id, scan_clause]
 
 

@@ -9,6 +9,7 @@ retries: a live coaching stream cannot afford a second round trip, it falls back
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -69,8 +70,10 @@ class Deadlines:
 
     @classmethod
     def from_settings(cls, settings: OpenAISettings) -> Deadlines:
-        return cls(first_token_s=min(settings.first_token_timeout_s, settings.timeout_s),
-                   total_s=settings.timeout_s)
+        return cls(
+            first_token_s=min(settings.first_token_timeout_s, settings.timeout_s),
+            total_s=settings.timeout_s,
+        )
 
 
 async def stream_completion(
@@ -129,10 +132,8 @@ async def stream_completion(
     finally:
         if stream is not None:
             # Closing may itself fail on a broken connection; the failure is already reported.
-            try:
+            with contextlib.suppress(Exception):
                 await stream.close()
-            except Exception:  # noqa: BLE001 - best effort cleanup of a dead response
-                pass
     if not got_text:
         raise UpstreamFailure(EMPTY_RESPONSE, "the completion had no text")
 
@@ -151,14 +152,19 @@ class CitationFilter:
     not for the person reading, so they are cut out of the deltas as they stream. Tokens arrive
     in arbitrary pieces, so text after an opening bracket is held back until the bracket closes
     (or grows too long to be a citation, in which case it is released as ordinary text).
+    Whitespace is held back too, so that "rinse it [stream.glass]." reads "rinse it." and not
+    "rinse it ." once the citation is gone.
     """
 
     _MAX_HELD = 80
     _ID = re.compile(r"^[a-z0-9_.-]+$")
+    _PUNCTUATION = frozenset(".,!?;:)")
 
     def __init__(self, known_ids: Iterable[str]) -> None:
         self._known = set(known_ids)
         self._held = ""
+        self._space = ""
+        self._after_citation = False
         self.cited: list[str] = []
 
     def feed(self, text: str) -> str:
@@ -167,27 +173,39 @@ class CitationFilter:
             if self._held:
                 self._held += ch
                 if ch == "]":
-                    out.append(self._resolve(self._held))
-                    self._held = ""
+                    self._close(out)
                 elif len(self._held) > self._MAX_HELD:
-                    out.append(self._held)
-                    self._held = ""
+                    out.append(self._space + self._held)
+                    self._held = self._space = ""
             elif ch == "[":
                 self._held = ch
+            elif ch.isspace():
+                if not (self._after_citation and self._space):
+                    self._space += ch
             else:
+                if not (self._after_citation and ch in self._PUNCTUATION):
+                    out.append(self._space)
                 out.append(ch)
+                self._space = ""
+                self._after_citation = False
         return "".join(out)
 
     def flush(self) -> str:
-        held, self._held = self._held, ""
-        return held
+        """The end of the stream: an unclosed bracket is text; trailing whitespace is dropped."""
+        out = self._space + self._held if self._held else ""
+        self._held = self._space = ""
+        return out
 
-    def _resolve(self, bracket: str) -> str:
+    def _close(self, out: list[str]) -> None:
+        bracket, self._held = self._held, ""
         inner = [part.strip() for part in bracket[1:-1].replace(";", ",").split(",")]
         ids = [part for part in inner if part]
         if ids and all(self._ID.match(i) for i in ids) and any(i in self._known for i in ids):
             for rule_id in ids:
                 if rule_id in self._known and rule_id not in self.cited:
                     self.cited.append(rule_id)
-            return ""
-        return bracket
+            self._after_citation = True  # keep the space; drop it if punctuation follows
+            return
+        out.append(self._space + bracket)
+        self._space = ""
+        self._after_citation = False

