@@ -35,7 +35,7 @@ from pydantic import (
 
 from protocol.streams import Stream
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Literal[1] = 1
 
 #: Largest text frame the session accepts. Inline camera frames must fit in it.
 MAX_MESSAGE_BYTES = 1_572_864

@@ -53,7 +53,7 @@ async def scan_photo(photo: Path, args: argparse.Namespace) -> int:
     if settings.mode is not Mode.EMBEDDED:
         print("wastecoach scan runs the embedded pipeline; unset WASTECOACH_MODE")
         return 2
-    data = photo.read_bytes()
+    data = await asyncio.to_thread(photo.read_bytes)
     content_type = mimetypes.guess_type(photo.name)[0] or "image/jpeg"
     if content_type not in ("image/jpeg", "image/png", "image/webp"):
         print(f"{photo}: not a JPEG, PNG or WebP image")
@@ -84,7 +84,8 @@ async def scan_photo(photo: Path, args: argparse.Namespace) -> int:
                  status="running", locale=args.locale, image_kind="inline",
                  lat=location.lat if location else None, lon=location.lon if location else None),
         )
-    await deps.log.append(session_id, event_payload(ScanAccepted(request_id="cli", scan_id=scan_id)))
+    accepted = ScanAccepted(request_id="cli", scan_id=scan_id)
+    await deps.log.append(session_id, event_payload(accepted))
     job = ScanJob(
         scan_id=scan_id, request_id="cli", session_id=session_id, user_id=user_id,
         locale=Locale(args.locale),

@@ -45,7 +45,9 @@ def _jwt_secret(settings: Settings) -> str:
 def build_storage(settings: Settings, secret: str) -> Storage:
     if settings.embedded and settings.s3.endpoint_url is None:
         key = hashlib.sha256(b"local-uploads\n" + secret.encode()).digest()
-        return LocalStorage(settings.data_dir / "uploads", public_url=settings.public_url, secret=key)
+        return LocalStorage(
+            settings.data_dir / "uploads", public_url=settings.public_url, secret=key
+        )
     s3 = settings.s3
     return S3Storage(
         bucket=s3.bucket,

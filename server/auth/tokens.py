@@ -61,7 +61,10 @@ class TokenService:
             "typ": "access",
             "guest": guest,
         }
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHM, headers={"kid": self._kid})
+        token: str = jwt.encode(
+            claims, self._secret, algorithm=ALGORITHM, headers={"kid": self._kid}
+        )
+        return token
 
     def verify_access(self, token: str) -> Claims:
         try:

@@ -146,7 +146,7 @@ class RedisHub:
     async def _reconnect(self) -> None:
         async with self._lock:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
             self._pubsub = self._client.pubsub(ignore_subscribe_messages=False)
             try:
                 if self._routes:
@@ -165,7 +165,7 @@ class RedisHub:
                 await self._task
             self._task = None
         with contextlib.suppress(Exception):
-            await self._pubsub.aclose()
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         await self._client.aclose()
 
 

@@ -199,7 +199,7 @@ class LocalStorage:
                 raise InvalidInput(f"the body has {written} bytes, not the declared {size}")
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            os.unlink(tmp)
             raise
         return written
 
