@@ -1,23 +1,24 @@
-"""Errors of the locations domain. Services raise these; the HTTP layer maps them to statuses."""
+"""Errors of the locations domain. Services raise these; ``server.app`` maps them to HTTP."""
 
 from __future__ import annotations
 
+from protocol.messages import ErrorCode
+from server.errors import WasteCoachError
 
-class LocationsError(Exception):
-    """Base of every locations error; ``status_code`` is its HTTP status."""
 
-    status_code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class LocationsError(WasteCoachError):
+    """Base of every locations error."""
 
 
 class PointNotFound(LocationsError):
-    status_code = 404
+    # The protocol has no generic "not found" code yet (only upload_not_found); until it does,
+    # the 404 status is what clients act on.
+    code = ErrorCode.INVALID_MESSAGE
+    status = 404
 
 
 class InvalidSearch(LocationsError):
     """The search cannot be answered as asked (outside Korea, unknown kind, bad bounds)."""
 
-    status_code = 422
+    code = ErrorCode.INVALID_MESSAGE
+    status = 422

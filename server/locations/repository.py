@@ -9,8 +9,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, bindparam, delete, func, insert, literal_column, select, update
+from sqlalchemy import (
+    Float,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from server.locations.geo import bounding_box, haversine_m
@@ -81,20 +92,31 @@ async def _nearest_postgis(
             4326,
         )
     )
-    # ``<->`` on geography walks the GiST index nearest-first by spherical distance, the same
-    # measure ST_Distance(.., false) reports, so ordering and the reported figure agree.
+    # ``<->`` on geography is the spherical distance, the same figure ST_Distance(.., false)
+    # reports, and a GiST index can return rows in that order. Each kind gets its own ordered
+    # scan of the (kind, geog) index that stops after ``limit`` matching rows: a GiST scan
+    # cannot order over ``kind IN (...)``, and a radius condition in the same query makes the
+    # planner sort every point inside the circle instead (thousands of clothing bins in Seoul).
+    # The radius is applied to the few rows that come back.
     distance = func.ST_Distance(geog, origin, False).label("distance_m")
+    parts = []
+    for kind in kinds if kinds is not None else [None]:
+        part = select(*CollectionPoint.__table__.c, distance)
+        if kind is not None:
+            part = part.where(CollectionPoint.kind == kind)
+        if mask is not None:
+            part = part.where(CollectionPoint.accepts_mask.op("&")(mask) != 0)
+        parts.append(part.order_by(geog.op("<->")(origin)).limit(limit))
+    near = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("near")
+    point = aliased(CollectionPoint, near)
     query = (
-        select(CollectionPoint, distance)
-        .where(func.ST_DWithin(geog, origin, radius_m, False), *_filters(kinds, mask))
-        .order_by(geog.op("<->")(origin), CollectionPoint.id)
+        select(point, near.c.distance_m)
+        .where(near.c.distance_m <= radius_m)
+        .order_by(near.c.distance_m, near.c.id)
         .limit(limit)
     )
     rows = (await session.execute(query)).all()
-    hits = [Hit(point=row[0], distance_m=float(row[1])) for row in rows]
-    # The index orders by the same distance; a stable re-sort only settles exact ties by id.
-    hits.sort(key=lambda h: (h.distance_m, h.point.id))
-    return hits
+    return [Hit(point=row[0], distance_m=float(row[1])) for row in rows]
 
 
 async def _nearest_bbox(

@@ -24,7 +24,9 @@ from server.locations.models import CollectionPoint
 from server.locations.normalize import KOREA_LAT, KOREA_LON, PointRecord, in_korea
 from server.locations.streams import FALLBACK_KIND, accepts_mask, catalog, stream_bit
 
-DEFAULT_RADIUS_M = 2_000.0
+#: Results are nearest first, so the radius only bounds how far to look; lamp and battery bins
+#: are sparse (the nearest to Seoul City Hall is 17 km away), hence the generous default.
+DEFAULT_RADIUS_M = 20_000.0
 #: A walk or a short drive; beyond this "nearby" stops meaning anything, and the box the
 #: search reads grows with the square of it.
 MAX_RADIUS_M = 20_000.0

@@ -3,7 +3,8 @@
 Revision ID: 0002_locations
 Revises: 0001_initial
 
-On PostgreSQL this enables PostGIS and adds a generated ``geography`` column with a GiST index;
+On PostgreSQL this enables PostGIS and btree_gist and adds a generated ``geography`` column
+with GiST indexes on ``(geog)`` and ``(kind, geog)``;
 SQLite gets the composite ``(kind, lat, lon)`` index only (see server/locations/models.py).
 The DDL is written out here rather than imported so that this revision stays what it was when
 later revisions change the model.
@@ -45,12 +46,18 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        # btree_gist (PostgreSQL contrib) lets ``kind`` share a GiST index with ``geog``.
+        op.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
         op.execute(
             "ALTER TABLE collection_points ADD COLUMN geog geography(Point, 4326) "
             "GENERATED ALWAYS AS (geography(ST_SetSRID(ST_MakePoint(lon, lat), 4326))) STORED"
         )
         op.execute(
             "CREATE INDEX ix_collection_points_geog ON collection_points USING gist (geog)"
+        )
+        op.execute(
+            "CREATE INDEX ix_collection_points_kind_geog "
+            "ON collection_points USING gist (kind, geog)"
         )
 
 
