@@ -295,3 +295,28 @@ async def test_health_and_readiness(stack: Stack) -> None:
     assert checks["database"] == "ok"
     if stack.mode == "distributed":
         assert checks["redis"] == "ok" and checks["pubsub"] == "ok"
+
+
+async def test_scan_result_and_timings_are_persisted(stack: Stack, client: CoachClient) -> None:
+    from server.db import Database
+    from server.scans import repository as scans
+
+    events = await client.run_scan(location={"lat": 37.5, "lon": 127.0})
+    scan_id = events[0]["scan_id"]
+    db = Database(stack.settings.sqlalchemy_url)
+    try:
+        async with db.session() as session:
+            row = await scans.get(session, scan_id)
+            assert row is not None
+            assert row.status == "completed"
+            assert row.user_id == client.ready["user_id"]  # type: ignore[index]
+            assert row.classification is not None
+            assert row.classification["stream"] == events[1]["classification"]["stream"]
+            assert row.coaching_text == events[5]["text"]
+            assert row.rule_ids == ["test.rule"]
+            assert row.timings_ms is not None and set(row.timings_ms) == {
+                "queue", "vision", "coaching", "locations"
+            }
+            assert (row.lat, row.lon) == (37.5, 127.0)
+    finally:
+        await db.dispose()

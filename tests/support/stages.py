@@ -5,7 +5,7 @@ that tests and benchmarks measure the orchestration only. The image bytes steer 
 
 * ``FAIL...``  the vision stage raises;
 * ``SLOW...``  the coach streams 20 deltas 50 ms apart (time to cancel or drop a connection);
-* ``MANY...``  the coach streams 600 deltas at once (a flood for slow-client tests);
+* ``MANY...``  the coach streams 1500 deltas of 1 KiB at once (a flood for slow-client tests);
 * anything else: 3 deltas at once.
 """
 
@@ -44,14 +44,14 @@ class InstantCoach:
         if scan.image.startswith(b"SLOW"):
             count, delay = 20, 0.05
         elif scan.image.startswith(b"MANY"):
-            count, delay = 600, 0.0
+            count, delay = 1500, 0.0
         else:
             count, delay = 3, 0.0
         parts = []
         for i in range(count):
             if delay:
                 await asyncio.sleep(delay)
-            text = f"step {i}. "
+            text = f"step {i}. " + ("x" * 1024 if count > 100 else "")
             parts.append(text)
             yield text
         yield CoachingResult(text="".join(parts), rule_ids=["test.rule"], backend="test-stage")

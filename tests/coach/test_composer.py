@@ -1,0 +1,134 @@
+"""The embedded composer against the real knowledge base, in Korean and English.
+
+Expected wording is read from the knowledge base, not copied into the tests, so the tests
+check that the composer picks the right rules and signals rather than pinning prose.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol.messages import Locale
+from protocol.streams import Stream
+from server.coach.composer import EmbeddedCoach
+from server.coach.grounding import bin_phrase
+from server.coach.prompts import text
+from server.knowledge.kb import KnowledgeBase
+from server.pipeline.stages import CoachingResult
+from tests.coach.helpers import classification, drain, scan
+
+LOCALES = [Locale.KO, Locale.EN]
+
+
+@pytest.fixture(scope="module")
+def coach(kb: KnowledgeBase) -> EmbeddedCoach:
+    return EmbeddedCoach(kb)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_streams_words_then_one_result(coach: EmbeddedCoach, locale: Locale) -> None:
+    item = classification(
+        "pet_bottle", Stream.CLEAR_PET, name_ko="투명 페트병", name_en="clear PET bottle"
+    )
+    deltas, result = await drain(coach.coach(scan(locale), item), CoachingResult)
+    assert len(deltas) > 10, "word-sized deltas, not one block"
+    assert "".join(deltas) == result.text
+    assert result.backend == "embedded"
+    assert result.fallback_reason is None
+    assert result.rule_ids == ["stream.clear_pet"]
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_clear_pet_tells_label_and_bin(
+    coach: EmbeddedCoach, kb: KnowledgeBase, locale: Locale
+) -> None:
+    rule = kb.rule("stream.clear_pet")
+    item = classification(
+        "pet_bottle", Stream.CLEAR_PET, name_ko="투명 페트병", name_en="clear PET bottle"
+    )
+    _, result = await drain(coach.coach(scan(locale), item), CoachingResult)
+    peel = next(step for step in rule.steps if step.action == "peel")
+    assert text(peel.text, locale) in result.text
+    assert bin_phrase(rule, locale) in result.text
+    assert text(rule.why, locale) in result.text  # type: ignore[arg-type]
+    assert ("페트병으로 보여요" if locale is Locale.KO else "clear PET bottle") in result.text
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_heavy_grease_names_the_exception(
+    coach: EmbeddedCoach, kb: KnowledgeBase, locale: Locale
+) -> None:
+    rule = kb.rule("stream.plastic")
+    greasy = classification("plastic", Stream.PLASTIC, contamination="heavy")
+    clean = classification("plastic", Stream.PLASTIC, contamination="clean")
+    _, dirty_result = await drain(coach.coach(scan(locale), greasy), CoachingResult)
+    _, clean_result = await drain(coach.coach(scan(locale), clean), CoachingResult)
+    grease_exception = text(rule.exceptions[0], locale)
+    assert grease_exception in dirty_result.text
+    assert grease_exception not in clean_result.text
+    # The rinse (how: lukewarm water, no scrubbing) comes before the exception.
+    rinse = next(step for step in rule.steps if step.action == "rinse")
+    assert dirty_result.text.index(text(rinse.text, locale)) < dirty_result.text.index(
+        grease_exception
+    )
+
+
+async def test_heavy_soil_without_own_exception_cites_general_waste(
+    coach: EmbeddedCoach, kb: KnowledgeBase
+) -> None:
+    # Glass has exceptions, but none about dirt: the general-waste rule is what applies.
+    dirty = classification("glass", Stream.GLASS, contamination="heavy")
+    _, result = await drain(coach.coach(scan(Locale.EN), dirty), CoachingResult)
+    assert "stream.general" in result.rule_ids
+    assert bin_phrase(kb.category_rule(Stream.GENERAL), Locale.EN) in result.text
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_low_confidence_hedges_and_names_alternative(
+    coach: EmbeddedCoach, kb: KnowledgeBase, locale: Locale
+) -> None:
+    unsure = classification(
+        "glass", Stream.GLASS, confidence=0.41, alternatives=(("plastic", Stream.PLASTIC, 0.35),)
+    )
+    _, result = await drain(coach.coach(scan(locale), unsure), CoachingResult)
+    assert ("확실하지 않아요" if locale is Locale.KO else "not sure") in result.text
+    assert bin_phrase(kb.category_rule(Stream.PLASTIC), locale) in result.text
+    assert result.rule_ids[0] == "stream.plastic"
+    assert "stream.glass" in result.rule_ids
+
+
+async def test_confident_result_does_not_hedge(coach: EmbeddedCoach) -> None:
+    sure = classification(
+        "glass", Stream.GLASS, confidence=0.95, alternatives=(("plastic", Stream.PLASTIC, 0.03),)
+    )
+    _, result = await drain(coach.coach(scan(Locale.EN), sure), CoachingResult)
+    assert "not sure" not in result.text
+    assert "stream.plastic" not in result.rule_ids
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_attached_parts_are_separated(coach: EmbeddedCoach, locale: Locale) -> None:
+    # Styrofoam's rule has no separating step of its own, so the parts the photo shows are
+    # named explicitly.
+    boxed = classification("styrofoam", Stream.STYROFOAM, parts=("tape", "label"), mixed="yes")
+    _, result = await drain(coach.coach(scan(locale), boxed), CoachingResult)
+    for part in ("테이프", "라벨") if locale is Locale.KO else ("tape", "label"):
+        assert part in result.text
+
+
+async def test_drop_off_items_are_not_told_a_bin_twice(
+    coach: EmbeddedCoach, kb: KnowledgeBase
+) -> None:
+    battery = classification("battery", Stream.BATTERY)
+    _, result = await drain(coach.coach(scan(Locale.EN), battery), CoachingResult)
+    assert result.text.count(bin_phrase(kb.category_rule(Stream.BATTERY), Locale.EN)) <= 1
+    assert result.rule_ids == ["stream.battery"]
+
+
+async def test_every_stream_composes_in_both_languages(coach: EmbeddedCoach) -> None:
+    for stream in Stream:
+        for locale in LOCALES:
+            item = classification(f"unknown_{stream.value}", stream)
+            _, result = await drain(coach.coach(scan(locale), item), CoachingResult)
+            assert result.rule_ids == [f"stream.{stream.value}"]
+            assert len(result.text) > 20

@@ -1,0 +1,135 @@
+"""The event log contract, against both implementations (memory; Redis for real)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from server.events.base import RESYNC, AppendStatus, EventLog
+from server.events.memory import MemoryEventLog
+from server.events.redis import RedisEventLog, RedisHub
+from tests.conftest import REDIS_URL
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def event_log(request: pytest.FixtureRequest) -> AsyncIterator[EventLog]:
+    if request.param == "memory":
+        yield MemoryEventLog(max_events=100)
+        return
+    hub = RedisHub(REDIS_URL)
+    await hub.start()
+    log = RedisEventLog(REDIS_URL, max_events=100, hub=hub)
+    yield log
+    await log.close()
+    await hub.close()
+
+
+def sid() -> str:
+    return uuid.uuid4().hex
+
+
+async def settle() -> None:
+    await asyncio.sleep(0.05)
+
+
+async def test_seq_grows_by_one_and_events_carry_it(event_log: EventLog) -> None:
+    s = sid()
+    await event_log.create_session(s, "u")
+    seqs = [await event_log.append(s, {"type": "x", "n": i}) for i in range(5)]
+    assert seqs == [1, 2, 3, 4, 5]
+    events = await event_log.read_since(s, 0)
+    assert events is not None
+    assert [json.loads(e)["seq"] for _, e in events] == [1, 2, 3, 4, 5]
+    assert [json.loads(e)["n"] for _, e in events] == [0, 1, 2, 3, 4]
+
+
+async def test_idempotency_key_and_closed_scope(event_log: EventLog) -> None:
+    s = sid()
+    await event_log.create_session(s, "u")
+    assert await event_log.append(s, {"type": "a"}, key="r1:classified", scope="r1") == 1
+    assert await event_log.append(s, {"type": "a"}, key="r1:classified", scope="r1") == (
+        AppendStatus.DUPLICATE
+    )
+    assert await event_log.append(s, {"type": "scan.done"}, key="r1:done") == 2
+    assert await event_log.append(s, {"type": "d"}, key="r1:delta:0", scope="r1") == (
+        AppendStatus.SCAN_CLOSED
+    )
+    assert await event_log.append(s, {"type": "scan.done"}, key="r1:done") == (
+        AppendStatus.DUPLICATE
+    )
+    # Another scan of the same session is unaffected.
+    assert await event_log.append(s, {"type": "a"}, key="r2:classified", scope="r2") == 3
+
+
+async def test_unknown_session(event_log: EventLog) -> None:
+    assert await event_log.append(sid(), {"type": "a"}) == AppendStatus.SESSION_GONE
+    assert await event_log.get_session(sid()) is None
+    assert await event_log.read_since(sid(), 0) is None
+
+
+async def test_read_since_detects_lost_history(event_log: EventLog) -> None:
+    s = sid()
+    await event_log.create_session(s, "u")
+    for i in range(300):  # the log keeps about 100
+        await event_log.append(s, {"type": "x", "n": i})
+    assert await event_log.read_since(s, 1) is None
+    recent = await event_log.read_since(s, 290)
+    assert recent is not None and [seq for seq, _ in recent] == list(range(291, 301))
+    assert await event_log.read_since(s, 300) == []
+    assert await event_log.read_since(s, 301) is None  # a seq from the future
+
+
+async def test_subscribers_receive_in_order(event_log: EventLog) -> None:
+    s = sid()
+    info = await event_log.create_session(s, "user-1")
+    assert info.head == 0 and info.user_id == "user-1"
+    got: list[tuple[int, str]] = []
+    sub = await event_log.subscribe(s, lambda seq, e: got.append((seq, e)))
+    for i in range(10):
+        await event_log.append(s, {"type": "x", "n": i})
+    await settle()
+    assert [seq for seq, _ in got] == list(range(1, 11))
+    await sub.close()
+    await event_log.append(s, {"type": "x"})
+    await settle()
+    assert len(got) == 10
+    fetched = await event_log.get_session(s)
+    assert fetched is not None and fetched.head == 11 and fetched.epoch == info.epoch
+
+
+async def test_new_session_has_a_new_epoch(event_log: EventLog) -> None:
+    a = await event_log.create_session(sid(), "u")
+    b = await event_log.create_session(sid(), "u")
+    assert a.epoch != b.epoch
+
+
+async def test_hub_reconnects_and_asks_for_a_resync() -> None:
+    """redis-py's pub/sub does not reconnect by itself; the hub must, and must say so."""
+    hub = RedisHub(REDIS_URL)
+    await hub.start()
+    log = RedisEventLog(REDIS_URL, hub=hub)
+    s = sid()
+    await log.create_session(s, "u")
+    got: list[int] = []
+    await log.subscribe(s, lambda seq, _e: got.append(seq))
+    await log.append(s, {"type": "x"})
+    await settle()
+    admin = aioredis.Redis.from_url(REDIS_URL)
+    await admin.client_kill_filter(_type="pubsub")
+    for _ in range(100):
+        if hub.reconnects:
+            break
+        await asyncio.sleep(0.05)
+    assert hub.reconnects >= 1
+    assert RESYNC in got
+    await log.append(s, {"type": "x"})
+    await settle()
+    assert got[-1] == 2
+    await admin.aclose()
+    await log.close()
+    await hub.close()
