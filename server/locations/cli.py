@@ -89,6 +89,8 @@ async def import_main(argv: list[str], *, database_url: str | None = None) -> in
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"source: {origin}")
+    if args.source is None or not args.source.is_dir():
+        print("(the figures below are from the normalisation that built the snapshot)")
     print(format_report(report))
     db = Database(url)
     try:

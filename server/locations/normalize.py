@@ -208,17 +208,27 @@ def in_korea(lat: float, lon: float) -> bool:
     return KOREA_LAT[0] <= lat <= KOREA_LAT[1] and KOREA_LON[0] <= lon <= KOREA_LON[1]
 
 
-# Keyword → streams, matched on free text after the masks below. Order does not matter.
+# Compound words first: each is read as a whole and then blanked out, so that its parts do not
+# match the plain keywords below (a PET bottle, 페트병, is not a glass bottle, 병; a paper
+# pack, 종이팩, is not paper).
+_COMPOUNDS: tuple[tuple[re.Pattern[str], tuple[Stream, ...]], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), streams)
+    for pattern, streams in (
+        (r"(투명|무색)\s*(페트|패트|PET)\s*(병|명)?", (Stream.CLEAR_PET,)),
+        (r"(유색\s*)?(페트|패트|PET)\s*(병|명)", (Stream.PLASTIC, Stream.CLEAR_PET)),
+        (r"요구르트\s*병|(플라스틱\s*)?병\s*뚜껑", (Stream.PLASTIC,)),
+        (r"종이\s*팩|우유\s*팩|멸균\s*팩", (Stream.PAPER_PACK,)),
+        (r"철\s*캔|알루미늄\s*캔", (Stream.METAL,)),
+    )
+)
 _KEYWORDS: tuple[tuple[re.Pattern[str], tuple[Stream, ...]], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), streams)
     for pattern, streams in (
-        (r"종이팩|우유팩|멸균팩", (Stream.PAPER_PACK,)),
         (r"종이|폐지|박스|신문|파지|책|도서", (Stream.PAPER,)),
         (r"유리|병", (Stream.GLASS,)),
         (r"캔|고철|철|알루미늄|금속", (Stream.METAL,)),
-        (r"(투명|무색)\s*(페트|패트|PET)", (Stream.CLEAR_PET,)),
         (r"페트|패트|PET", (Stream.PLASTIC, Stream.CLEAR_PET)),
-        (r"플라스틱|플리스틱|합성수지|(?<![A-Z])P[EPS](?![A-Z])|병뚜껑|즉석밥", (Stream.PLASTIC,)),
+        (r"플라스틱|플리스틱|합성수지|(?<![A-Z])P[EPS](?![A-Z])|즉석밥", (Stream.PLASTIC,)),
         (r"비닐|필름", (Stream.VINYL,)),
         (r"스티로폼", (Stream.STYROFOAM,)),
         (r"의류|헌옷|옷|원단", (Stream.CLOTHING,)),
@@ -229,8 +239,6 @@ _KEYWORDS: tuple[tuple[re.Pattern[str], tuple[Stream, ...]], ...] = tuple(
         (r"의약품", (Stream.MEDICINE,)),
     )
 )
-# Words that contain a keyword without meaning it: a PET bottle is not a glass bottle.
-_MASKS = re.compile(r"(투명|무색|유색)?\s*(페트|패트|PET)\s*(병|명)|요구르트병|병뚜껑|철캔")
 _GENERIC_RECYCLABLES = re.compile(r"재활용\s*(품|가능\s*자원|자원)")
 _RECYCLABLES = (
     Stream.PAPER,
@@ -251,19 +259,11 @@ def parse_accepts(text: str | None) -> list[Stream]:
     found: set[Stream] = set()
     if _GENERIC_RECYCLABLES.search(text):
         found.update(_RECYCLABLES)
-    for masked in _MASKS.finditer(text):
-        word = masked.group(0)
-        if "병뚜껑" in word:
-            found.add(Stream.PLASTIC)
-        elif "철캔" in word:
-            found.add(Stream.METAL)
-        elif "요구르트" in word:
-            found.add(Stream.PLASTIC)
-        elif masked.group(1) in ("투명", "무색"):
-            found.add(Stream.CLEAR_PET)
-        else:
-            found.update((Stream.PLASTIC, Stream.CLEAR_PET))
-    rest = _MASKS.sub(" ", text)
+    rest = text
+    for pattern, streams in _COMPOUNDS:
+        if pattern.search(rest):
+            found.update(streams)
+            rest = pattern.sub(" ", rest)
     for pattern, streams in _KEYWORDS:
         if pattern.search(rest):
             found.update(streams)

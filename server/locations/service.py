@@ -90,8 +90,23 @@ async def nearby(
         for_stream = catalog().kinds_for(stream)
         search_kinds = [k for k in for_stream if search_kinds is None or k in search_kinds]
         mask = stream_bit(stream)
-    hits = await repository.nearest(
+    return await _search(
         session, lat=lat, lon=lon, kinds=search_kinds, mask=mask, radius_m=radius_m, limit=limit
+    )
+
+
+async def _search(
+    session: AsyncSession,
+    *,
+    lat: float,
+    lon: float,
+    kinds: Sequence[str] | None,
+    mask: int | None,
+    radius_m: float,
+    limit: int,
+) -> list[Place]:
+    hits = await repository.nearest(
+        session, lat=lat, lon=lon, kinds=kinds, mask=mask, radius_m=radius_m, limit=limit
     )
     return [to_place(h.point, h.distance_m) for h in hits]
 
@@ -154,8 +169,11 @@ async def suggest(
     places = await nearby(session, lat=lat, lon=lon, stream=stream, radius_m=radius_m, limit=limit)
     if places:
         return Suggestion(places=places, note=None, fallback=False)
-    centre = await nearby(
-        session, lat=lat, lon=lon, kinds=[FALLBACK_KIND], radius_m=FALLBACK_RADIUS_M, limit=1
+    # The fallback may be farther than the user asked to look: one distant centre, clearly
+    # labelled by the note, is more useful than an empty list.
+    centre = await _search(
+        session, lat=lat, lon=lon, kinds=[FALLBACK_KIND], mask=None,
+        radius_m=FALLBACK_RADIUS_M, limit=1,
     )
     return Suggestion(places=centre, note=notes.note("nothing_near", locale), fallback=True)
 
