@@ -13,8 +13,6 @@ from pathlib import Path
 from protocol.messages import GeoPoint, InlineImage, Locale, ScanAccepted, event_payload
 from server.bootstrap import prepare_embedded
 from server.pipeline.run import ScanJob, run_scan
-from server.scans import repository as scans
-from server.scans.models import Scan
 from server.services import build_pipeline_deps
 from server.settings import Mode, get_settings
 from server.users import repository as users
@@ -77,13 +75,6 @@ async def scan_photo(photo: Path, args: argparse.Namespace) -> int:
     await deps.log.subscribe(session_id, show)
     location = GeoPoint(lat=args.lat, lon=args.lon) if args.lat is not None else None
     scan_id = new_id()
-    async with deps.db.session() as session:
-        await scans.insert(
-            session,
-            Scan(id=scan_id, user_id=user_id, session_id=session_id, request_id="cli",
-                 status="running", locale=args.locale, image_kind="inline",
-                 lat=location.lat if location else None, lon=location.lon if location else None),
-        )
     accepted = ScanAccepted(request_id="cli", scan_id=scan_id)
     await deps.log.append(session_id, event_payload(accepted))
     job = ScanJob(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,6 +55,7 @@ class ScanJob(BaseModel):
     image: ImageRef = Field(discriminator="kind")
     location: GeoPoint | None = None
     enqueued_at: float = Field(description="time.time() when the server enqueued the job.")
+    upload_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,35 @@ class _Emitter:
         await self._log.append(
             job.session_id, event_payload(event), key=f"{job.request_id}:done"
         )
+
+
+async def _record(
+    deps: PipelineDeps, job: ScanJob, status: str, timings: dict[Stage, float], **outcome: Any
+) -> None:
+    async with deps.db.session() as session:
+        await scans.record_outcome(
+            session,
+            **job_columns(job),
+            status=status,
+            timings_ms={k.value: v for k, v in timings.items()},
+            **outcome,
+        )
+
+
+def job_columns(job: ScanJob) -> dict[str, Any]:
+    """The scan's columns known when it starts."""
+    return {
+        "id": job.scan_id,
+        "user_id": job.user_id,
+        "session_id": job.session_id,
+        "request_id": job.request_id,
+        "locale": job.locale.value,
+        "image_kind": job.image.kind,
+        "upload_key": job.upload_key,
+        "lat": job.location.lat if job.location else None,
+        "lon": job.location.lon if job.location else None,
+        "created_at": datetime.fromtimestamp(job.enqueued_at, UTC),
+    }
 
 
 async def _image_bytes(job: ScanJob, deps: PipelineDeps) -> tuple[bytes, str]:
@@ -158,6 +189,7 @@ async def run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
         outcome["bins"] = bins.model_dump(mode="json", exclude={"seq", "ts"})
         await emitter.emit(bins, "bins")
     except _ScanClosed:
+        await _record(deps, job, "cancelled", timings, **outcome)
         return ScanStatus.CANCELLED
     except Exception as exc:
         if isinstance(exc, WasteCoachError):
@@ -167,25 +199,13 @@ async def run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
             error = ErrorInfo(
                 code=ErrorCode.STAGE_FAILED, message="the scan failed; try again", retryable=True
             )
-        timings_json = {k.value: v for k, v in timings.items()}
-        async with deps.db.session() as session:
-            await scans.finish(
-                session, job.scan_id, status="failed", error=error.model_dump(mode="json"),
-                timings_ms=timings_json, **outcome,
-            )
+        await _record(deps, job, "failed", timings, error=error.model_dump(mode="json"), **outcome)
         await emitter.done(
             ScanDone(status=ScanStatus.FAILED, timings_ms=timings, error=error, **envelope)
         )
         return ScanStatus.FAILED
 
     # Persist before telling the client it is done: a finished scan is never lost.
-    async with deps.db.session() as session:
-        await scans.finish(
-            session,
-            job.scan_id,
-            status="completed",
-            timings_ms={k.value: v for k, v in timings.items()},
-            **outcome,
-        )
+    await _record(deps, job, "completed", timings, **outcome)
     await emitter.done(ScanDone(status=ScanStatus.COMPLETED, timings_ms=timings, **envelope))
     return ScanStatus.COMPLETED

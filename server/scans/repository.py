@@ -1,19 +1,22 @@
-"""Queries on scans."""
+"""Queries on scans.
+
+A scan is written once, when it ends (completed, cancelled or failed), with everything it
+produced. While it runs, the durable record of it is the job itself (a persistent RabbitMQ
+message, acknowledged only after the outcome is written), so no row is needed up front and the
+start of a scan costs no database round trip. The first outcome written wins: a cancel that
+raced the worker, or a task redelivered after a crash, never overwrites it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.scans.models import Scan
 from server.users.models import utcnow
-
-
-async def insert(session: AsyncSession, scan: Scan) -> None:
-    session.add(scan)
-    await session.flush()
 
 
 async def get(session: AsyncSession, scan_id: str) -> Scan | None:
@@ -27,12 +30,12 @@ async def find(session: AsyncSession, session_id: str, request_id: str) -> Scan 
     return result.scalar_one_or_none()
 
 
-async def finish(session: AsyncSession, scan_id: str, *, status: str, **fields: Any) -> bool:
-    """Record the outcome of a scan still running; a scan that already ended keeps its
-    outcome (a cancel that raced the worker's finish, or a redelivered task)."""
-    result = await session.execute(
-        update(Scan)
-        .where(Scan.id == scan_id, Scan.status == "running")
-        .values(status=status, finished_at=utcnow(), **fields)
-    )
+async def record_outcome(session: AsyncSession, **values: Any) -> bool:
+    """Insert the finished scan unless an outcome for it exists. Returns whether it was new."""
+    values.setdefault("finished_at", utcnow())
+    values.setdefault("created_at", values["finished_at"])
+    dialect = session.bind.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Scan).values(**values).on_conflict_do_nothing()
+    result = await session.execute(statement)
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -31,6 +31,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from protocol.messages import (
     Error,
     ErrorCode,
+    ErrorInfo,
     ImageRef,
     ScanAccepted,
     ScanCancel,
@@ -57,8 +58,6 @@ from server.auth.tokens import Claims
 from server.errors import AuthError, NotFound, WasteCoachError
 from server.events.base import RESYNC, AppendStatus, Subscription
 from server.pipeline.run import ScanJob
-from server.scans import repository as scans
-from server.scans.models import Scan
 from server.services import Services
 from server.uploads import service as uploads
 from server.users.models import new_id
@@ -290,56 +289,50 @@ class Connection:
             )
             return
         self._scan_ids[request_id] = scan_id
-        locale = message.locale or self._start.locale
         job = ScanJob(
             scan_id=scan_id,
             request_id=request_id,
             session_id=session_id,
             user_id=self._claims.user_id,
-            locale=locale,
+            locale=message.locale or self._start.locale,
             image=message.image,
             location=message.location,
+            upload_key=upload_key,
             enqueued_at=time.time(),
         )
         try:
-            async with self.services.db.session() as session:
-                await scans.insert(
-                    session,
-                    Scan(
-                        id=scan_id,
-                        user_id=self._claims.user_id,
-                        session_id=session_id,
-                        request_id=request_id,
-                        status="running",
-                        locale=locale.value,
-                        image_kind=message.image.kind,
-                        upload_key=upload_key,
-                        lat=message.location.lat if message.location else None,
-                        lon=message.location.lon if message.location else None,
-                    ),
-                )
-            # Enqueued only after the commit: the worker must find the row.
             await self.services.runner.submit(job)
         except Exception:
-            log.exception("could not start scan %s", scan_id)
+            log.exception("could not enqueue scan %s", scan_id)
             done = ScanDone(
                 request_id=request_id,
                 scan_id=scan_id,
                 status=ScanStatus.FAILED,
-                error={"code": ErrorCode.INTERNAL, "message": "could not start", "retryable": True},
+                error=ErrorInfo(
+                    code=ErrorCode.INTERNAL, message="could not start the scan", retryable=True
+                ),
             )
             await self._append(event_payload(done), key=f"{request_id}:done")
+
+    async def _scan_id_of(self, request_id: str) -> str | None:
+        scan_id = self._scan_ids.get(request_id)
+        if scan_id is not None:
+            return scan_id
+        # Started on an earlier connection of this session: its scan.accepted is in the log.
+        assert self.machine.session_id is not None
+        marker = f'"request_id":"{request_id}"'
+        for _, event in await self.services.log.read_since(self.machine.session_id, 0) or []:
+            if '"type":"scan.accepted"' in event and marker in event:
+                found: str = json.loads(event)["scan_id"]
+                return found
+        return None
 
     async def _cancel_scan(self, message: ScanCancel) -> None:
         assert self._claims is not None
         session_id = self.machine.session_id
         assert session_id is not None
         request_id = message.request_id
-        scan_id = self._scan_ids.get(request_id)
-        if scan_id is None:
-            async with self.services.db.session() as session:
-                row = await scans.find(session, session_id, request_id)
-                scan_id = row.id if row is not None else None
+        scan_id = await self._scan_id_of(request_id)
         if scan_id is None:
             await self._error(
                 request_id,
@@ -359,8 +352,7 @@ class Connection:
                 ),
             )
             return
-        async with self.services.db.session() as session:
-            await scans.finish(session, scan_id, status="cancelled")
+        # The pipeline sees the scan closed at its next event and records the outcome.
 
     # ------------------------------------------------------------------ tasks
 

@@ -173,7 +173,7 @@ def test_cancel_is_passed_through() -> None:
 def test_auth_failure_closes_with_4001_and_resume_theft_with_4003() -> None:
     machine = SessionMachine()
     machine.receive_text('{"type": "session.start", "token": "t"}')
-    send, close = machine.authentication_failed(ErrorCode.AUTH_EXPIRED, "expired")
+    _, close = machine.authentication_failed(ErrorCode.AUTH_EXPIRED, "expired")
     assert isinstance(close, Close) and close.code is CloseCode.AUTH_FAILED
     assert machine.state is State.CLOSED
     assert machine.receive_text(scan()) == []

@@ -1,0 +1,186 @@
+"""Orchestration overhead of a scan, with instant stages.
+
+Starts the real server (and, distributed, a real Celery worker) as subprocesses with the
+instant test stages (tests/support/stages.py), opens N concurrent WebSocket sessions and has
+each run scans one after another with a random think time, as app users would. For every scan
+it records the time from sending ``scan.start`` to the first event (``scan.accepted``) and to
+``scan.done`` (end to end: accept, database row, queue, worker, all events, database update).
+
+    python bench/orchestration.py --mode embedded --sessions 1 10 100
+    python bench/orchestration.py --mode distributed --sessions 1 10 100
+
+Distributed mode needs PostgreSQL, Redis and RabbitMQ on their default ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from server.migrate import upgrade  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+
+IMAGE = base64.b64encode(b"JPEG" * 64).decode()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def one_session(url: str, token: str, scans: int, think_s: float,
+                      first: list[float], total: list[float]) -> None:
+    async with websockets.connect(url, max_size=None) as ws:
+        await ws.send(json.dumps({"type": "session.start", "token": token}))
+        json.loads(await ws.recv())
+        for n in range(scans):
+            await asyncio.sleep(random.uniform(0, think_s))
+            rid = f"b{n}"
+            started = time.perf_counter()
+            await ws.send(json.dumps({
+                "type": "scan.start", "request_id": rid,
+                "image": {"kind": "inline", "content_type": "image/jpeg", "data": IMAGE},
+            }))
+            got_first = False
+            while True:
+                event = json.loads(await ws.recv())
+                if not got_first:
+                    first.append((time.perf_counter() - started) * 1000)
+                    got_first = True
+                if event["type"] == "scan.done" and event["request_id"] == rid:
+                    assert event["status"] == "completed", event
+                    total.append((time.perf_counter() - started) * 1000)
+                    break
+
+
+async def run_level(base: str, sessions: int, scans: int, think_s: float) -> dict[str, float]:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        tokens = [
+            (await http.post("/api/v1/auth/guest")).json()["access_token"]
+            for _ in range(sessions)
+        ]
+    url = base.replace("http://", "ws://") + "/api/v1/coach/ws"
+    first: list[float] = []
+    total: list[float] = []
+    started = time.perf_counter()
+    await asyncio.gather(*(one_session(url, t, scans, think_s, first, total) for t in tokens))
+    elapsed = time.perf_counter() - started
+    return {
+        "scans": len(total),
+        "scans_per_s": len(total) / elapsed,
+        **{f"first_p{q}": percentile(first, q) for q in (50, 95, 99)},
+        **{f"e2e_p{q}": percentile(total, q) for q in (50, 95, 99)},
+        "e2e_mean": statistics.fmean(total),
+    }
+
+
+def wait_http(base: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited")
+        try:
+            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("server did not become ready")
+
+
+async def create_db(admin: str, name: str, drop: bool = False) -> None:
+    conn = await asyncpg.connect(admin)
+    try:
+        if drop:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        else:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mode", choices=["embedded", "distributed"], default="embedded")
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--scans", type=int, default=20, help="scans per session")
+    parser.add_argument("--think-ms", type=float, default=200, help="max pause between scans")
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    tmp = tempfile.mkdtemp(prefix="wc-bench-")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), WASTECOACH_PORT=str(port),
+               WASTECOACH_DATA_DIR=tmp, WASTECOACH_PUBLIC_URL=base,
+               WASTECOACH_STAGES_FACTORY="tests.support.stages:build",
+               WASTECOACH_LOG_LEVEL="warning",
+               WASTECOACH_SESSION__MAX_CONCURRENT_SCANS="8")
+    procs: list[subprocess.Popen[bytes]] = []
+    db_name = f"wc_bench_{uuid.uuid4().hex[:8]}"
+    moto = None
+    if args.mode == "distributed":
+        from moto.server import ThreadedMotoServer
+
+        s3_port = free_port()
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
+        moto.start()
+        env.setdefault("AWS_ACCESS_KEY_ID", "bench")
+        env.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+        asyncio.run(create_db(args.pg, db_name))
+        db_url = args.pg.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        db_url = f"{db_url}/{db_name}"
+        upgrade(db_url)
+        env.update(WASTECOACH_MODE="distributed", WASTECOACH_DATABASE_URL=db_url,
+                   WASTECOACH_AUTH__JWT_SECRET="bench", WASTECOACH_AUTH__GUEST_ENABLED="true",
+                   WASTECOACH_CELERY_QUEUE=f"wastecoach.bench.{db_name}",
+                   WASTECOACH_S3__ENDPOINT_URL=f"http://127.0.0.1:{s3_port}")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "worker", "--concurrency", "32",
+             "--loglevel", "warning"], cwd=ROOT, env=env))
+    procs.append(subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], cwd=ROOT,
+                                  env=env))
+    try:
+        wait_http(base, procs[-1])
+        asyncio.run(run_level(base, 2, 5, 0.01))  # warm-up: connections, pools, JIT caches
+        print(f"mode={args.mode} scans/session={args.scans} think<= {args.think_ms} ms")
+        print("sessions  scans  scans/s  first p50/p95/p99 (ms)   end-to-end p50/p95/p99 (ms)")
+        for n in args.sessions:
+            r = asyncio.run(run_level(base, n, args.scans, args.think_ms / 1000))
+            print(f"{n:8d} {r['scans']:6.0f} {r['scans_per_s']:8.1f}   "
+                  f"{r['first_p50']:5.2f} / {r['first_p95']:5.2f} / {r['first_p99']:5.2f}"
+                  f"        {r['e2e_p50']:5.2f} / {r['e2e_p95']:5.2f} / {r['e2e_p99']:6.2f}")
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if moto is not None:
+            moto.stop()
+            asyncio.run(create_db(args.pg, db_name, drop=True))
+
+
+if __name__ == "__main__":
+    main()
