@@ -52,7 +52,11 @@ async def run_import(
         total=len(records), unit="pt", desc="importing", disable=not show_progress, file=sys.stderr
     ) as bar:
         async with db.session() as session:
-            result = await service.import_records(session, records, progress=bar.update)
+
+            def advance(n: int) -> None:
+                bar.update(n)
+
+            result = await service.import_records(session, records, progress=advance)
     return result
 
 

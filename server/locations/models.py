@@ -74,5 +74,6 @@ for _statement in POSTGIS_DDL:
     event.listen(
         CollectionPoint.__table__,
         "after_create",
-        DDL(_statement).execute_if(dialect="postgresql"),
+        # SQLAlchemy leaves DDL.__init__ unannotated.
+        DDL(_statement).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
     )

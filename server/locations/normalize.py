@@ -468,11 +468,14 @@ def _read_seoul_geojson(path: Path) -> Iterator[_Raw]:
         segments = re.split(r"[|\n\r]", " | ".join(v for v in labelled.values() if v))
         collects = " ".join(s for s in segments if _COLLECTS.search(s)) or None
         extra: dict[str, Any] = {}
-        for label, out in (("취급품목(메뉴)", "items"), ("제로웨이스트 실천 내용", "activity"),
-                           ("제로웨이스트 활동내용", "activity")):
-            if value := _clean(labelled.get(label)):
-                if not _PLACEHOLDER.search(value):
-                    extra[out] = value
+        for label, out in (
+            ("취급품목(메뉴)", "items"),
+            ("제로웨이스트 실천 내용", "activity"),
+            ("제로웨이스트 활동내용", "activity"),
+        ):
+            value = _clean(labelled.get(label))
+            if value and not _PLACEHOLDER.search(value):
+                extra[out] = value
         if phone := _clean(props.get("TEL_NO")):
             extra["phone"] = phone
         name = _clean(props.get("CONTENTS_NAME")) or ""
@@ -673,9 +676,10 @@ def write_snapshot(path: Path, records: list[PointRecord], report: Report) -> No
         for r in sorted(records, key=lambda r: r.id)
     )
     data = ("\n".join(lines) + "\n").encode("utf-8")
-    with path.open("wb") as raw_fh, gzip.GzipFile(
-        filename="", mode="wb", fileobj=raw_fh, mtime=0, compresslevel=9
-    ) as fh:
+    with (
+        path.open("wb") as raw_fh,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw_fh, mtime=0, compresslevel=9) as fh,
+    ):
         fh.write(data)
 
 

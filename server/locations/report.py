@@ -24,7 +24,5 @@ def format_report(report: Report) -> str:
     lines += _lines("rejected", dict(report.rejected))
     if report.reject_samples:
         lines.append("rejected, examples:")
-        lines.extend(
-            f"  [{r.reason}] {r.source}: {r.detail}" for r in report.reject_samples
-        )
+        lines.extend(f"  [{r.reason}] {r.source}: {r.detail}" for r in report.reject_samples)
     return "\n".join(lines)

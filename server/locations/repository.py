@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
 from server.locations.geo import bounding_box, haversine_m
 from server.locations.models import CollectionPoint
@@ -86,7 +86,7 @@ async def _nearest_postgis(
     radius_m: float,
     limit: int,
 ) -> list[Hit]:
-    geog = literal_column("collection_points.geog")
+    geog: ColumnClause[Any] = literal_column("collection_points.geog")
     origin = func.geography(
         func.ST_SetSRID(
             func.ST_MakePoint(bindparam("o_lon", lon, Float), bindparam("o_lat", lat, Float)),
@@ -184,7 +184,9 @@ async def upsert(
     Rows of ``prune_sources`` that the import no longer contains are deleted: the import is a
     full picture of those sources, and a bin that was taken away should stop being suggested.
     """
-    existing = dict((await session.execute(select(CollectionPoint.id, CollectionPoint.digest))).all())
+    existing = dict(
+        (await session.execute(select(CollectionPoint.id, CollectionPoint.digest))).all()
+    )
     stats = UpsertStats()
     to_insert: list[dict[str, Any]] = []
     to_update: list[dict[str, Any]] = []

@@ -172,8 +172,13 @@ async def suggest(
     # The fallback may be farther than the user asked to look: one distant centre, clearly
     # labelled by the note, is more useful than an empty list.
     centre = await _search(
-        session, lat=lat, lon=lon, kinds=[FALLBACK_KIND], mask=None,
-        radius_m=FALLBACK_RADIUS_M, limit=1,
+        session,
+        lat=lat,
+        lon=lon,
+        kinds=[FALLBACK_KIND],
+        mask=None,
+        radius_m=FALLBACK_RADIUS_M,
+        limit=1,
     )
     return Suggestion(places=centre, note=notes.note("nothing_near", locale), fallback=True)
 

@@ -85,7 +85,7 @@ async def test_kind_filter(http: httpx.AsyncClient) -> None:
     ],
 )
 async def test_bad_input_is_a_422_naming_the_field(
-    http: httpx.AsyncClient, params: dict[str, object], field: str
+    http: httpx.AsyncClient, params: dict[str, str | float], field: str
 ) -> None:
     response = await http.get("/api/v1/locations/nearby", params=params)
     assert response.status_code == 422

@@ -35,7 +35,9 @@ async def test_snapshot_import_counts_and_second_run_changes_nothing(
     assert await _count(loaded_db) == len(snapshot_records)
 
 
-async def test_changed_and_vanished_points(tmp_path: Path, snapshot_records: list[PointRecord]) -> None:
+async def test_changed_and_vanished_points(
+    tmp_path: Path, snapshot_records: list[PointRecord]
+) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"
     await asyncio.to_thread(upgrade, url)
     db = Database(url)
@@ -67,8 +69,14 @@ async def test_cli_imports_raw_files_and_reports_reasons(
     assert await import_main(args, database_url=url) == 0
     out = capsys.readouterr().out
     assert "database: 9 inserted, 0 updated, 0 unchanged, 0 removed" in out
-    for reason in ("missing_coordinates", "invalid_coordinates", "outside_korea",
-                   "missing_name_and_address", "swapped_coordinates", "across_sources"):
+    for reason in (
+        "missing_coordinates",
+        "invalid_coordinates",
+        "outside_korea",
+        "missing_name_and_address",
+        "swapped_coordinates",
+        "across_sources",
+    ):
         assert reason in out, reason
     assert "[outside_korea] mois_medicine: 먼 약국" in out
 

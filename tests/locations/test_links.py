@@ -24,7 +24,10 @@ def test_naver_route() -> None:
     parts = urlsplit(naver_route(NAME, 37.5665, 126.978, appname="kr.example.app"))
     assert (parts.scheme, parts.netloc, parts.path) == ("nmap", "route", "/walk")
     assert parse_qs(parts.query) == {
-        "dlat": ["37.5665"], "dlng": ["126.978"], "dname": [NAME], "appname": ["kr.example.app"],
+        "dlat": ["37.5665"],
+        "dlng": ["126.978"],
+        "dname": [NAME],
+        "appname": ["kr.example.app"],
     }
 
 
@@ -32,7 +35,9 @@ def test_google_route() -> None:
     parts = urlsplit(google_route(37.5665, 126.978))
     assert (parts.netloc, parts.path) == ("www.google.com", "/maps/dir/")
     assert parse_qs(parts.query) == {
-        "api": ["1"], "destination": ["37.5665,126.978"], "travelmode": ["walking"],
+        "api": ["1"],
+        "destination": ["37.5665,126.978"],
+        "travelmode": ["walking"],
     }
 
 

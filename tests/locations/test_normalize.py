@@ -28,9 +28,20 @@ from server.locations.normalize import (
 from tests.locations.conftest import SHARED_LOCATIONS
 
 KECO_COLUMNS = [
-    "source", "source_pk", "positnNm", "positnLotnoAddr", "positnRdnmAddr", "positnPstnLat",
-    "positnPstnLot", "monSalsHrExplnCn", "tuesSalsHrExplnCn", "wedSalsHrExplnCn",
-    "thurSalsHrExplnCn", "friSalsHrExplnCn", "satSalsHrExplnCn", "sunSalsHrExplnCn",
+    "source",
+    "source_pk",
+    "positnNm",
+    "positnLotnoAddr",
+    "positnRdnmAddr",
+    "positnPstnLat",
+    "positnPstnLot",
+    "monSalsHrExplnCn",
+    "tuesSalsHrExplnCn",
+    "wedSalsHrExplnCn",
+    "thurSalsHrExplnCn",
+    "friSalsHrExplnCn",
+    "satSalsHrExplnCn",
+    "sunSalsHrExplnCn",
     "clctItemCn",
 ]
 
@@ -41,67 +52,203 @@ def _bins(code: str, rows: list[dict[str, str]]) -> dict[str, object]:
 
 def write_raw_dir(root: Path) -> Path:
     """A raw directory in the shapes of the real files, with one of each kind of fault."""
-    (root / "lamp_battery_bins.json").write_text(json.dumps(_bins("11140", [
-        {"place": "소공동 주민센터", "addr": "서울 중구 세종대로 1", "lat": "37.5640",
-         "lot": "126.9790", "items": "폐형광등+폐건전지"},
-        # swapped coordinates: repaired, not dropped
-        {"place": "회현동 주민센터", "addr": "서울 중구 소공로 2", "lat": "126.9800",
-         "lot": "37.5580", "items": "폐건전지"},
-        {"place": "빈 좌표", "addr": "서울 중구 어딘가", "lat": "", "lot": ""},
-        {"place": "숫자 아님", "addr": "서울 중구 어딘가 2", "lat": "abc", "lot": "126.9"},
-    ])), "utf-8")
-    (root / "medicine_bins.json").write_text(json.dumps(_bins("11140", [
-        {"place": "시청약국", "addr": "서울 중구 세종대로 3", "lat": "37.5660", "lot": "126.9770"},
-        # the very same row twice
-        {"place": "시청약국", "addr": "서울 중구 세종대로 3", "lat": "37.5660", "lot": "126.9770"},
-        # outside Korea (a truncated latitude)
-        {"place": "먼 약국", "addr": "어딘가", "lat": "5.1571", "lot": "126.93"},
-    ])), "utf-8")
-    (root / "clothing_bins.json").write_text(json.dumps(_bins("11140", [
-        {"place": "덕수궁 옆", "addr": "서울 중구 세종대로 99", "lat": "37.56580",
-         "lot": "126.97510"},
-        {"place": "정동길", "addr": "서울 중구 정동길 1", "lat": "37.56700", "lot": "126.97000"},
-        {"place": "", "addr": "", "lat": "37.5600", "lot": "126.9700"},
-    ])), "utf-8")
-    (root / "clothes_bins.json").write_text(json.dumps({"data": {"3010000": [
-        # the same bin as "덕수궁 옆" in the other file, 5 m away: merged
-        {"name": "덕수궁옆", "address": "서울특별시 중구 세종대로 99", "lat": "37.56584",
-         "lng": "126.97512", "phone": None, "managedBy": "중구청"},
-        # same name, 500 m away: a different bin
-        {"name": "정동길", "address": "서울 중구 정동길 50", "lat": "37.57150",
-         "lng": "126.97000", "phone": None, "managedBy": "중구청"},
-    ]}}), "utf-8")
-    (root / "recycle_centers.json").write_text(json.dumps({"data": [
-        {"name": "중구 재활용센터", "sggCode": "11140", "address": "서울 중구 퇴계로 10",
-         "addressJibun": "", "lat": "37.5610", "lng": "126.9820",
-         "treatmentItems": "가전제품+가구류", "phone": "02-000-0000", "weekdayOpen": "09:00",
-         "weekdayClose": "18:00", "holidayOpen": "00:00", "holidayClose": "00:00",
-         "closedDays": "토요일+공휴일", "homepage": ""},
-    ]}), "utf-8")
-    (root / "seoul_zero_waste_shops.geojson").write_text(json.dumps({"features": [
-        {"properties": {
-            "CONTENTS_NAME": "알맹상점", "ADDR_NEW": "서울 마포구 월드컵로 49",
-            "ADDR_OLD": "", "COORD_X": "126.9080", "COORD_Y": "37.5560", "TEL_NO": "",
-            "NAME_01": "운영시간", "VALUE_01": "화~일 12:00~20:00",
-            "NAME_02": "제로웨이스트 실천 내용", "VALUE_02": "리필스테이션|종이팩 수거",
-        }},
-    ]}), "utf-8")
+    (root / "lamp_battery_bins.json").write_text(
+        json.dumps(
+            _bins(
+                "11140",
+                [
+                    {
+                        "place": "소공동 주민센터",
+                        "addr": "서울 중구 세종대로 1",
+                        "lat": "37.5640",
+                        "lot": "126.9790",
+                        "items": "폐형광등+폐건전지",
+                    },
+                    # swapped coordinates: repaired, not dropped
+                    {
+                        "place": "회현동 주민센터",
+                        "addr": "서울 중구 소공로 2",
+                        "lat": "126.9800",
+                        "lot": "37.5580",
+                        "items": "폐건전지",
+                    },
+                    {"place": "빈 좌표", "addr": "서울 중구 어딘가", "lat": "", "lot": ""},
+                    {
+                        "place": "숫자 아님",
+                        "addr": "서울 중구 어딘가 2",
+                        "lat": "abc",
+                        "lot": "126.9",
+                    },
+                ],
+            )
+        ),
+        "utf-8",
+    )
+    (root / "medicine_bins.json").write_text(
+        json.dumps(
+            _bins(
+                "11140",
+                [
+                    {
+                        "place": "시청약국",
+                        "addr": "서울 중구 세종대로 3",
+                        "lat": "37.5660",
+                        "lot": "126.9770",
+                    },
+                    # the very same row twice
+                    {
+                        "place": "시청약국",
+                        "addr": "서울 중구 세종대로 3",
+                        "lat": "37.5660",
+                        "lot": "126.9770",
+                    },
+                    # outside Korea (a truncated latitude)
+                    {"place": "먼 약국", "addr": "어딘가", "lat": "5.1571", "lot": "126.93"},
+                ],
+            )
+        ),
+        "utf-8",
+    )
+    (root / "clothing_bins.json").write_text(
+        json.dumps(
+            _bins(
+                "11140",
+                [
+                    {
+                        "place": "덕수궁 옆",
+                        "addr": "서울 중구 세종대로 99",
+                        "lat": "37.56580",
+                        "lot": "126.97510",
+                    },
+                    {
+                        "place": "정동길",
+                        "addr": "서울 중구 정동길 1",
+                        "lat": "37.56700",
+                        "lot": "126.97000",
+                    },
+                    {"place": "", "addr": "", "lat": "37.5600", "lot": "126.9700"},
+                ],
+            )
+        ),
+        "utf-8",
+    )
+    (root / "clothes_bins.json").write_text(
+        json.dumps(
+            {
+                "data": {
+                    "3010000": [
+                        # the same bin as "덕수궁 옆" in the other file, 5 m away: merged
+                        {
+                            "name": "덕수궁옆",
+                            "address": "서울특별시 중구 세종대로 99",
+                            "lat": "37.56584",
+                            "lng": "126.97512",
+                            "phone": None,
+                            "managedBy": "중구청",
+                        },
+                        # same name, 500 m away: a different bin
+                        {
+                            "name": "정동길",
+                            "address": "서울 중구 정동길 50",
+                            "lat": "37.57150",
+                            "lng": "126.97000",
+                            "phone": None,
+                            "managedBy": "중구청",
+                        },
+                    ]
+                }
+            }
+        ),
+        "utf-8",
+    )
+    (root / "recycle_centers.json").write_text(
+        json.dumps(
+            {
+                "data": [
+                    {
+                        "name": "중구 재활용센터",
+                        "sggCode": "11140",
+                        "address": "서울 중구 퇴계로 10",
+                        "addressJibun": "",
+                        "lat": "37.5610",
+                        "lng": "126.9820",
+                        "treatmentItems": "가전제품+가구류",
+                        "phone": "02-000-0000",
+                        "weekdayOpen": "09:00",
+                        "weekdayClose": "18:00",
+                        "holidayOpen": "00:00",
+                        "holidayClose": "00:00",
+                        "closedDays": "토요일+공휴일",
+                        "homepage": "",
+                    },
+                ]
+            }
+        ),
+        "utf-8",
+    )
+    (root / "seoul_zero_waste_shops.geojson").write_text(
+        json.dumps(
+            {
+                "features": [
+                    {
+                        "properties": {
+                            "CONTENTS_NAME": "알맹상점",
+                            "ADDR_NEW": "서울 마포구 월드컵로 49",
+                            "ADDR_OLD": "",
+                            "COORD_X": "126.9080",
+                            "COORD_Y": "37.5560",
+                            "TEL_NO": "",
+                            "NAME_01": "운영시간",
+                            "VALUE_01": "화~일 12:00~20:00",
+                            "NAME_02": "제로웨이스트 실천 내용",
+                            "VALUE_02": "리필스테이션|종이팩 수거",
+                        }
+                    },
+                ]
+            }
+        ),
+        "utf-8",
+    )
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=KECO_COLUMNS)
     writer.writeheader()
     closed = {c: "휴무" for c in KECO_COLUMNS if c.endswith("SalsHrExplnCn")}
-    writer.writerow({
-        **closed, "source": "keco", "source_pk": "7", "positnNm": "중구 자원순환가게",
-        "positnRdnmAddr": "서울 중구 을지로 5", "positnPstnLat": "37.5660",
-        "positnPstnLot": "126.9850", "tuesSalsHrExplnCn": "10:00 ~ 12:00",
-        "wedSalsHrExplnCn": "10:00 ~ 12:00", "clctItemCn": "투명페트병\n캔",
-    })
-    writer.writerow({**closed, "source": "keco", "source_pk": "8", "positnNm": "좌표 없음",
-                     "positnPstnLat": "", "positnPstnLot": ""})
+    writer.writerow(
+        {
+            **closed,
+            "source": "keco",
+            "source_pk": "7",
+            "positnNm": "중구 자원순환가게",
+            "positnRdnmAddr": "서울 중구 을지로 5",
+            "positnPstnLat": "37.5660",
+            "positnPstnLot": "126.9850",
+            "tuesSalsHrExplnCn": "10:00 ~ 12:00",
+            "wedSalsHrExplnCn": "10:00 ~ 12:00",
+            "clctItemCn": "투명페트병\n캔",
+        }
+    )
+    writer.writerow(
+        {
+            **closed,
+            "source": "keco",
+            "source_pk": "8",
+            "positnNm": "좌표 없음",
+            "positnPstnLat": "",
+            "positnPstnLot": "",
+        }
+    )
     # the Seoul shop again, from the map export, 40 m away and with a branch suffix: merged
-    writer.writerow({**closed, "source": "zerowaste", "source_pk": "99",
-                     "positnNm": "알맹상점 망원점", "positnRdnmAddr": "서울 마포구 월드컵로 49",
-                     "positnPstnLat": "37.55635", "positnPstnLot": "126.9081"})
+    writer.writerow(
+        {
+            **closed,
+            "source": "zerowaste",
+            "source_pk": "99",
+            "positnNm": "알맹상점 망원점",
+            "positnRdnmAddr": "서울 마포구 월드컵로 49",
+            "positnPstnLat": "37.55635",
+            "positnPstnLot": "126.9081",
+        }
+    )
     with gzip.open(root / "keco_sites_and_zero_waste_shops.csv.gz", "wt", encoding="utf-8") as fh:
         fh.write(buffer.getvalue())
     assert sorted(p.name for p in root.iterdir()) == sorted(RAW_FILES)
@@ -173,7 +320,7 @@ def test_ids_are_stable_across_runs(tmp_path: Path) -> None:
 def test_missing_raw_file_is_an_error(tmp_path: Path) -> None:
     write_raw_dir(tmp_path)
     (tmp_path / "medicine_bins.json").unlink()
-    with pytest.raises(FileNotFoundError, match="medicine_bins.json"):
+    with pytest.raises(FileNotFoundError, match=r"medicine_bins\.json"):
         normalise_dir(tmp_path)
 
 
@@ -219,7 +366,11 @@ def test_real_data_and_packaged_snapshot_agree(tmp_path: Path) -> None:
 
     assert sum(report.read.values()) > 23_000
     for kind in (
-        "clothing_bin", "lamp_battery_bin", "medicine_bin", "recycling_center", "reward_site",
+        "clothing_bin",
+        "lamp_battery_bin",
+        "medicine_bin",
+        "recycling_center",
+        "reward_site",
         "zero_waste_shop",
     ):
         assert report.kept[kind] > 0, kind

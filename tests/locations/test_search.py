@@ -61,18 +61,32 @@ async def test_battery_nearest_five_at_city_hall(loaded_db: Database) -> None:
         naver = parse_qs(urlsplit(p.links.naver).query)
         assert naver["dname"] == [p.name]
         google = parse_qs(urlsplit(p.links.google).query)
-        assert google["destination"] == [f"{p.lat:.7f}".rstrip("0") + "," + f"{p.lon:.7f}".rstrip("0")]
+        assert google["destination"] == [
+            f"{p.lat:.7f}".rstrip("0") + "," + f"{p.lon:.7f}".rstrip("0")
+        ]
 
 
-@pytest.mark.parametrize("stream", [Stream.BATTERY, Stream.CLOTHING, Stream.MEDICINE,
-                                    Stream.PLASTIC, Stream.CLEAR_PET, Stream.ELECTRONICS, None])
+@pytest.mark.parametrize(
+    "stream",
+    [
+        Stream.BATTERY,
+        Stream.CLOTHING,
+        Stream.MEDICINE,
+        Stream.PLASTIC,
+        Stream.CLEAR_PET,
+        Stream.ELECTRONICS,
+        None,
+    ],
+)
 async def test_matches_brute_force(
     loaded_db: Database, snapshot_records: list[PointRecord], stream: Stream | None
 ) -> None:
     rng = random.Random(f"{stream}")
     # Mostly where the data is (sampled from it), plus uniform points over the country.
-    origins = [(r.lat + rng.uniform(-0.02, 0.02), r.lon + rng.uniform(-0.02, 0.02))
-               for r in rng.sample(snapshot_records, 12)]
+    origins = [
+        (r.lat + rng.uniform(-0.02, 0.02), r.lon + rng.uniform(-0.02, 0.02))
+        for r in rng.sample(snapshot_records, 12)
+    ]
     origins += [(rng.uniform(34.0, 38.0), rng.uniform(126.0, 129.5)) for _ in range(6)]
     async with loaded_db.session() as session:
         for lat, lon in origins:

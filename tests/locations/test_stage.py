@@ -18,16 +18,27 @@ CITY_HALL = GeoPoint(lat=37.5665, lon=126.9780)
 
 def scan(location: GeoPoint | None, locale: Locale = Locale.KO) -> ScanInput:
     return ScanInput(
-        scan_id="scan-1", request_id="req-1", session_id="s", user_id="u", locale=locale,
-        image=b"", content_type="image/jpeg", location=location,
+        scan_id="scan-1",
+        request_id="req-1",
+        session_id="s",
+        user_id="u",
+        locale=locale,
+        image=b"",
+        content_type="image/jpeg",
+        location=location,
     )
 
 
 def classified(stream: Stream) -> Classification:
     major, middle = OFFICIAL_PATH[stream]
     return Classification(
-        label=stream.value, name_ko="품목", name_en="item", stream=stream,
-        category=OfficialCategory(major=major, middle=middle), confidence=0.9, model="test",
+        label=stream.value,
+        name_ko="품목",
+        name_en="item",
+        stream=stream,
+        category=OfficialCategory(major=major, middle=middle),
+        confidence=0.9,
+        model="test",
     )
 
 
@@ -57,7 +68,8 @@ async def test_nothing_near_falls_back_to_the_nearest_recycling_centre(
     # about 30 km away, beyond the stage's 20 km.
     gangneung = GeoPoint(lat=37.7519, lon=128.8761)
     takes_batteries = [
-        r for r in snapshot_records
+        r
+        for r in snapshot_records
         if r.kind in catalog().kinds_for(Stream.BATTERY) and Stream.BATTERY in r.accepts
     ]
     assert min(haversine_m(37.7519, 128.8761, r.lat, r.lon) for r in takes_batteries) > 20_000

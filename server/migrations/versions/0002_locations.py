@@ -52,9 +52,7 @@ def upgrade() -> None:
             "ALTER TABLE collection_points ADD COLUMN geog geography(Point, 4326) "
             "GENERATED ALWAYS AS (geography(ST_SetSRID(ST_MakePoint(lon, lat), 4326))) STORED"
         )
-        op.execute(
-            "CREATE INDEX ix_collection_points_geog ON collection_points USING gist (geog)"
-        )
+        op.execute("CREATE INDEX ix_collection_points_geog ON collection_points USING gist (geog)")
         op.execute(
             "CREATE INDEX ix_collection_points_kind_geog "
             "ON collection_points USING gist (kind, geog)"
