@@ -47,13 +47,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def one_session(url: str, token: str, scans: int, think_s: float,
+async def one_session(url: str, token: str, scans: int, think_s: tuple[float, float],
                       first: list[float], total: list[float]) -> None:
     async with websockets.connect(url, max_size=None) as ws:
         await ws.send(json.dumps({"type": "session.start", "token": token}))
         json.loads(await ws.recv())
         for n in range(scans):
-            await asyncio.sleep(random.uniform(0, think_s))
+            await asyncio.sleep(random.uniform(*think_s))
             rid = f"b{n}"
             started = time.perf_counter()
             await ws.send(json.dumps({
@@ -72,7 +72,9 @@ async def one_session(url: str, token: str, scans: int, think_s: float,
                     break
 
 
-async def run_level(base: str, sessions: int, scans: int, think_s: float) -> dict[str, float]:
+async def run_level(
+    base: str, sessions: int, scans: int, think_s: tuple[float, float]
+) -> dict[str, float]:
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         tokens = [
             (await http.post("/api/v1/auth/guest")).json()["access_token"]
@@ -123,7 +125,8 @@ def main() -> None:
     parser.add_argument("--mode", choices=["embedded", "distributed"], default="embedded")
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--scans", type=int, default=20, help="scans per session")
-    parser.add_argument("--think-ms", type=float, default=200, help="max pause between scans")
+    parser.add_argument("--think-ms", type=float, nargs=2, default=[500, 1500],
+                        metavar=("MIN", "MAX"), help="pause between a user's scans")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
 
@@ -161,11 +164,12 @@ def main() -> None:
                                   env=env))
     try:
         wait_http(base, procs[-1])
-        asyncio.run(run_level(base, 2, 5, 0.01))  # warm-up: connections, pools, JIT caches
-        print(f"mode={args.mode} scans/session={args.scans} think<= {args.think_ms} ms")
+        asyncio.run(run_level(base, 2, 5, (0.0, 0.01)))  # warm-up: connections, pools, JIT caches
+        lo, hi = args.think_ms
+        print(f"mode={args.mode} scans/session={args.scans} think={lo:.0f}-{hi:.0f} ms")
         print("sessions  scans  scans/s  first p50/p95/p99 (ms)   end-to-end p50/p95/p99 (ms)")
         for n in args.sessions:
-            r = asyncio.run(run_level(base, n, args.scans, args.think_ms / 1000))
+            r = asyncio.run(run_level(base, n, args.scans, (lo / 1000, hi / 1000)))
             print(f"{n:8d} {r['scans']:6.0f} {r['scans_per_s']:8.1f}   "
                   f"{r['first_p50']:5.2f} / {r['first_p95']:5.2f} / {r['first_p99']:5.2f}"
                   f"        {r['e2e_p50']:5.2f} / {r['e2e_p95']:5.2f} / {r['e2e_p99']:6.2f}")

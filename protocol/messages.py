@@ -248,6 +248,7 @@ class ErrorCode(StrEnum):
     UPLOAD_FORBIDDEN = "upload_forbidden"
     IMAGE_INVALID = "image_invalid"
     RESUME_FORBIDDEN = "resume_forbidden"
+    FORBIDDEN = "forbidden"
     STAGE_FAILED = "stage_failed"
     INTERNAL = "internal"
 

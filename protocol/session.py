@@ -183,13 +183,16 @@ class SessionMachine:
         self.session_id = session_id
         self.last_seq = last_seq
 
-    def authentication_failed(self, code: ErrorCode, message: str) -> list[Action]:
+    def authentication_failed(
+        self, code: ErrorCode, message: str, request_id: str | None = None
+    ) -> list[Action]:
         self._authenticating = False
         close = CloseCode.RESUME_FORBIDDEN if code is ErrorCode.RESUME_FORBIDDEN else (
             CloseCode.AUTH_FAILED
         )
         self.state = State.CLOSED
-        return [SendEvent(Error(code=code, message=message), logged=False), Close(close, message)]
+        error = Error(code=code, message=message, request_id=request_id)
+        return [SendEvent(error, logged=False), Close(close, message)]
 
     def auth_timed_out(self) -> list[Action]:
         self.state = State.CLOSED

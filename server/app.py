@@ -8,9 +8,11 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from protocol.messages import ErrorCode
 from server.errors import WasteCoachError
 from server.services import Services
 from server.settings import Settings, get_settings
@@ -48,6 +50,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(
             status_code=exc.status,
             content={"error": {"code": exc.code.value, "message": exc.message}},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # One error shape for every 4xx: FastAPI's own {"detail": [...]} is folded into it.
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc'][1:]) or err['loc'][0]}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        return JSONResponse(
+            status_code=422,
+            content={
+                "error": {
+                    "code": ErrorCode.INVALID_MESSAGE.value,
+                    "message": "; ".join(problems) or "invalid request",
+                }
+            },
         )
 
     @app.get("/healthz", tags=["ops"])

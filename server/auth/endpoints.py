@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from protocol.messages import ErrorCode
 from server.errors import Forbidden
 from server.services import Services
 from server.users import repository as users
@@ -23,7 +24,7 @@ class TokenResponse(BaseModel):
 async def guest_token(request: Request) -> TokenResponse:
     services: Services = request.app.state.services
     if not services.settings.guest_enabled:
-        raise Forbidden("guest login is disabled on this server")
+        raise Forbidden("guest login is disabled on this server", code=ErrorCode.FORBIDDEN)
     async with services.db.session() as session:
         user = await users.create_guest(session)
         user_id = user.id

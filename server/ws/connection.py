@@ -170,7 +170,9 @@ class Connection:
         try:
             claims = self.services.tokens.verify_access(start.token)
         except AuthError as exc:
-            await self._perform(self.machine.authentication_failed(exc.code, exc.message))
+            await self._perform(
+                self.machine.authentication_failed(exc.code, exc.message, start.request_id)
+            )
             return
         event_log = self.services.log
         resumed = False
@@ -181,7 +183,9 @@ class Connection:
             if info is not None and info.user_id != claims.user_id:
                 await self._perform(
                     self.machine.authentication_failed(
-                        ErrorCode.RESUME_FORBIDDEN, "that session belongs to another user"
+                        ErrorCode.RESUME_FORBIDDEN,
+                        "that session belongs to another user",
+                        start.request_id,
                     )
                 )
                 return

@@ -320,3 +320,23 @@ async def test_scan_result_and_timings_are_persisted(stack: Stack, client: Coach
             assert (row.lat, row.lon) == (37.5, 127.0)
     finally:
         await db.dispose()
+
+
+async def test_rest_validation_errors_share_the_error_shape(
+    stack: Stack, guest_token: str
+) -> None:
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        response = await http.post(
+            "/api/v1/uploads", json={"content_type": "image/jpeg"},
+            headers={"Authorization": f"Bearer {guest_token}"},
+        )
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_message" and "size" in error["message"]
+
+
+async def test_auth_failure_echoes_the_request_id(stack: Stack) -> None:
+    async with websockets.connect(stack.ws_url) as ws:
+        await ws.send(json.dumps({"type": "session.start", "token": "x", "request_id": "s1"}))
+        event = json.loads(await ws.recv())
+    assert event["code"] == "auth_invalid" and event["request_id"] == "s1"
