@@ -66,7 +66,8 @@ class CollectionPoint(Base):
 
     __table_args__ = (
         UniqueConstraint("source", "source_id"),
-        Index("ix_collection_points_kind_lat_lon", "kind", "lat", "lon"),
+        # SQLite's search reads only this index: kind and the box, then the stream bits.
+        Index("ix_collection_points_kind_lat_lon", "kind", "lat", "lon", "accepts_mask"),
     )
 
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, Protocol
 
 from sqlalchemy import (
     Float,
+    Integer,
+    Select,
     bindparam,
     delete,
     func,
@@ -22,8 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
-from sqlalchemy.sql.elements import ColumnClause, ColumnElement
+from sqlalchemy.sql.elements import ColumnClause
 
 from server.locations.geo import bounding_box, haversine_m
 from server.locations.models import CollectionPoint
@@ -35,19 +37,38 @@ _SQLITE_STEPS_M = (750.0, 2_500.0, 7_500.0)
 _BATCH = 1_000
 
 
+class PointFields(Protocol):
+    """What a search hit carries: the columns a :class:`protocol.messages.Place` needs."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str | None: ...
+    @property
+    def lat(self) -> float: ...
+    @property
+    def lon(self) -> float: ...
+    @property
+    def hours(self) -> str | None: ...
+    @property
+    def accepts(self) -> list[str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
-    point: CollectionPoint
+    point: PointFields
     distance_m: float
 
 
-def _filters(kinds: Sequence[str] | None, mask: int | None) -> list[ColumnElement[bool]]:
-    clauses: list[ColumnElement[bool]] = []
-    if kinds is not None:
-        clauses.append(CollectionPoint.kind.in_(kinds))
-    if mask is not None:
-        clauses.append(CollectionPoint.accepts_mask.op("&")(mask) != 0)
-    return clauses
+_table = CollectionPoint.__table__
+#: Columns a hit reads; the JSON blobs a search does not show (extra, merged_sources) stay put.
+_HIT_COLUMNS = tuple(
+    _table.c[name] for name in ("id", "kind", "name", "address", "lat", "lon", "hours", "accepts")
+)
 
 
 async def nearest(
@@ -67,29 +88,27 @@ async def nearest(
     """
     if kinds is not None and not kinds:
         return []
+    key = tuple(kinds) if kinds is not None else None
     if session.get_bind().dialect.name == "postgresql":
         return await _nearest_postgis(
-            session, lat=lat, lon=lon, kinds=kinds, mask=mask, radius_m=radius_m, limit=limit
+            session, lat=lat, lon=lon, kinds=key, mask=mask, radius_m=radius_m, limit=limit
         )
     return await _nearest_bbox(
-        session, lat=lat, lon=lon, kinds=kinds, mask=mask, radius_m=radius_m, limit=limit
+        session, lat=lat, lon=lon, kinds=key, mask=mask, radius_m=radius_m, limit=limit
     )
 
 
-async def _nearest_postgis(
-    session: AsyncSession,
-    *,
-    lat: float,
-    lon: float,
-    kinds: Sequence[str] | None,
-    mask: int | None,
-    radius_m: float,
-    limit: int,
-) -> list[Hit]:
+@lru_cache(maxsize=64)
+def _postgis_statement(kinds: tuple[str, ...] | None, masked: bool) -> Select[Any]:
+    """The search for one combination of kinds; values arrive as bind parameters.
+
+    Built once per combination: composing the union costs more Python time than PostGIS
+    needs to answer it.
+    """
     geog: ColumnClause[Any] = literal_column("collection_points.geog")
     origin = func.geography(
         func.ST_SetSRID(
-            func.ST_MakePoint(bindparam("o_lon", lon, Float), bindparam("o_lat", lat, Float)),
+            func.ST_MakePoint(bindparam("o_lon", type_=Float), bindparam("o_lat", type_=Float)),
             4326,
         )
     )
@@ -101,23 +120,63 @@ async def _nearest_postgis(
     # The radius is applied to the few rows that come back.
     distance = func.ST_Distance(geog, origin, False).label("distance_m")
     parts = []
-    for kind in kinds if kinds is not None else [None]:
-        part = select(*CollectionPoint.__table__.c, distance)
+    for kind in kinds if kinds is not None else (None,):
+        part = select(*_HIT_COLUMNS, distance)
         if kind is not None:
-            part = part.where(CollectionPoint.kind == kind)
-        if mask is not None:
-            part = part.where(CollectionPoint.accepts_mask.op("&")(mask) != 0)
-        parts.append(part.order_by(geog.op("<->")(origin)).limit(limit))
+            part = part.where(_table.c.kind == kind)
+        if masked:
+            part = part.where(_table.c.accepts_mask.op("&")(bindparam("mask", type_=Integer)) != 0)
+        parts.append(part.order_by(geog.op("<->")(origin)).limit(bindparam("lim", type_=Integer)))
     near = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("near")
-    point = aliased(CollectionPoint, near)
-    query = (
-        select(point, near.c.distance_m)
-        .where(near.c.distance_m <= radius_m)
+    return (
+        select(near)
+        .where(near.c.distance_m <= bindparam("radius", type_=Float))
         .order_by(near.c.distance_m, near.c.id)
-        .limit(limit)
+        .limit(bindparam("lim", type_=Integer))
     )
-    rows = (await session.execute(query)).all()
-    return [Hit(point=row[0], distance_m=float(row[1])) for row in rows]
+
+
+async def _nearest_postgis(
+    session: AsyncSession,
+    *,
+    lat: float,
+    lon: float,
+    kinds: tuple[str, ...] | None,
+    mask: int | None,
+    radius_m: float,
+    limit: int,
+) -> list[Hit]:
+    params: dict[str, Any] = {"o_lat": lat, "o_lon": lon, "radius": radius_m, "lim": limit}
+    if mask is not None:
+        params["mask"] = mask
+    rows = (await session.execute(_postgis_statement(kinds, mask is not None), params)).all()
+    return [Hit(point=row, distance_m=float(row.distance_m)) for row in rows]
+
+
+@lru_cache(maxsize=64)
+def _bbox_statements(
+    kinds: tuple[str, ...] | None, masked: bool
+) -> tuple[Select[Any], Select[Any]]:
+    """(candidates in a box, hits by rowid) for one combination of kinds.
+
+    The first reads only the ``(kind, lat, lon, accepts_mask)`` index (it holds the rowid),
+    never the table; the second fetches the few winners.
+    """
+    rowid: ColumnClause[Any] = literal_column("collection_points.rowid")
+    candidates = select(rowid.label("rid"), _table.c.lat, _table.c.lon).where(
+        _table.c.lat.between(bindparam("min_lat"), bindparam("max_lat")),
+        _table.c.lon.between(bindparam("min_lon"), bindparam("max_lon")),
+    )
+    if kinds is not None:
+        candidates = candidates.where(_table.c.kind.in_(kinds))
+    if masked:
+        candidates = candidates.where(
+            _table.c.accepts_mask.op("&")(bindparam("mask", type_=Integer)) != 0
+        )
+    winners = select(rowid.label("rid"), *_HIT_COLUMNS).where(
+        rowid.in_(bindparam("rids", expanding=True))
+    )
+    return candidates, winners
 
 
 async def _nearest_bbox(
@@ -125,27 +184,40 @@ async def _nearest_bbox(
     *,
     lat: float,
     lon: float,
-    kinds: Sequence[str] | None,
+    kinds: tuple[str, ...] | None,
     mask: int | None,
     radius_m: float,
     limit: int,
 ) -> list[Hit]:
+    candidates, winners = _bbox_statements(kinds, mask is not None)
     steps = [r for r in _SQLITE_STEPS_M if r < radius_m] + [radius_m]
-    hits: list[Hit] = []
+    found: list[tuple[float, int]] = []
     for step in steps:
         min_lat, max_lat, min_lon, max_lon = bounding_box(lat, lon, step)
-        query = select(CollectionPoint).where(
-            CollectionPoint.lat.between(min_lat, max_lat),
-            CollectionPoint.lon.between(min_lon, max_lon),
-            *_filters(kinds, mask),
-        )
-        hits = []
-        for point in (await session.scalars(query)).all():
-            d = haversine_m(lat, lon, point.lat, point.lon)
+        params: dict[str, Any] = {
+            "min_lat": min_lat,
+            "max_lat": max_lat,
+            "min_lon": min_lon,
+            "max_lon": max_lon,
+        }
+        if mask is not None:
+            params["mask"] = mask
+        found = []
+        for rid, p_lat, p_lon in (await session.execute(candidates, params)).all():
+            d = haversine_m(lat, lon, p_lat, p_lon)
             if d <= step:
-                hits.append(Hit(point=point, distance_m=d))
-        if len(hits) >= limit:
+                found.append((d, rid))
+        if len(found) >= limit:
             break
+    if not found:
+        return []
+    found.sort()
+    distances = {rid: d for d, rid in found}
+    # Ties at the cut are settled by id below, so fetch every point as far as the last one.
+    cutoff = found[min(limit, len(found)) - 1][0]
+    keep = [rid for d, rid in found if d <= cutoff]
+    rows = (await session.execute(winners, {"rids": keep})).all()
+    hits = [Hit(point=row, distance_m=distances[row.rid]) for row in rows]
     hits.sort(key=lambda h: (h.distance_m, h.point.id))
     return hits[:limit]
 

@@ -20,7 +20,6 @@ from server.locations import repository
 from server.locations.errors import InvalidSearch, PointNotFound
 from server.locations.geo import haversine_m
 from server.locations.links import route_links
-from server.locations.models import CollectionPoint
 from server.locations.normalize import KOREA_LAT, KOREA_LON, PointRecord, in_korea
 from server.locations.streams import FALLBACK_KIND, accepts_mask, catalog, stream_bit
 
@@ -48,7 +47,7 @@ def _check_query(lat: float, lon: float, radius_m: float, limit: int) -> None:
         raise InvalidSearch(f"limit must be between 1 and {MAX_LIMIT}")
 
 
-def to_place(point: CollectionPoint, distance_m: float) -> Place:
+def to_place(point: repository.PointFields, distance_m: float) -> Place:
     return Place(
         id=point.id,
         kind=point.kind,

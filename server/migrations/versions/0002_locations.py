@@ -42,7 +42,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("source", "source_id", name="uq_collection_points_source"),
     )
     op.create_index(
-        "ix_collection_points_kind_lat_lon", "collection_points", ["kind", "lat", "lon"]
+        "ix_collection_points_kind_lat_lon",
+        "collection_points",
+        ["kind", "lat", "lon", "accepts_mask"],
     )
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS postgis")
