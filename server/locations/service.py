@@ -83,7 +83,8 @@ async def nearby(
         unknown = sorted(set(kinds) - set(known))
         if unknown:
             raise InvalidSearch(f"unknown kind {unknown}; known kinds: {sorted(known)}")
-    search_kinds: list[str] | None = list(kinds) if kinds is not None else None
+    # Repeated kinds (``?kind=a&kind=a``) would search, and list, the same places twice.
+    search_kinds: list[str] | None = list(dict.fromkeys(kinds)) if kinds is not None else None
     mask: int | None = None
     if stream is not None:
         for_stream = catalog().kinds_for(stream)

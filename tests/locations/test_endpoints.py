@@ -65,10 +65,18 @@ async def test_battery_nearest_five_at_city_hall(http: httpx.AsyncClient) -> Non
 async def test_kind_filter(http: httpx.AsyncClient) -> None:
     response = await http.get(
         "/api/v1/locations/nearby",
-        params={"lat": 37.5665, "lon": 126.9780, "kind": "zero_waste_shop", "limit": 3},
+        params=[
+            ("lat", 37.5665),
+            ("lon", 126.9780),
+            ("kind", "zero_waste_shop"),
+            ("kind", "zero_waste_shop"),
+            ("limit", 3),
+        ],
     )
     assert response.status_code == 200
-    assert [p["kind"] for p in response.json()["places"]] == ["zero_waste_shop"] * 3
+    places = response.json()["places"]
+    assert [p["kind"] for p in places] == ["zero_waste_shop"] * 3
+    assert len({p["id"] for p in places}) == 3
 
 
 @pytest.mark.parametrize(
