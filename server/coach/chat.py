@@ -55,10 +55,7 @@ log = logging.getLogger(__name__)
 
 #: Messages of earlier conversation given to a backend (question and answer count one each).
 HISTORY_TURNS = 8
-#: A search hit at least this good names the item the question is about.
-SUBJECT_SCORE = 0.75
-#: Hits at least this good are offered as "closest items" when nothing matched well.
-SUGGEST_SCORE = 0.3
+#: Closest items offered when a question names nothing we know.
 MAX_SUGGESTIONS = 3
 
 
@@ -133,6 +130,22 @@ _WASTE_WORDS = re.compile(
 )
 
 
+#: Short follow-ups that only make sense about the item in context ("why?", "이건요?").
+_FOLLOW_UP = re.compile(
+    r"\b(why|how|it|this|that|then)\b|왜|어떻게|이거|이건|그거|그건|그럼|그러면",
+    re.IGNORECASE,
+)
+
+
+_WHY = re.compile(r"\bwhy\b|왜|이유", re.IGNORECASE)
+#: A step that already says where the thing goes ("put it with film plastics").
+_DESTINATION = re.compile(
+    r"\bput (it|them) (with|in)\b|\bbin\b|\bbag\b|\bgoes? (in|with)\b|"
+    r"버리세요|버려|수거함|봉투|넣으세요",
+    re.IGNORECASE,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Aspects:
     soil: bool
@@ -152,11 +165,21 @@ class Aspects:
             parts=parts,
             materials=materials,
             about_waste=bool(_WASTE_WORDS.search(question)),
+            follow_up=bool(_FOLLOW_UP.search(question)),
+            why=bool(_WHY.search(question)),
         )
+
+    follow_up: bool = False
+    why: bool = False
 
     @property
     def any(self) -> bool:
         return self.soil or bool(self.parts) or bool(self.materials)
+
+    @property
+    def on_topic(self) -> bool:
+        """Whether the question is plausibly about the item under discussion."""
+        return self.any or self.about_waste or self.follow_up
 
 
 # --------------------------------------------------------------------------- the plan
@@ -210,6 +233,11 @@ class ChatService:
         self.history_turns = history_turns
         self.max_tokens = max_tokens
 
+    async def aclose(self) -> None:
+        """Close the LLM backend's HTTP connection pool (on shutdown)."""
+        if self.client is not None:
+            await self.client.close()
+
     @property
     def kb(self) -> KnowledgeBase:
         if self._kb is None:
@@ -261,9 +289,9 @@ class ChatService:
             return _refusal(checked.verdict, checked.locale, checked.question)
         locale, question = checked.locale, checked.question
         aspects = Aspects.of(question)
-        hits = self._hits(question, locale)
+        hits, closest = self._lookup(question, locale)
         subject = self._subject(hits, aspects, scan_context, history)
-        suggestions = [h.item for h in hits if h.score >= SUGGEST_SCORE][:MAX_SUGGESTIONS]
+        suggestions = [h.item for h in (hits or closest)][:MAX_SUGGESTIONS]
         if subject is None:
             if not hits and not aspects.about_waste and not aspects.any:
                 return Plan(
@@ -281,13 +309,15 @@ class ChatService:
         sentences, extra = self._compose(subject, aspects, locale)
         return Plan(locale, question, subject, aspects, [], sentences, Outcome.ANSWERED, extra)
 
-    def _hits(self, question: str, locale: Locale) -> list[SearchHit]:
+    def _lookup(self, question: str, locale: Locale) -> tuple[list[SearchHit], list[SearchHit]]:
+        """Items the question names (good matches) and, failing those, the closest ones."""
         try:
-            return list(self.search.search(question, limit=5, locale=locale))
+            result = self.search.lookup(question, limit=5, locale=locale)
         except SearchQueryError as exc:
             # The guard already bounds the question; a search refusal only means no item match.
             log.info("item search refused the question: %s", exc)
-            return []
+            return [], []
+        return list(result.hits), list(result.suggestions)
 
     def _subject(
         self,
@@ -297,7 +327,7 @@ class ChatService:
         history: Sequence[ChatTurn],
     ) -> Grounding | None:
         kb = self.kb
-        named = hits[0].item if hits and hits[0].score >= SUBJECT_SCORE else None
+        named = hits[0] if hits else None
         context: Grounding | None = None
         if scan_context is not None:
             context = g.ground_classification(kb, scan_context)
@@ -305,14 +335,14 @@ class ChatService:
             last = _last_item(kb, history)
             if last is not None:
                 context = g.ground(kb, last.stream, last)
-        # A question about a part or dirt of "it" is about the item in context, even when the
-        # search also matched an item named like the part ("cap" → 병뚜껑).
-        if context is not None and (
-            named is None or (aspects.any and _is_part_item(named, aspects))
-        ):
-            return context
+        if context is not None:
+            # "Is the cap metal?" names a part or a material, not a new item: the subject stays
+            # the item under discussion. Only a real item name ("and a pizza box?") moves on.
+            if named is None or _is_generic(named):
+                return context if (hits or aspects.on_topic) else None
+            return g.ground(kb, named.item.stream, named.item)
         if named is not None:
-            return g.ground(kb, named.stream, named)
+            return g.ground(kb, named.item.stream, named.item)
         return None
 
     def _compose(
@@ -330,8 +360,9 @@ class ChatService:
                 extra.append(rule)
                 handled_material.add(rule.stream)
         if aspects.soil:
-            rinse = [s for s in g.steps(subject, locale, rinse_first=True, limit=1)]
-            sentences.extend(rinse)
+            rinse = g.step_for(subject, locale, ("rinse", "empty"))
+            if rinse is not None:
+                sentences.append(rinse)
             sentence = g.heavy_soil(kb, subject, locale)
             sentences.append(sentence)
             extra.extend(kb.rule(rid) for rid in sentence.rule_ids if rid not in subject.rule_ids)
@@ -342,10 +373,19 @@ class ChatService:
                 rule = kb.category_rule(stream)
                 extra.append(rule)
                 sentences.append(_if_material(name, rule, locale))
+        itself = bool(sentences)
         if not sentences:
             sentences.extend(g.steps(subject, locale, limit=3))
-        if subject.main is not None:
-            sentences.append(_item_destination(name, subject.main, locale))
+        if (
+            subject.main is not None
+            and subject.main.stream not in handled_material
+            and not (not itself and g.names_drop_off(subject))
+        ):
+            sentences.append(_item_destination(name, subject.main, locale, itself=itself))
+        if aspects.why:
+            why = g.reason(subject, locale)
+            if why is not None:
+                sentences.append(why)
         return sentences, extra
 
     def _part(
@@ -356,7 +396,7 @@ class ChatService:
         part_name = prompts.text(g.PART_NAMES[part], locale)
         if not materials:
             own = _step_about(subject, part, locale)
-            if own is not None:
+            if own is not None and _DESTINATION.search(own.text):
                 return own, None
         stream = materials[0] if materials else _PART_DEFAULT[part]
         rule = kb.category_rule(stream)
@@ -562,11 +602,14 @@ def _if_material(name: str, rule: Rule, locale: Locale) -> Sentence:
     return Sentence(f"If it is made of that, it goes in {where}.", (rule.id,))
 
 
-def _item_destination(name: str, rule: Rule, locale: Locale) -> Sentence:
+def _item_destination(name: str, rule: Rule, locale: Locale, *, itself: bool) -> Sentence:
+    """Where the subject goes; ``itself`` after sentences about its parts or dirt."""
     where = g.bin_phrase(rule, locale)
     if locale is Locale.KO:
-        return Sentence(f"{name} 자체를 버리는 곳: {where}.", (rule.id,))
-    return Sentence(f"The {name} itself goes in {where}.", (rule.id,))
+        lead = f"{name} 자체를 버리는 곳" if itself else "버리는 곳"
+        return Sentence(f"{lead}: {where}.", (rule.id,))
+    lead = "The item itself goes" if itself else "It goes"
+    return Sentence(f"{lead} in {where}.", (rule.id,))
 
 
 def _step_about(subject: Grounding, part: str, locale: Locale) -> Sentence | None:
@@ -578,9 +621,14 @@ def _step_about(subject: Grounding, part: str, locale: Locale) -> Sentence | Non
     return None
 
 
-def _is_part_item(item: Item, aspects: Aspects) -> bool:
-    words = " ".join([item.name_ko, item.name_en or "", *item.aliases])
-    return any(_PARTS[p].search(words) for p in aspects.parts) or bool(aspects.soil)
+def _is_generic(hit: SearchHit) -> bool:
+    """True when the search matched a part, material or dirt word rather than an item name."""
+    words = hit.matched
+    return (
+        any(p.search(words) for p in _PARTS.values())
+        or any(p.search(words) for p in _MATERIALS.values())
+        or bool(_SOIL.search(words))
+    )
 
 
 def _last_item(kb: KnowledgeBase, history: Sequence[ChatTurn]) -> Item | None:

@@ -48,9 +48,9 @@ class EmbeddedCoach:
         sentences.extend(
             g.steps(grounding, locale, rinse_first=contamination in ("light", "heavy"))
         )
-        parts = [p.value for p in classification.parts]
+        parts = g.unmentioned_parts(grounding, [p.value for p in classification.parts], locale)
         is_mixed = classification.mixed is not None and classification.mixed.value == "yes"
-        if (parts or is_mixed) and not g.separates(grounding):
+        if parts or (is_mixed and not g.separates(grounding)):
             part = g.part_sentence(parts, locale)
             if part is not None:
                 sentences.append(part)

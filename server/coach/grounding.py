@@ -173,6 +173,31 @@ def steps(
     return [sentence for _, sentence in out[:limit]]
 
 
+def unmentioned_parts(grounding: Grounding, parts: Sequence[str], locale: Locale) -> list[str]:
+    """The parts no step of the applicable rules already names in the reader's language.
+
+    Checked per language because the two texts of a step are written, not translated: the
+    English may say "shipping labels" where the Korean says 송장.
+    """
+    texts = [text(step.text, locale).lower() for rule in grounding.rules for step in rule.steps]
+    out: list[str] = []
+    for part in parts:
+        name = PART_NAMES.get(part)
+        if name is not None and not any(text(name, locale) in t for t in texts):
+            out.append(part)
+    return out
+
+
+def step_for(grounding: Grounding, locale: Locale, actions: Sequence[str]) -> Sentence | None:
+    """The first step with one of ``actions``, trying the actions in order."""
+    for action in actions:
+        for rule in grounding.rules:
+            for step in rule.steps:
+                if step.action == action:
+                    return Sentence(_sentence(text(step.text, locale)), (rule.id,))
+    return None
+
+
 def separates(grounding: Grounding) -> bool:
     return any(
         step.action in _SEPARATING_ACTIONS for rule in grounding.rules for step in rule.steps

@@ -52,6 +52,10 @@ class LLMCoach:
         self.deadlines = Deadlines.from_settings(settings)
         self.max_tokens = max_tokens
 
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool (on shutdown)."""
+        await self.client.close()
+
     @property
     def kb(self) -> KnowledgeBase:
         if self._kb is None:

@@ -8,6 +8,8 @@ one scripted to answer 429 or to stall mid-stream, and a port nobody listens on.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -22,6 +24,22 @@ from server.settings import OpenAISettings, Settings
 from tests.coach.conftest import free_port
 from tests.coach.fake_openai import Script, scripted_server
 from tests.coach.helpers import classification, drain, scan
+
+
+@pytest.fixture
+async def make_coach(kb: KnowledgeBase) -> AsyncIterator[Callable[..., LLMCoach]]:
+    """Builds LLM coaches and closes their connection pools after the test."""
+    made: list[LLMCoach] = []
+
+    def make(settings: OpenAISettings, **kwargs: Any) -> LLMCoach:
+        coach = LLMCoach(settings, kb, **kwargs)
+        made.append(coach)
+        return coach
+
+    yield make
+    for coach in made:
+        await coach.aclose()
+
 
 BOTTLE = classification(
     "pet_bottle", Stream.CLEAR_PET, name_ko="투명 페트병", name_en="clear PET bottle"
@@ -44,8 +62,10 @@ async def embedded_text(kb: KnowledgeBase, locale: Locale = Locale.EN) -> Coachi
 
 
 @pytest.mark.slow
-async def test_real_server_streams_grounded_coaching(llm_server: str, kb: KnowledgeBase) -> None:
-    coach = LLMCoach(openai_settings(llm_server, first=30, total=90), kb, max_tokens=96)
+async def test_real_server_streams_grounded_coaching(
+    llm_server: str, kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
+) -> None:
+    coach = make_coach(openai_settings(llm_server, first=30, total=90), max_tokens=96)
     deltas, result = await drain(coach.coach(scan(Locale.EN), BOTTLE), CoachingResult)
     assert result.backend == "llm", result.fallback_reason
     assert result.fallback_reason is None
@@ -59,13 +79,15 @@ async def test_real_server_streams_grounded_coaching(llm_server: str, kb: Knowle
     assert "[stream." not in result.text, "citations are stripped from the visible text"
 
 
-async def test_cited_ids_are_returned_and_stripped(kb: KnowledgeBase) -> None:
+async def test_cited_ids_are_returned_and_stripped(
+    kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
+) -> None:
     script = Script(
         pieces=["Peel the label ", "[stream.clear_pet]", " and rinse it", " [item.bogus]."]
     )
     async with scripted_server(script) as url:
-        coach = LLMCoach(openai_settings(url), kb)
-        deltas, result = await drain(coach.coach(scan(Locale.EN), BOTTLE), CoachingResult)
+        coach = make_coach(openai_settings(url))
+        _deltas, result = await drain(coach.coach(scan(Locale.EN), BOTTLE), CoachingResult)
     assert result.backend == "llm"
     assert result.rule_ids == ["stream.clear_pet"]
     assert result.text == "Peel the label and rinse it [item.bogus]."
@@ -79,18 +101,22 @@ def text_of_rule_in(system: str, kb: KnowledgeBase) -> bool:
     return rule.bin.en in system and all(step.text.en in system for step in rule.steps)
 
 
-async def test_korean_prompt_carries_korean_rules(kb: KnowledgeBase) -> None:
+async def test_korean_prompt_carries_korean_rules(
+    kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
+) -> None:
     script = Script(pieces=["라벨을 떼세요."])
     async with scripted_server(script) as url:
-        coach = LLMCoach(openai_settings(url), kb)
+        coach = make_coach(openai_settings(url))
         await drain(coach.coach(scan(Locale.KO), BOTTLE), CoachingResult)
     system = script.requests[0]["messages"][0]["content"]  # type: ignore[index]
     assert "Korean" in system
     assert kb.rule("stream.clear_pet").bin.ko in system
 
 
-async def test_unreachable_falls_back(kb: KnowledgeBase) -> None:
-    coach = LLMCoach(openai_settings(f"http://127.0.0.1:{free_port()}/v1"), kb)
+async def test_unreachable_falls_back(
+    kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
+) -> None:
+    coach = make_coach(openai_settings(f"http://127.0.0.1:{free_port()}/v1"))
     deltas, result = await drain(coach.coach(scan(Locale.EN), BOTTLE), CoachingResult)
     expected = await embedded_text(kb)
     assert result.backend == "embedded"
@@ -100,9 +126,9 @@ async def test_unreachable_falls_back(kb: KnowledgeBase) -> None:
 
 
 async def test_first_token_timeout_falls_back_in_time(
-    silent_server: str, kb: KnowledgeBase
+    silent_server: str, kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
 ) -> None:
-    coach = LLMCoach(openai_settings(silent_server, first=0.5, total=10.0), kb)
+    coach = make_coach(openai_settings(silent_server, first=0.5, total=10.0))
     started = time.monotonic()
     _, result = await drain(coach.coach(scan(Locale.KO), BOTTLE), CoachingResult)
     assert time.monotonic() - started < 2.0
@@ -111,24 +137,30 @@ async def test_first_token_timeout_falls_back_in_time(
     assert result.text == (await embedded_text(kb, Locale.KO)).text
 
 
-async def test_rate_limit_falls_back(kb: KnowledgeBase) -> None:
+async def test_rate_limit_falls_back(
+    kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
+) -> None:
     async with scripted_server(Script(status=429)) as url:
-        coach = LLMCoach(openai_settings(url), kb)
+        coach = make_coach(openai_settings(url))
         _, result = await drain(coach.coach(scan(Locale.EN), BOTTLE), CoachingResult)
     assert (result.backend, result.fallback_reason) == ("embedded", "rate_limited")
 
 
-async def test_upstream_error_falls_back(kb: KnowledgeBase) -> None:
+async def test_upstream_error_falls_back(
+    kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
+) -> None:
     async with scripted_server(Script(status=503)) as url:
-        coach = LLMCoach(openai_settings(url), kb)
+        coach = make_coach(openai_settings(url))
         _, result = await drain(coach.coach(scan(Locale.EN), BOTTLE), CoachingResult)
     assert (result.backend, result.fallback_reason) == ("embedded", "upstream_error")
 
 
-async def test_stall_after_partial_text_finishes_with_embedded(kb: KnowledgeBase) -> None:
+async def test_stall_after_partial_text_finishes_with_embedded(
+    kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
+) -> None:
     script = Script(pieces=["Empty the bottle ", "and then", " never mind"], stall_after=2)
     async with scripted_server(script) as url:
-        coach = LLMCoach(openai_settings(url, first=1.0, total=1.5), kb)
+        coach = make_coach(openai_settings(url, first=1.0, total=1.5))
         started = time.monotonic()
         deltas, result = await drain(coach.coach(scan(Locale.EN), BOTTLE), CoachingResult)
     assert time.monotonic() - started < 4.0
