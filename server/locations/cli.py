@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy import inspect
+from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm
 
 from server.db import Database
@@ -60,6 +62,11 @@ async def run_import(
     return result
 
 
+async def _has_table(db: Database) -> bool:
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(lambda sync: inspect(sync).has_table("collection_points"))
+
+
 def format_result(result: service.ImportResult) -> str:
     s = result.stats
     lines = [
@@ -98,6 +105,18 @@ async def import_main(argv: list[str], *, database_url: str | None = None) -> in
     print(format_report(report))
     db = Database(url)
     try:
+        try:
+            has_table = await _has_table(db)
+        except (DBAPIError, OSError) as exc:
+            print(f"error: cannot open the database: {exc}", file=sys.stderr)
+            return 2
+        if not has_table:
+            print(
+                "error: the database has no collection_points table; run `wastecoach migrate` "
+                "first",
+                file=sys.stderr,
+            )
+            return 2
         result = await run_import(db, records, show_progress=not args.no_progress)
     finally:
         await db.dispose()

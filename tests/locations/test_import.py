@@ -94,6 +94,14 @@ async def test_cli_rejects_a_missing_source(
     assert "error:" in capsys.readouterr().err
 
 
+async def test_cli_asks_for_migrations_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    assert await import_main(["--no-progress"], database_url=url) == 2
+    assert "wastecoach migrate" in capsys.readouterr().err
+
+
 def test_main_needs_the_import_action(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export"]) == 2
     assert "usage" in capsys.readouterr().err
