@@ -146,8 +146,36 @@ class Ping(_Model):
     request_id: RequestId | None = None
 
 
+class ClarifyAnswer(_Model):
+    """The person's pick among a ``scan.clarify`` event's choices; the scan then continues."""
+
+    type: Literal["scan.clarify.answer"] = "scan.clarify.answer"
+    request_id: RequestId = Field(description="The scan's request id.")
+    choice: str = Field(min_length=1, max_length=64, description="A choice's ``label``.")
+
+
+class ChatMessage(_Model):
+    """A follow-up question; answered by ``chat.delta`` events and one ``chat.done``."""
+
+    type: Literal["chat.message"] = "chat.message"
+    request_id: RequestId
+    text: str = Field(max_length=20_000)
+    scan_id: str | None = Field(
+        default=None, max_length=64, description="The scan the question is about, if any."
+    )
+    locale: Locale | None = None
+
+
+class AuthRefresh(_Model):
+    """Replace the session's access token before it expires, without reconnecting."""
+
+    type: Literal["auth.refresh"] = "auth.refresh"
+    request_id: RequestId | None = None
+    token: str = Field(min_length=1, max_length=8192)
+
+
 ClientMessage = Annotated[
-    SessionStart | ScanStart | ScanCancel | Ping,
+    SessionStart | ScanStart | ScanCancel | Ping | ClarifyAnswer | ChatMessage | AuthRefresh,
     Field(discriminator="type"),
 ]
 client_message_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -195,6 +223,9 @@ class Classification(_Model):
     )
     alternatives: list[Alternative] = Field(default_factory=list)
     model: str = Field(description="Which model produced this, with its version.")
+    confirmed: bool = Field(
+        default=False, description="True when the person picked it in answer to scan.clarify."
+    )
 
 
 class PlaceLinks(_Model):
@@ -244,6 +275,8 @@ class ErrorCode(StrEnum):
     DUPLICATE_REQUEST = "duplicate_request"
     UNKNOWN_REQUEST = "unknown_request"
     TOO_MANY_SCANS = "too_many_scans"
+    INVALID_CHOICE = "invalid_choice"
+    RATE_LIMITED = "rate_limited"
     UPLOAD_NOT_FOUND = "upload_not_found"
     UPLOAD_FORBIDDEN = "upload_forbidden"
     IMAGE_INVALID = "image_invalid"
@@ -344,6 +377,55 @@ class Error(_Event):
     retryable: bool = False
 
 
+class ClarifyChoice(_Model):
+    label: str
+    stream: Stream
+    text: str
+
+
+class ScanClarify(_Event):
+    """The classifier is unsure: ask the person. Answer with ``scan.clarify.answer``; a second
+    ``scan.classified`` with ``confirmed: true`` follows, then the coaching."""
+
+    type: Literal["scan.clarify"] = "scan.clarify"
+    scan_id: str
+    question: str
+    choices: list[ClarifyChoice] = Field(min_length=2)
+    timeout_s: float = Field(description="After this the scan continues with the best guess.")
+
+
+class ChatDelta(_Event):
+    type: Literal["chat.delta"] = "chat.delta"
+    index: int = Field(ge=0)
+    text: str
+
+
+class ChatDone(_Event):
+    type: Literal["chat.done"] = "chat.done"
+    scan_id: str | None = None
+    text: str
+    item_ids: list[int] = Field(default_factory=list)
+    rule_ids: list[str] = Field(default_factory=list)
+    backend: str
+    fallback_reason: str | None = None
+    outcome: str = Field(description="answered, not_known, off_topic, refused or invalid.")
+
+
+class AuthExpiring(_Event):
+    """Connection-level (seq 0): the access token expires at ``expires_at``; send
+    ``auth.refresh`` with a new one before then or the connection closes with 4001."""
+
+    type: Literal["auth.expiring"] = "auth.expiring"
+    expires_at: datetime
+
+
+class AuthRefreshed(_Event):
+    """Connection-level (seq 0): the new token is in use."""
+
+    type: Literal["auth.refreshed"] = "auth.refreshed"
+    expires_at: datetime
+
+
 class Pong(_Event):
     """Connection-level (seq 0): the answer to ``ping``."""
 
@@ -360,12 +442,25 @@ ServerEvent = Annotated[
     | BinsSuggested
     | ScanDone
     | Error
-    | Pong,
+    | Pong
+    | ScanClarify
+    | ChatDelta
+    | ChatDone
+    | AuthExpiring
+    | AuthRefreshed,
     Field(discriminator="type"),
 ]
 server_event_adapter: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)
 
-CLIENT_MESSAGES: tuple[type[BaseModel], ...] = (SessionStart, ScanStart, ScanCancel, Ping)
+CLIENT_MESSAGES: tuple[type[BaseModel], ...] = (
+    SessionStart,
+    ScanStart,
+    ScanCancel,
+    Ping,
+    ClarifyAnswer,
+    ChatMessage,
+    AuthRefresh,
+)
 SERVER_EVENTS: tuple[type[BaseModel], ...] = (
     SessionReady,
     SessionExpiring,
@@ -377,6 +472,11 @@ SERVER_EVENTS: tuple[type[BaseModel], ...] = (
     ScanDone,
     Error,
     Pong,
+    ScanClarify,
+    ChatDelta,
+    ChatDone,
+    AuthExpiring,
+    AuthRefreshed,
 )
 
 

@@ -19,6 +19,9 @@ from pydantic import ValidationError
 from protocol.messages import (
     MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
+    AuthRefresh,
+    ChatMessage,
+    ClarifyAnswer,
     ClientMessage,
     Error,
     ErrorCode,
@@ -78,12 +81,36 @@ class CancelScan:
 
 
 @dataclass(frozen=True, slots=True)
+class AnswerClarify:
+    message: ClarifyAnswer
+
+
+@dataclass(frozen=True, slots=True)
+class StartChat:
+    message: ChatMessage
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshAuth:
+    message: AuthRefresh
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     code: CloseCode
     reason: str
 
 
-Action = SendEvent | Authenticate | StartScan | CancelScan | Close
+Action = (
+    SendEvent
+    | Authenticate
+    | StartScan
+    | CancelScan
+    | AnswerClarify
+    | StartChat
+    | RefreshAuth
+    | Close
+)
 
 
 @dataclass
@@ -91,12 +118,14 @@ class SessionMachine:
     """One connection's protocol state. See the module docstring."""
 
     max_concurrent_scans: int = 4
+    max_concurrent_chats: int = 2
     max_message_bytes: int = MAX_MESSAGE_BYTES
     state: State = State.AWAITING_START
     session_id: str | None = None
     #: Highest seq delivered to the client; events at or below it are duplicates.
     last_seq: int = 0
     active_scans: set[str] = field(default_factory=set)
+    active_chats: set[str] = field(default_factory=set)
     _authenticating: bool = False
 
     # ------------------------------------------------------------------ input from the client
@@ -149,7 +178,7 @@ class SessionMachine:
         if isinstance(message, Ping):
             return [SendEvent(Pong(request_id=message.request_id), logged=False)]
         if isinstance(message, ScanStart):
-            if message.request_id in self.active_scans:
+            if message.request_id in self.active_scans | self.active_chats:
                 return self._reject(
                     ErrorCode.DUPLICATE_REQUEST,
                     f"a scan with request_id {message.request_id!r} is already running",
@@ -166,6 +195,26 @@ class SessionMachine:
             return [StartScan(message)]
         if isinstance(message, ScanCancel):
             return [CancelScan(message)]
+        if isinstance(message, ClarifyAnswer):
+            return [AnswerClarify(message)]
+        if isinstance(message, AuthRefresh):
+            return [RefreshAuth(message)]
+        if isinstance(message, ChatMessage):
+            if message.request_id in self.active_chats | self.active_scans:
+                return self._reject(
+                    ErrorCode.DUPLICATE_REQUEST,
+                    f"request_id {message.request_id!r} is already in use",
+                    message.request_id,
+                )
+            if len(self.active_chats) >= self.max_concurrent_chats:
+                return self._reject(
+                    ErrorCode.TOO_MANY_SCANS,
+                    f"at most {self.max_concurrent_chats} questions may be answered at once",
+                    message.request_id,
+                    retryable=True,
+                )
+            self.active_chats.add(message.request_id)
+            return [StartChat(message)]
         raise AssertionError(f"unhandled message {message!r}")  # pragma: no cover
 
     def _reject(
@@ -199,16 +248,20 @@ class SessionMachine:
         return [Close(CloseCode.AUTH_TIMEOUT, "no session.start received in time")]
 
     def scan_rejected(self, request_id: str) -> None:
-        """The I/O layer refused a scan the machine let through (bad upload, duplicate)."""
+        """The I/O layer refused a request the machine let through (bad upload, duplicate)."""
         self.active_scans.discard(request_id)
+        self.active_chats.discard(request_id)
 
     def should_deliver(self, seq: int, event_type: str, request_id: str | None) -> bool:
         """Decide whether a logged event goes to the client, and track scan ends."""
         if seq <= self.last_seq:
             return False
         self.last_seq = seq
-        if event_type == "scan.done" and request_id is not None:
-            self.active_scans.discard(request_id)
+        if request_id is not None:
+            if event_type == "scan.done":
+                self.active_scans.discard(request_id)
+            elif event_type == "chat.done":
+                self.active_chats.discard(request_id)
         return True
 
     def closed(self) -> None:

@@ -86,6 +86,7 @@ async def build_pipeline_deps(
         storage=build_storage(settings, secret),
         stages=stages,
         max_image_bytes=settings.uploads.max_bytes,
+        clarify_timeout_s=settings.session.clarify_timeout_s,
     )
 
 

@@ -59,6 +59,8 @@ class SessionSettings(BaseModel):
     #: Hard cap on one connection's lifetime; the client gets ``session.expiring`` first.
     max_lifetime_s: float = Field(default=3600.0, gt=0)
     expiry_warning_s: float = Field(default=30.0, ge=0)
+    #: ``auth.expiring`` goes out this long before the access token expires.
+    token_warning_s: float = Field(default=60.0, gt=0)
     #: A connection that sends nothing (not even ``ping``) for this long is closed.
     idle_timeout_s: float = Field(default=90.0, gt=0)
     heartbeat_interval_s: float = Field(default=25.0, gt=0)
@@ -69,6 +71,8 @@ class SessionSettings(BaseModel):
     #: How long a dropped session's events stay available for resume.
     replay_ttl_s: int = Field(default=600, ge=10)
     replay_max_events: int = Field(default=2000, ge=100)
+    #: How long a scan waits for the answer to scan.clarify before going on with its best guess.
+    clarify_timeout_s: float = Field(default=60.0, gt=0)
 
 
 class UploadSettings(BaseModel):

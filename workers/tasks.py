@@ -7,8 +7,9 @@ from typing import Any
 
 from celery.signals import worker_process_shutdown
 
+from server.pipeline.chat import ChatJob, run_chat
 from server.pipeline.run import PipelineDeps, ScanJob, run_scan
-from server.pipeline.runner import SCAN_TASK
+from server.pipeline.runner import CHAT_TASK, SCAN_TASK
 from workers.celery_app import app
 from workers.loop import LoopThread
 
@@ -34,6 +35,12 @@ def scan(job: dict[str, Any]) -> str:
     loop, deps = _runtime()
     status = loop.run(run_scan(ScanJob.model_validate(job), deps))
     return status.value
+
+
+@app.task(name=CHAT_TASK, acks_late=True)  # type: ignore[untyped-decorator]
+def chat(job: dict[str, Any]) -> None:
+    loop, deps = _runtime()
+    loop.run(run_chat(ChatJob.model_validate(job), deps))
 
 
 @worker_process_shutdown.connect  # type: ignore[untyped-decorator]

@@ -59,6 +59,15 @@ class EventLog(Protocol):
     async def read_since(self, session_id: str, after_seq: int) -> list[tuple[int, str]] | None:
         """Events with seq > ``after_seq``, oldest first; ``None`` when some were lost."""
 
+    async def claim(self, session_id: str, key: str) -> bool:
+        """Reserve an idempotency key without an event; False if it was taken."""
+
+    async def put_answer(self, session_id: str, request_id: str, answer: str) -> None:
+        """Hand a client's answer (to ``scan.clarify``) to whichever process runs the scan."""
+
+    async def wait_answer(self, session_id: str, request_id: str, timeout: float) -> str | None:
+        """The next answer for ``request_id``, or ``None`` after ``timeout`` seconds."""
+
     async def subscribe(self, session_id: str, deliver: Deliver) -> Subscription: ...
 
     async def close(self) -> None: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections import deque
@@ -44,6 +45,7 @@ class MemoryEventLog:
         self._ttl_s = ttl_s
         self._max_events = max_events
         self._sessions: dict[str, _SessionLog] = {}
+        self._answers: dict[tuple[str, str], asyncio.Queue[str]] = {}
 
     def _live(self, session_id: str) -> _SessionLog | None:
         log = self._sessions.get(session_id)
@@ -104,6 +106,32 @@ class MemoryEventLog:
         for deliver in list(log.subscribers):
             deliver(seq, event)
         return seq
+
+    async def claim(self, session_id: str, key: str) -> bool:
+        log = self._live(session_id)
+        if log is None or key in log.keys:
+            return False
+        log.keys[key] = 0
+        return True
+
+    def _answers_for(self, session_id: str, request_id: str) -> asyncio.Queue[str]:
+        return self._answers.setdefault((session_id, request_id), asyncio.Queue(maxsize=8))
+
+    async def put_answer(self, session_id: str, request_id: str, answer: str) -> None:
+        queue = self._answers_for(session_id, request_id)
+        if queue.full():
+            queue.get_nowait()
+        queue.put_nowait(answer)
+
+    async def wait_answer(self, session_id: str, request_id: str, timeout: float) -> str | None:
+        queue = self._answers_for(session_id, request_id)
+        try:
+            return await asyncio.wait_for(queue.get(), timeout)
+        except TimeoutError:
+            return None
+        finally:
+            if queue.empty():
+                self._answers.pop((session_id, request_id), None)
 
     async def read_since(self, session_id: str, after_seq: int) -> list[tuple[int, str]] | None:
         log = self._live(session_id)

@@ -241,6 +241,35 @@ class RedisEventLog:
         )
         return int(result)
 
+    async def claim(self, session_id: str, key: str) -> bool:
+        meta, _, keys, _ = _keys(session_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.exists(meta)
+            pipe.hsetnx(keys, key, 0)
+            pipe.expire(keys, self._ttl_s)
+            exists, fresh, _ = await pipe.execute()
+        if not exists:
+            await self.redis.hdel(keys, key)
+            return False
+        return bool(fresh)
+
+    async def put_answer(self, session_id: str, request_id: str, answer: str) -> None:
+        key = "wc:{" + session_id + "}:answer:" + request_id
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, answer)
+            pipe.ltrim(key, -8, -1)
+            pipe.expire(key, self._ttl_s)
+            await pipe.execute()
+
+    async def wait_answer(self, session_id: str, request_id: str, timeout: float) -> str | None:
+        key = "wc:{" + session_id + "}:answer:" + request_id
+        # BLPOP holds a pooled connection while it waits; the pool grows for it.
+        result = await self.redis.blpop([key], timeout=max(timeout, 0.01))
+        if result is None:
+            return None
+        answer: str = result[1]
+        return answer
+
     async def read_since(self, session_id: str, after_seq: int) -> list[tuple[int, str]] | None:
         _, seq_key, _, stream = _keys(session_id)
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -18,14 +18,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.messages import (
+    Classification,
     CoachingDelta,
     CoachingDone,
+    Error,
     ErrorCode,
     ErrorInfo,
     GeoPoint,
     ImageRef,
     InlineImage,
     Locale,
+    ScanClarify,
     ScanClassified,
     ScanDone,
     ScanStatus,
@@ -35,6 +38,7 @@ from protocol.messages import (
 from server.db import Database
 from server.errors import WasteCoachError
 from server.events.base import AppendStatus, EventLog
+from server.pipeline.clarify import resolve
 from server.pipeline.stages import CoachingResult, ScanInput, Stages
 from server.scans import repository as scans
 from server.uploads.storage import Storage
@@ -65,6 +69,7 @@ class PipelineDeps:
     storage: Storage
     stages: Stages
     max_image_bytes: int
+    clarify_timeout_s: float = 60.0
 
 
 class _ScanClosed(Exception):
@@ -95,6 +100,50 @@ class _Emitter:
         await self._log.append(
             job.session_id, event_payload(event), key=f"{job.request_id}:done"
         )
+
+
+async def _clarify(
+    job: ScanJob,
+    deps: PipelineDeps,
+    emitter: _Emitter,
+    classification: Classification,
+    envelope: dict[str, str],
+) -> Classification:
+    """Ask when vision is unsure; wait for the pick; continue with the best guess on timeout."""
+    clarifier = deps.stages.clarifier
+    question = clarifier.question(classification, job.locale) if clarifier else None
+    if question is None:
+        return classification
+    timeout = deps.clarify_timeout_s
+    await emitter.emit(
+        ScanClarify(
+            question=question.text, choices=question.choices, timeout_s=timeout, **envelope
+        ),
+        "clarify",
+    )
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while (remaining := deadline - time.monotonic()) > 0:
+        answer = await deps.log.wait_answer(job.session_id, job.request_id, remaining)
+        if answer is None:
+            break
+        confirmed = resolve(classification, question, answer)
+        if confirmed is not None:
+            await emitter.emit(
+                ScanClassified(classification=confirmed, **envelope), "classified:confirmed"
+            )
+            return confirmed
+        attempt += 1
+        offered = ", ".join(c.label for c in question.choices)
+        await emitter.emit(
+            Error(
+                code=ErrorCode.INVALID_CHOICE,
+                message=f"{answer!r} is not one of the choices: {offered}",
+                request_id=job.request_id,
+            ),
+            f"clarify:invalid:{attempt}",
+        )
+    return classification
 
 
 async def _record(
@@ -156,6 +205,7 @@ async def run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
         timings[Stage.VISION] = (time.perf_counter() - started) * 1000
         outcome["classification"] = classification.model_dump(mode="json")
         await emitter.emit(ScanClassified(classification=classification, **envelope), "classified")
+        classification = await _clarify(job, deps, emitter, classification, envelope)
 
         started = time.perf_counter()
         result: CoachingResult | None = None

@@ -10,15 +10,19 @@ import contextlib
 import logging
 from typing import Protocol
 
+from server.pipeline.chat import ChatJob, run_chat
 from server.pipeline.run import PipelineDeps, ScanJob, run_scan
 
 log = logging.getLogger(__name__)
 
 SCAN_TASK = "wastecoach.scan"
+CHAT_TASK = "wastecoach.chat"
 
 
 class ScanRunner(Protocol):
     async def submit(self, job: ScanJob) -> None: ...
+
+    async def submit_chat(self, job: ChatJob) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -30,6 +34,11 @@ class EmbeddedRunner:
 
     async def submit(self, job: ScanJob) -> None:
         task = asyncio.create_task(run_scan(job, self._deps), name=f"scan-{job.scan_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def submit_chat(self, job: ChatJob) -> None:
+        task = asyncio.create_task(run_chat(job, self._deps), name=f"chat-{job.request_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -58,6 +67,14 @@ class CeleryRunner:
         await asyncio.to_thread(
             self._app.send_task,
             SCAN_TASK,
+            args=[job.model_dump(mode="json")],
+            task_id=f"{job.session_id}:{job.request_id}",
+        )
+
+    async def submit_chat(self, job: ChatJob) -> None:
+        await asyncio.to_thread(
+            self._app.send_task,
+            CHAT_TASK,
             args=[job.model_dump(mode="json")],
             task_id=f"{job.session_id}:{job.request_id}",
         )

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from protocol.messages import BinsSuggested, Classification, GeoPoint, Locale
+
+if TYPE_CHECKING:
+    from server.coach.chat import ChatService
+    from server.pipeline.clarify import Question
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +61,16 @@ class LocationStage(Protocol):
         ...
 
 
+class Clarifier(Protocol):
+    def question(self, c: Classification, locale: Locale) -> Question | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Stages:
     vision: VisionStage
     coach: CoachStage
     locations: LocationStage
+    #: Asks the person when vision is unsure; ``None`` never asks.
+    clarifier: Clarifier | None = None
+    #: Answers follow-up questions; ``None`` where chat is not offered.
+    chat: ChatService | None = None

@@ -29,6 +29,11 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketState
 
 from protocol.messages import (
+    AuthExpiring,
+    AuthRefresh,
+    AuthRefreshed,
+    ChatMessage,
+    ClarifyAnswer,
     Error,
     ErrorCode,
     ErrorInfo,
@@ -46,17 +51,21 @@ from protocol.messages import (
 )
 from protocol.session import (
     Action,
+    AnswerClarify,
     Authenticate,
     CancelScan,
     Close,
     CloseCode,
+    RefreshAuth,
     SendEvent,
     SessionMachine,
+    StartChat,
     StartScan,
 )
 from server.auth.tokens import Claims
 from server.errors import AuthError, NotFound, WasteCoachError
 from server.events.base import RESYNC, AppendStatus, Subscription
+from server.pipeline.chat import ChatJob
 from server.pipeline.run import ScanJob
 from server.services import Services
 from server.uploads import service as uploads
@@ -83,6 +92,7 @@ class Connection:
         self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(self.settings.send_queue_size)
         self.closed = asyncio.Event()
         self._slow = asyncio.Event()
+        self._auth_changed = asyncio.Event()
         self._subscription: Subscription | None = None
         self._claims: Claims | None = None
         self._start: SessionStart | None = None
@@ -239,6 +249,12 @@ class Connection:
                 await self._start_scan(action.message)
             elif isinstance(action, CancelScan):
                 await self._cancel_scan(action.message)
+            elif isinstance(action, AnswerClarify):
+                await self._answer_clarify(action.message)
+            elif isinstance(action, StartChat):
+                await self._start_chat(action.message)
+            elif isinstance(action, RefreshAuth):
+                await self._refresh_auth(action.message)
             elif isinstance(action, Close):
                 raise _CloseConnection(action.code, action.reason)
 
@@ -358,6 +374,72 @@ class Connection:
             return
         # The pipeline sees the scan closed at its next event and records the outcome.
 
+    async def _answer_clarify(self, message: ClarifyAnswer) -> None:
+        if await self._scan_id_of(message.request_id) is None:
+            await self._error(
+                message.request_id,
+                WasteCoachError(
+                    f"no scan with request_id {message.request_id!r} in this session",
+                    code=ErrorCode.UNKNOWN_REQUEST,
+                ),
+            )
+            return
+        assert self.machine.session_id is not None
+        await self.services.log.put_answer(
+            self.machine.session_id, message.request_id, message.choice
+        )
+
+    async def _start_chat(self, message: ChatMessage) -> None:
+        assert self._claims is not None and self._start is not None
+        session_id = self.machine.session_id
+        assert session_id is not None
+        if not await self.services.log.claim(session_id, f"{message.request_id}:accepted"):
+            self.machine.scan_rejected(message.request_id)
+            await self._error(
+                message.request_id,
+                WasteCoachError(
+                    f"request_id {message.request_id!r} was already used in this session",
+                    code=ErrorCode.DUPLICATE_REQUEST,
+                ),
+            )
+            return
+        job = ChatJob(
+            request_id=message.request_id,
+            session_id=session_id,
+            user_id=self._claims.user_id,
+            locale=message.locale or self._start.locale,
+            text=message.text,
+            scan_id=message.scan_id,
+            enqueued_at=time.time(),
+        )
+        try:
+            await self.services.runner.submit_chat(job)
+        except Exception:
+            log.exception("could not enqueue chat %s", message.request_id)
+            self.machine.scan_rejected(message.request_id)
+            await self._error(
+                message.request_id,
+                WasteCoachError("could not answer now; ask again", code=ErrorCode.INTERNAL),
+            )
+
+    async def _refresh_auth(self, message: AuthRefresh) -> None:
+        assert self._claims is not None
+        try:
+            claims = self.services.tokens.verify_access(message.token)
+            if claims.user_id != self._claims.user_id:
+                raise AuthError("the new token belongs to another user")
+        except AuthError as exc:
+            # The session keeps its current token until that one expires.
+            await self._error(message.request_id, exc)
+            return
+        self._claims = claims
+        self._auth_changed.set()
+        refreshed = AuthRefreshed(
+            request_id=message.request_id,
+            expires_at=datetime.fromtimestamp(claims.expires_at, UTC),
+        )
+        self._deliver(0, refreshed.model_dump_json())
+
     # ------------------------------------------------------------------ tasks
 
     async def _reader(self) -> None:
@@ -420,25 +502,54 @@ class Connection:
             await self._write(seq, event)
 
     async def _supervisor(self) -> None:
-        warn_in = (
-            self._expires_at - datetime.now(UTC)
-        ).total_seconds() - self.settings.expiry_warning_s
-        slow = asyncio.create_task(self._slow.wait())
-        try:
-            done, _ = await asyncio.wait({slow}, timeout=max(0.0, warn_in))
-            if not done:
+        """Ends the connection at its lifetime cap, when its token runs out, or when the client
+        is too slow; warns before the first two."""
+        lifetime_warned = False
+        auth_warned_for: float | None = None
+        while True:
+            assert self._claims is not None
+            now = datetime.now(UTC).timestamp()
+            end = self._expires_at.timestamp()
+            token_end = self._claims.expires_at
+            warn_at = end - self.settings.expiry_warning_s
+            token_warn_at = token_end - min(
+                self.settings.token_warning_s, max(1.0, (token_end - now) / 2)
+            )
+            if now >= token_end:
+                raise _CloseConnection(CloseCode.AUTH_FAILED, "access token expired")
+            if now >= end:
+                raise _CloseConnection(CloseCode.GOING_AWAY, "session lifetime reached")
+            if not lifetime_warned and now >= warn_at:
+                lifetime_warned = True
                 warning = SessionExpiring(
                     close_at=self._expires_at, reason="session lifetime reached"
                 )
                 self._deliver(0, warning.model_dump_json())
-                done, _ = await asyncio.wait({slow}, timeout=self.settings.expiry_warning_s)
-                if not done:
-                    raise _CloseConnection(CloseCode.GOING_AWAY, "session lifetime reached")
-            raise _CloseConnection(
-                CloseCode.TRY_AGAIN_LATER, "client too slow; reconnect and resume"
-            )
-        finally:
-            slow.cancel()
+            if auth_warned_for != token_end and now >= token_warn_at:
+                auth_warned_for = token_end
+                notice = AuthExpiring(expires_at=datetime.fromtimestamp(token_end, UTC))
+                self._deliver(0, notice.model_dump_json())
+            upcoming = [t for t in (warn_at, end, token_end) if t > now]
+            if auth_warned_for != token_end:
+                upcoming.append(token_warn_at)
+            if not lifetime_warned:
+                upcoming.append(warn_at)
+            wake = min(t for t in upcoming if t > now) if upcoming else now + 60
+            self._auth_changed.clear()
+            waiters = {
+                asyncio.ensure_future(self._slow.wait()),
+                asyncio.ensure_future(self._auth_changed.wait()),
+            }
+            try:
+                await asyncio.wait(waiters, timeout=max(0.0, wake - now),
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            if self._slow.is_set():
+                raise _CloseConnection(
+                    CloseCode.TRY_AGAIN_LATER, "client too slow; reconnect and resume"
+                )
 
 
 class _Disconnected(Exception):

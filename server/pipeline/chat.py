@@ -1,0 +1,110 @@
+"""Runs one follow-up question: streams the coach's answer as chat events.
+
+Like scans, a chat job runs in the server (embedded) or in a Celery worker (distributed), and
+every event goes through the session's event log with an idempotency key, so a redelivered
+task does not answer twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol.messages import ChatDelta, ChatDone, Classification, Locale, event_payload
+from server.coach.chat import ChatResult, converse
+from server.events.base import AppendStatus
+from server.pipeline.run import PipelineDeps
+from server.scans import repository as scans
+
+log = logging.getLogger(__name__)
+
+
+class ChatJob(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    session_id: str
+    user_id: str
+    locale: Locale
+    text: str
+    scan_id: str | None = None
+    enqueued_at: float = Field(description="time.time() when the server enqueued the job.")
+
+
+async def _scan_context(job: ChatJob, deps: PipelineDeps) -> Classification | None:
+    if job.scan_id is None:
+        return None
+    async with deps.db.session() as session:
+        scan = await scans.get(session, job.scan_id)
+    # Only the asker's own scans give context; anyone else's id is treated as absent.
+    if scan is None or scan.user_id != job.user_id or scan.classification is None:
+        return None
+    return Classification.model_validate(scan.classification)
+
+
+async def run_chat(job: ChatJob, deps: PipelineDeps) -> None:
+    chat = deps.stages.chat
+    key = f"{job.request_id}:chat"
+
+    async def emit(event: ChatDelta | ChatDone, suffix: str) -> bool:
+        result = await deps.log.append(
+            job.session_id, event_payload(event), key=f"{key}:{suffix}"
+        )
+        return result not in (AppendStatus.SESSION_GONE,)
+
+    if chat is None:
+        await emit(
+            ChatDone(request_id=job.request_id, scan_id=job.scan_id, text="",
+                     backend="none", outcome="invalid",
+                     fallback_reason="chat is not available on this server"),
+            "done",
+        )
+        return
+    started = time.perf_counter()
+    index = 0
+    result: ChatResult | None = None
+    try:
+        context = await _scan_context(job, deps)
+        async for chunk in converse(
+            deps.db,
+            chat,
+            user_id=job.user_id,
+            session_id=job.session_id,
+            scan_id=job.scan_id,
+            question=job.text,
+            locale=job.locale,
+            scan_context=context,
+        ):
+            if isinstance(chunk, ChatResult):
+                result = chunk
+                continue
+            if not await emit(ChatDelta(request_id=job.request_id, index=index, text=chunk),
+                              f"delta:{index}"):
+                return
+            index += 1
+    except Exception:
+        log.exception("chat %s failed", job.request_id)
+    if result is None:
+        await emit(
+            ChatDone(request_id=job.request_id, scan_id=job.scan_id, text="", backend="none",
+                     outcome="failed", fallback_reason="the answer failed; ask again"),
+            "done",
+        )
+        return
+    log.debug("chat %s answered in %.1f ms", job.request_id,
+              (time.perf_counter() - started) * 1000)
+    await emit(
+        ChatDone(
+            request_id=job.request_id,
+            scan_id=job.scan_id,
+            text=result.text,
+            item_ids=result.item_ids,
+            rule_ids=result.rule_ids,
+            backend=result.backend,
+            fallback_reason=result.fallback_reason,
+            outcome=result.outcome.value,
+        ),
+        "done",
+    )
