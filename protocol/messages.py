@@ -282,6 +282,7 @@ class ErrorCode(StrEnum):
     IMAGE_INVALID = "image_invalid"
     RESUME_FORBIDDEN = "resume_forbidden"
     FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
     STAGE_FAILED = "stage_failed"
     INTERNAL = "internal"
 

@@ -104,10 +104,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     from server.auth.endpoints import router as auth
+    from server.locations.endpoints import router as locations
     from server.uploads.endpoints import router as uploads
     from server.ws.endpoint import router as ws
 
     app.include_router(auth)
     app.include_router(uploads)
     app.include_router(ws)
+    app.include_router(locations)
     return app

@@ -267,8 +267,7 @@ class RedisEventLog:
         result = await self.redis.blpop([key], timeout=max(timeout, 0.01))
         if result is None:
             return None
-        answer: str = result[1]
-        return answer
+        return str(result[1])
 
     async def read_since(self, session_id: str, after_seq: int) -> list[tuple[int, str]] | None:
         _, seq_key, _, stream = _keys(session_id)

@@ -11,9 +11,7 @@ class LocationsError(WasteCoachError):
 
 
 class PointNotFound(LocationsError):
-    # The protocol has no generic "not found" code yet (only upload_not_found); until it does,
-    # the 404 status is what clients act on.
-    code = ErrorCode.INVALID_MESSAGE
+    code = ErrorCode.NOT_FOUND
     status = 404
 
 
