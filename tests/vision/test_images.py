@@ -1,0 +1,129 @@
+"""Decoding of untrusted images: limits, formats and metadata stripping."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import pytest
+from PIL import Image, PngImagePlugin
+
+from server.vision.errors import ImageRejected, RejectReason
+from server.vision.images import MAX_PIXELS, STORED_MAX_SIDE, decode_image
+from tests.vision.conftest import jpeg_bytes
+
+
+def _encode(image: Image.Image, fmt: str, **save: object) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=fmt, **save)
+    return out.getvalue()
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG that *declares* ``width`` × ``height``: the shape of a decompression bomb."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
+
+
+def _reason(data: bytes, **kwargs: int) -> RejectReason:
+    with pytest.raises(ImageRejected) as info:
+        decode_image(data, **kwargs)
+    assert info.value.message  # always something to show the user
+    return info.value.reason
+
+
+def test_refuses_what_is_not_an_image() -> None:
+    assert _reason(b"%PDF-1.7 this is a document, not a photo") is RejectReason.NOT_AN_IMAGE
+    assert _reason(b"") is RejectReason.EMPTY
+
+
+def test_refuses_image_formats_outside_jpeg_png_webp() -> None:
+    gif = _encode(Image.new("RGB", (32, 32), "red"), "GIF")
+    bmp = _encode(Image.new("RGB", (32, 32), "red"), "BMP")
+    assert _reason(gif) is RejectReason.UNSUPPORTED_FORMAT
+    assert _reason(bmp) is RejectReason.UNSUPPORTED_FORMAT
+
+
+def test_accepts_jpeg_png_and_webp_and_identifies_them_from_the_bytes() -> None:
+    image = Image.new("RGB", (64, 48), (10, 120, 200))
+    for fmt, mime in (("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp")):
+        decoded = decode_image(_encode(image, fmt))
+        assert decoded.source_format == mime
+        assert decoded.image.size == (64, 48)
+        assert decoded.image.mode == "RGB"
+
+
+def test_refuses_files_over_the_size_cap_before_parsing() -> None:
+    data = jpeg_bytes(Image.new("RGB", (64, 64), "white"))
+    assert _reason(data, max_bytes=len(data) - 1) is RejectReason.TOO_LARGE
+    assert decode_image(data, max_bytes=len(data)).image.size == (64, 64)
+
+
+def test_refuses_too_many_pixels_from_the_header_alone() -> None:
+    # 8000 × 6000 = 48 MP, above the cap but below Pillow's own bomb limit.
+    just_over = _png_header_only(8000, 6000)
+    assert 8000 * 6000 > MAX_PIXELS
+    assert len(just_over) < 200
+    assert _reason(just_over) is RejectReason.TOO_MANY_PIXELS
+    # 40,000 × 40,000: Pillow itself calls this a decompression bomb.
+    assert _reason(_png_header_only(40_000, 40_000)) is RejectReason.TOO_MANY_PIXELS
+
+
+def test_refuses_truncated_and_tiny_images() -> None:
+    data = jpeg_bytes(Image.effect_noise((256, 256), 64).convert("RGB"))
+    assert _reason(data[: len(data) // 2]) is RejectReason.CORRUPT
+    assert _reason(_encode(Image.new("RGB", (8, 8)), "PNG")) is RejectReason.TOO_SMALL
+
+
+def test_applies_exif_orientation_then_strips_all_metadata() -> None:
+    image = Image.new("RGB", (80, 40), "white")
+    image.paste((255, 0, 0), (0, 0, 40, 40))  # left half red before rotation
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90° clockwise to display
+    exif[0x010F] = "PhoneMaker"
+    gps = {1: "N", 2: (37.0, 33.0, 59.0), 3: "E", 4: (126.0, 58.0, 41.0)}
+    exif[0x8825] = gps
+    data = jpeg_bytes(image, exif=exif.tobytes(), quality=95)
+    assert Image.open(io.BytesIO(data)).getexif().get(0x0112) == 6
+
+    decoded = decode_image(data)
+    assert decoded.image.size == (40, 80)  # upright
+    top_pixel = decoded.image.getpixel((20, 5))
+    assert isinstance(top_pixel, tuple) and top_pixel[0] > 200 and top_pixel[1] < 60
+
+    stored = Image.open(io.BytesIO(decoded.clean_jpeg))
+    assert stored.size == (40, 80)
+    assert len(stored.getexif()) == 0
+    assert "exif" not in stored.info
+    assert b"PhoneMaker" not in decoded.clean_jpeg
+    assert decoded.image.info == {}
+
+
+def test_strips_png_text_and_icc_profile() -> None:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", "someone@example.com")
+    data = _encode(Image.new("RGB", (64, 64), "blue"), "PNG", pnginfo=info, icc_profile=b"x" * 64)
+    decoded = decode_image(data)
+    stored = Image.open(io.BytesIO(decoded.clean_jpeg))
+    assert "icc_profile" not in stored.info
+    assert b"someone@example.com" not in decoded.clean_jpeg
+
+
+def test_transparent_png_is_flattened_on_white_and_large_photos_are_shrunk_for_storage() -> None:
+    rgba = Image.new("RGBA", (2400, 1200), (0, 0, 0, 0))
+    decoded = decode_image(_encode(rgba, "PNG"))
+    assert decoded.image.mode == "RGB"
+    assert decoded.image.getpixel((10, 10)) == (255, 255, 255)
+    stored = Image.open(io.BytesIO(decoded.clean_jpeg))
+    assert max(stored.size) == STORED_MAX_SIDE
