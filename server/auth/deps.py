@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the authenticated user of a REST request."""
+"""FastAPI dependencies: the authenticated user of a REST request, and sign-in state."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from server.auth.service import Accounts
 from server.auth.tokens import Claims
 from server.errors import AuthError
 
@@ -24,3 +25,17 @@ async def current_claims(
 
 
 CurrentUser = Annotated[Claims, Depends(current_claims)]
+
+
+def accounts(request: Request) -> Accounts:
+    """The process's sign-in state, made on first use (the app may also set it at start-up)."""
+    state = request.app.state
+    existing = getattr(state, "accounts", None)
+    if isinstance(existing, Accounts):
+        return existing
+    made = Accounts.from_settings(state.services.settings)
+    state.accounts = made
+    return made
+
+
+AccountsDep = Annotated[Accounts, Depends(accounts)]

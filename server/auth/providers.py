@@ -1,0 +1,191 @@
+"""Who a provider says the person is: Google ID tokens, Kakao and Naver user-info.
+
+Google: an ID token is an RS256 JWT signed with a key from Google's published key set; we check
+the signature against that set, then issuer, audience (our client id) and expiry. Kakao and
+Naver hand out opaque access tokens: the only way to know one is live, and whose it is, is to
+call the provider's user-info endpoint with it.
+
+ID tokens are verified with joserfc, the JOSE library Authlib now ships its JOSE support from
+(``authlib.jose`` is deprecated and warns on import).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from joserfc import jws, jwt
+from joserfc.errors import ExpiredTokenError, JoseError
+from joserfc.jwk import KeySet
+
+from server.auth.config import OAuthProviderSettings
+from server.auth.errors import ProviderRefused, ProviderUnavailable
+
+log = logging.getLogger(__name__)
+
+#: Google signs ID tokens with RS256 only; anything else (``none``, HS256 keyed with the
+#: public key...) is refused before the signature is looked at.
+ID_TOKEN_ALGORITHMS = ["RS256"]
+#: Clock skew tolerated on ``exp``/``iat`` between us and the provider.
+LEEWAY_S = 60
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderProfile:
+    provider: str
+    #: The provider's stable id of the person: Google ``sub``, Kakao ``id``, Naver ``response.id``.
+    subject: str
+    display_name: str | None
+
+
+# --------------------------------------------------------------------------- Google
+
+
+class JwksCache:
+    """The provider's public keys, fetched on first use and again when stale or when a token
+    names a key we have not seen (the provider rotated), at most once per ``min_refetch_s``."""
+
+    def __init__(self, url: str, *, max_age_s: float, timeout_s: float, min_refetch_s: float = 30):
+        self.url = url
+        self.max_age_s = max_age_s
+        self.timeout_s = timeout_s
+        self.min_refetch_s = min_refetch_s
+        self._keys: KeySet | None = None
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self, kid: str | None) -> KeySet:
+        async with self._lock:
+            age = time.monotonic() - self._fetched_at
+            known = self._keys is not None and (kid is None or _has_kid(self._keys, kid))
+            if self._keys is None or age > self.max_age_s or (
+                not known and age > self.min_refetch_s
+            ):
+                self._keys = await self._fetch()
+                self._fetched_at = time.monotonic()
+            return self._keys
+
+    async def _fetch(self) -> KeySet:
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout_s) as http:
+                response = await http.get(self.url)
+            response.raise_for_status()
+            return KeySet.import_key_set(response.json())
+        except httpx.HTTPError as exc:
+            log.warning("jwks fetch failed: %s (%s)", type(exc).__name__, self.url)
+            raise ProviderUnavailable("could not fetch the provider's signing keys") from exc
+        except (ValueError, JoseError) as exc:
+            log.warning("jwks from %s is not a key set: %s", self.url, type(exc).__name__)
+            raise ProviderUnavailable("the provider's signing keys are unreadable") from exc
+
+
+def _has_kid(keys: KeySet, kid: str) -> bool:
+    return any(key.kid == kid for key in keys.keys)
+
+
+def _accepted_issuers(issuer: str) -> list[str]:
+    # Google documents both spellings of its issuer in ID tokens.
+    return sorted({issuer, issuer.removeprefix("https://")})
+
+
+async def verify_google_id_token(
+    config: OAuthProviderSettings,
+    keys: JwksCache,
+    id_token: str,
+    *,
+    nonce: str | None = None,
+    extra_audiences: bool = False,
+) -> ProviderProfile:
+    """Check an ID token's signature, issuer, audience and expiry; return whose it is."""
+    try:
+        header = jws.extract_compact(id_token.encode()).headers()
+    except (JoseError, ValueError) as exc:
+        raise ProviderRefused("the ID token is not a JWT") from exc
+    if header.get("alg") not in ID_TOKEN_ALGORITHMS:
+        raise ProviderRefused("the ID token's algorithm is not accepted")
+    key_set = await keys.get(header.get("kid"))
+    try:
+        token = jwt.decode(id_token, key_set, algorithms=ID_TOKEN_ALGORITHMS)
+    except JoseError as exc:
+        raise ProviderRefused("the ID token's signature does not verify") from exc
+    audiences = [config.client_id, *(config.extra_audiences if extra_audiences else ())]
+    claims_spec: dict[str, Any] = {
+        "iss": {"essential": True, "values": _accepted_issuers(config.issuer or "")},
+        "aud": {"essential": True, "values": audiences},
+        "exp": {"essential": True},
+        "sub": {"essential": True},
+    }
+    if nonce is not None:
+        claims_spec["nonce"] = {"essential": True, "value": nonce}
+    try:
+        jwt.JWTClaimsRegistry(leeway=LEEWAY_S, **claims_spec).validate(token.claims)
+    except ExpiredTokenError as exc:
+        raise ProviderRefused("the ID token has expired") from exc
+    except JoseError as exc:
+        # The claim's name only: the claim values themselves stay out of messages and logs.
+        raise ProviderRefused(f"the ID token is not for this app ({exc.error})") from exc
+    claims = token.claims
+    name = claims.get("name") or claims.get("given_name")
+    return ProviderProfile("google", str(claims["sub"]), str(name) if name else None)
+
+
+# --------------------------------------------------------------------------- Kakao and Naver
+
+
+async def _userinfo(config: OAuthProviderSettings, provider: str, access_token: str) -> Any:
+    if not config.userinfo_url:
+        raise ProviderUnavailable(f"{provider} has no user-info endpoint configured")
+    try:
+        async with httpx.AsyncClient(timeout=config.timeout_s) as http:
+            response = await http.get(
+                config.userinfo_url, headers={"Authorization": f"Bearer {access_token}"}
+            )
+    except httpx.TimeoutException as exc:
+        log.warning("%s user-info timed out", provider)
+        raise ProviderUnavailable(f"{provider} did not answer in time") from exc
+    except httpx.HTTPError as exc:
+        log.warning("%s user-info failed: %s", provider, type(exc).__name__)
+        raise ProviderUnavailable(f"{provider} could not be reached") from exc
+    if response.status_code in (400, 401, 403):
+        log.info("%s refused an access token: HTTP %s", provider, response.status_code)
+        raise ProviderRefused(f"{provider} did not accept the access token")
+    if response.status_code != 200:
+        log.warning("%s user-info answered HTTP %s", provider, response.status_code)
+        raise ProviderUnavailable(f"{provider} answered with an error")
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise ProviderUnavailable(f"{provider} answered something that is not JSON") from exc
+
+
+async def kakao_profile(config: OAuthProviderSettings, access_token: str) -> ProviderProfile:
+    """``GET /v2/user/me``: ``{"id": 123, "kakao_account": {"profile": {"nickname": ...}}}``."""
+    body = await _userinfo(config, "kakao", access_token)
+    subject = body.get("id") if isinstance(body, dict) else None
+    if not isinstance(subject, int | str) or isinstance(subject, bool) or subject == "":
+        raise ProviderUnavailable("kakao's user-info has no user id")
+    account = body.get("kakao_account") or {}
+    profile = account.get("profile") or {} if isinstance(account, dict) else {}
+    nickname = profile.get("nickname") if isinstance(profile, dict) else None
+    return ProviderProfile("kakao", str(subject), str(nickname) if nickname else None)
+
+
+async def naver_profile(config: OAuthProviderSettings, access_token: str) -> ProviderProfile:
+    """``GET /v1/nid/me``: ``{"resultcode": "00", "response": {"id": ..., "nickname": ...}}``."""
+    body = await _userinfo(config, "naver", access_token)
+    if not isinstance(body, dict) or body.get("resultcode") != "00":
+        # Naver reports some failures with HTTP 200 and a non-"00" result code.
+        raise ProviderRefused("naver did not accept the access token")
+    response = body.get("response") or {}
+    subject = response.get("id") if isinstance(response, dict) else None
+    if not isinstance(subject, str) or not subject:
+        raise ProviderUnavailable("naver's user-info has no user id")
+    nickname = response.get("nickname") or response.get("name")
+    return ProviderProfile("naver", subject, str(nickname) if nickname else None)
+
+
+USERINFO_PROVIDERS = {"kakao": kakao_profile, "naver": naver_profile}
