@@ -165,7 +165,14 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip()
 
 
-_PREFIXES = ("깨끗한 ", "다 쓴 ", "빈용기보증금 대상 ", "금속 재질의 ", "플라스틱 재질의 ", "다량의 ")
+_PREFIXES = (
+    "깨끗한 ",
+    "다 쓴 ",
+    "빈용기보증금 대상 ",
+    "금속 재질의 ",
+    "플라스틱 재질의 ",
+    "다량의 ",
+)
 
 
 def name_variants(name: str) -> list[str]:
@@ -268,9 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     data = build(args.source)
-    args.out.write_text(
-        json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-    )
+    args.out.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     streams: dict[str, int] = {}
     for item in data["items"]:
         streams[item["stream"]] = streams.get(item["stream"], 0) + 1

@@ -1,25 +1,274 @@
 """Curated additions to the official dictionary, consumed by scripts/build_knowledge.py.
 
 Everything here is written by the Waste Coach team: corrected names for entries the crawl cut
-short, English names, the names people actually say (colloquial Korean, English, spacing
-variants), and which item rules of server/knowledge/data/rules.yaml apply to which items.
-Official ids and category paths are never changed here.
+short, English names (scripts/knowledge_en_names.tsv), the names people actually say
+(colloquial Korean, English, spacing variants), and which item rules of
+server/knowledge/data/rules.yaml apply to which items. Official ids and category paths are
+never changed here.
 """
 
 from __future__ import annotations
 
-#: Official names cut short by the crawl ("상태", "종", "가정에서 배출하"), named from the
-#: entry's category and its related names.
-NAME_FIXES: dict[int, str] = {}
+from pathlib import Path
 
-#: English names, by item id or by (fixed) Korean name.
-EN_NAMES: dict[int | str, str] = {}
+#: Official names cut short by the crawl ("상태", "종", "가정에서 배출하"). Each is named from
+#: its category and from the one sibling name missing from its own related-names list (the
+#: dictionary lists every sibling but the entry itself): a best reconstruction, not official.
+NAME_FIXES: dict[int, str] = {
+    16: "우유팩",
+    18: "뚜껑이 달린 우유팩",
+    519: "멸균팩",
+    520: "주스팩",
+    22: "선거 포스터",
+    28: "포스터",
+    33: "전단지",
+    43: "벽지",
+    551: "카탈로그",
+    559: "브로마이드",
+    23: "색종이",
+    552: "색도화지",
+    553: "색지",
+    35: "계란판",
+    36: "종이 완충재",
+    40: "종이 보냉박스",
+    42: "종이 쇼핑백",
+    44: "종이 퍼즐",
+    406: "종이 컵라면 용기",
+    410: "종이호일",
+    561: "종이가방",
+    113: "습기제거제 용기",
+    122: "먹는샘물 페트병",
+    530: "먹는샘물 페트병(생수병)",
+    127: "단열 스티로폼",
+    137: "LED 조명",
+    143: "수은 체온계",
+    150: "가방",
+    151: "화장품 파우치",
+    152: "구두",
+    153: "스카프",
+    154: "목도리",
+    155: "재킷",
+    652: "등산 가방",
+    653: "에코백",
+    654: "노트북 파우치",
+    655: "셔츠",
+    656: "바지",
+    657: "부츠",
+    658: "스니커즈",
+    659: "샌들",
+    660: "운동화",
+    156: "김치",
+    157: "내장류",
+    163: "비계",
+    170: "고추장",
+    171: "버터",
+    650: "땅콩버터",
+    647: "유통기한이 지난 음식",
+    159: "남은 라면",
+    200: "고양이 스크래쳐",
+    423: "고양이 두부모래",
+    359: "악기(플라스틱·목재)",
+    465: "이물질이 묻은 비닐",
+    511: "화분",
+    531: "플라스틱 용기",
+    532: "비닐봉투·비닐 포장재",
+    535: "캔·금속류",
+    537: "건전지",
+    540: "전기전자제품",
+    541: "음식물 쓰레기",
+    542: "재활용이 안 되는 생활 쓰레기",
+    545: "생활계 유해폐기물(폐의약품·폐농약)",
+    668: "온풍기",
+}
 
-#: Extra names per item id.
-ALIASES: dict[int, tuple[str, ...]] = {}
+
+def _load_en_names() -> dict[int | str, str]:
+    names: dict[int | str, str] = {}
+    path = Path(__file__).with_name("knowledge_en_names.tsv")
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        item_id, name = line.split("\t", 1)
+        names[int(item_id)] = name.strip()
+    return names
+
+
+#: English names by item id.
+EN_NAMES: dict[int | str, str] = _load_en_names()
+
+#: What people call the item besides its official name: colloquial Korean, brand-like generic
+#: names, English synonyms, common spellings.
+ALIASES: dict[int, tuple[str, ...]] = {
+    16: ("우유곽", "우유 곽", "milk pack", "carton", "paper carton"),
+    18: ("우유곽", "milk carton with cap"),
+    519: ("두유팩", "테트라팩", "tetra pak", "soy milk carton", "aseptic carton"),
+    520: ("쥬스팩", "juice box", "주스 곽"),
+    19: ("택배박스", "택배 박스", "박스", "상자", "종이박스", "box", "cardboard box", "parcel box"),
+    30: ("골판지", "박스", "cardboard", "corrugated box"),
+    547: ("라면박스", "라면 상자"),
+    24: ("잡지", "magazine"),
+    32: ("책", "book", "헌책"),
+    528: ("종이류", "신문", "신문지", "newspaper", "paper"),
+    37: ("피자 박스", "피자상자", "피자 상자", "pizza box", "greasy pizza box"),
+    562: ("치킨 박스", "치킨상자", "치킨 상자", "chicken box"),
+    41: ("종이컵", "paper cup", "coffee paper cup", "일회용 종이컵"),
+    564: ("종이컵", "생수컵"),
+    111: ("플라스틱 컵", "테이크아웃 컵", "아이스 커피 컵", "플컵", "plastic cup", "iced coffee cup", "takeaway cup"),
+    123: ("페트병", "음료수병", "사이다병", "콜라병", "pet bottle", "plastic bottle", "soda bottle"),
+    122: ("생수병", "물병", "생수 페트병", "water bottle"),
+    530: ("생수병", "물병", "water bottle", "mineral water bottle"),
+    633: ("생수병", "물병", "페트병", "water bottle", "plastic water bottle"),
+    69: ("간장병", "간장 통", "soy sauce bottle"),
+    598: ("식용유통", "식용유 통", "oil bottle"),
+    593: ("치약", "치약 튜브", "치약통", "toothpaste"),
+    98: ("햇반", "햇반 용기", "즉석밥", "instant rice tray", "microwave rice"),
+    74: ("요구르트 통", "요거트 컵", "yoghurt cup"),
+    73: ("바나나우유", "바나나 우유 통"),
+    590: ("샴푸통", "샴푸 통", "shampoo"),
+    66: ("락스통", "락스 통", "bleach"),
+    531: ("플라스틱", "플라스틱 통", "plastic", "plastic container", "plastic tub"),
+    532: ("비닐", "비닐봉지", "비닐봉투", "봉지", "plastic bag", "vinyl", "plastic film"),
+    101: ("검은 봉지", "검정봉지", "까만 봉지", "black bag"),
+    97: ("과자 봉지", "과자봉투", "스낵 봉지", "chip bag", "crisp packet", "snack wrapper"),
+    622: ("라면봉지", "instant noodle wrapper"),
+    106: ("뽁뽁이", "에어 캡", "버블랩", "bubble wrap", "air cap"),
+    119: ("랩", "비닐랩", "plastic wrap", "saran wrap"),
+    630: ("지퍼 백", "ziploc", "zipper bag"),
+    108: ("비닐 장갑", "위생장갑", "plastic gloves"),
+    533: ("스티로폼", "스치로폼", "스티로폴", "styrofoam", "polystyrene", "foam"),
+    636: ("스티로폼 박스", "스티로폼 상자", "아이스박스", "styrofoam box", "foam box"),
+    128: ("스티로폼 트레이", "고기 트레이", "meat tray", "foam tray"),
+    637: ("계란 트레이", "달걀 트레이", "egg tray"),
+    534: ("유리병", "병", "glass bottle", "jar", "유리 용기"),
+    129: ("음료수병", "공병", "deposit bottle"),
+    130: ("소주병", "빈 소주병", "soju bottle"),
+    639: ("맥주병", "빈 맥주병", "beer bottle"),
+    510: ("와인 병", "wine bottle"),
+    535: ("캔", "깡통", "can", "tin can", "metal"),
+    617: ("음료수캔", "콜라캔", "사이다캔", "알루미늄캔", "soda can", "aluminium can", "aluminum can"),
+    616: ("맥주 캔", "beer can"),
+    84: ("참치 캔", "통조림", "tin", "canned tuna"),
+    78: ("부탄 가스", "부탄캔", "가스통", "휴대용 가스", "butane", "gas canister", "camping gas"),
+    604: ("헤어스프레이", "스프레이", "aerosol", "spray can"),
+    605: ("스프레이", "스프레이캔", "스프레이 통", "aerosol can", "air freshener spray"),
+    606: ("에프킬라", "모기약 스프레이", "bug spray", "insect spray"),
+    537: ("건전지", "배터리", "약전지", "battery", "batteries"),
+    124: ("AA 건전지", "알카라인 건전지", "AA battery"),
+    125: ("보조 배터리", "휴대용 배터리", "powerbank", "portable charger"),
+    136: ("형광등", "전등", "fluorescent tube", "fluorescent light"),
+    137: ("LED 전구", "LED등", "엘이디", "LED bulb", "light bulb"),
+    536: ("옷", "헌옷", "헌 옷", "의류", "clothes", "clothing", "old clothes"),
+    660: ("신발", "운동화", "shoes", "running shoes"),
+    540: ("가전", "가전제품", "전자제품", "electronics", "appliance"),
+    274: ("휴대폰", "스마트폰", "핸드폰", "폰", "smartphone", "cell phone", "mobile"),
+    241: ("랩탑", "노트북 컴퓨터", "laptop"),
+    240: ("냉장고", "김치냉장고", "fridge"),
+    147: ("약", "알약", "먹다 남은 약", "유통기한 지난 약", "medicine", "pills", "tablets"),
+    149: ("시럽", "물약", "syrup", "liquid medicine"),
+    541: ("음식물", "음쓰", "음식 쓰레기", "음식물쓰레기", "food waste", "leftovers", "food scraps"),
+    164: ("상한 음식", "썩은 음식", "rotten food"),
+    162: ("바나나 껍질", "banana peel"),
+    736: ("뼈", "치킨뼈", "치킨 뼈", "닭 뼈", "chicken bone", "chicken bones"),
+    385: ("돼지 뼈", "족발 뼈", "갈비뼈", "pork bone", "rib bone"),
+    468: ("생선 가시", "생선뼈", "fish bone"),
+    425: ("조개껍질", "조개 껍질", "조개껍데기", "clam shell", "shellfish shell", "oyster shell"),
+    426: ("게껍질", "게 껍질", "꽃게 껍데기", "crab shell"),
+    456: ("호두껍질", "견과류 껍데기", "walnut shell", "nut shell"),
+    343: ("계란 껍질", "달걀 껍질", "달걀껍데기", "eggshell", "egg shell"),
+    455: ("복숭아씨", "복숭아 씨앗", "peach pit", "peach stone"),
+    753: ("아보카도 씨", "avocado seed", "avocado stone"),
+    419: ("티 백", "녹차 티백", "tea bag"),
+    730: ("영수증", "카드 영수증", "감열지", "receipt", "till receipt"),
+    718: ("송장", "운송장", "택배송장", "shipping label", "waybill"),
+    368: ("로또", "복권", "lottery ticket"),
+    492: ("휴지", "티슈", "tissue", "toilet paper"),
+    375: ("물 티슈", "wet wipe", "baby wipes"),
+    369: ("마스크", "KF94", "face mask"),
+    351: ("기저귀", "diaper", "nappy"),
+    498: ("깨진 유리", "유리 조각", "broken glass", "glass shards"),
+    503: ("유리컵", "유리 잔", "drinking glass"),
+    502: ("머그컵", "머그", "mug"),
+    509: ("도자기", "접시", "사기그릇", "ceramic plate", "ceramics"),
+    499: ("내열 유리", "파이렉스", "pyrex", "oven dish", "heat resistant glass"),
+    195: ("거울", "mirror", "큰 거울"),
+    178: ("폐식용유", "기름", "튀김 기름", "used cooking oil", "frying oil"),
+    179: ("아이스팩", "아이스 팩", "ice pack", "gel pack"),
+    183: ("매트리스", "침대 매트리스", "mattress"),
+    188: ("쇼파", "sofa", "couch"),
+    303: ("우산", "umbrella"),
+    711: ("부엌칼", "식칼", "knife", "kitchen knife"),
+    401: ("주사 바늘", "syringe", "needle"),
+    140: ("페인트통", "paint can", "paint"),
+    143: ("체온계", "수은 온도계", "thermometer"),
+    409: ("은박지", "쿠킹호일", "호일", "aluminum foil", "tin foil"),
+    410: ("종이 호일", "parchment paper"),
+    442: ("유산지", "베이킹 페이퍼", "baking paper"),
+    386: ("사진", "인화지", "photo", "photograph"),
+    336: ("씨디", "DVD", "compact disc"),
+    424: ("카드", "플라스틱 카드", "credit card"),
+    334: ("칫솔", "toothbrush"),
+    384: ("빨대", "straw"),
+    364: ("라이터", "lighter"),
+    392: ("핫팩", "hot pack", "hand warmer"),
+    744: ("육수 팩", "다시팩", "soup bag"),
+    423: ("두부모래", "고양이 모래", "cat litter", "tofu litter"),
+    507: ("벤토나이트", "고양이 모래", "clay litter"),
+    501: ("뚝배기", "earthenware pot"),
+    63: ("정리함", "organizer"),
+    77: ("텀블러", "tumbler"),
+    176: ("폐비닐", "농업용 비닐", "farm plastic"),
+    177: ("연탄", "coal ash"),
+    180: ("폐타이어", "tire"),
+}
 
 #: Item rule id → official item ids it applies to.
-ITEM_RULES: dict[str, tuple[int, ...]] = {}
+ITEM_RULES: dict[str, tuple[int, ...]] = {
+    "item.bones": (736, 385, 468),
+    "item.shells": (425, 426, 456, 343),
+    "item.pits_husks": (455, 753, 422, 747),
+    "item.tea_dregs": (419, 420, 744, 745),
+    "item.receipt": (730, 718, 368),
+    "item.coated_paper": (350, 442, 410, 464, 386, 463),
+    "item.film_coated_print": (22, 28, 33, 43, 551, 559, 23, 552, 553),
+    "item.tissue": (492, 375),
+    "item.paper_carton": (16, 18, 519, 520, 529),
+    "item.paper_cup": (41, 564, 563),
+    "item.greasy_box": (37, 562),
+    "item.clear_pet": (122, 123, 530, 633),
+    "item.oily_plastic": (69, 598, 114, 632),
+    "item.pump_bottle": (65, 64, 590, 591, 592, 594, 595, 596),
+    "item.toothpaste_tube": (593,),
+    "item.food_film": (97, 102, 103, 622, 623, 626, 628, 109, 630, 119),
+    "item.dirty_film": (465,),
+    "item.styrofoam_clean": (126, 127, 128, 533, 636, 637, 638),
+    "item.foam_lookalike": (421, 746, 319, 717),
+    "item.broken_glass": (498, 496, 503, 758, 756, 513),
+    "item.ceramics": (509, 502, 501, 227),
+    "item.heat_resistant_glass": (499, 500, 757),
+    "item.mirror": (195,),
+    "item.deposit_bottle": (129, 130, 639),
+    "item.aerosol": (604, 605, 606),
+    "item.butane": (78, 95),
+    "item.lithium_battery": (125, 292),
+    "item.sharps": (711, 306, 716, 331, 494),
+    "item.syringe": (401, 738),
+    "item.cooking_oil": (178, 640, 345),
+    "item.ice_pack": (179,),
+    "item.agri_waste": (175, 176, 546),
+    "item.briquette_ash": (177,),
+    "item.tyre": (180,),
+    "item.pesticide": (145, 704),
+    "item.paint": (140, 138, 705),
+    "item.mercury": (143, 707),
+    "item.cat_litter": (423, 507),
+    "item.clothing_condition": (
+        150, 151, 152, 153, 154, 155, 536, 652, 653, 654, 655, 656, 657, 658, 659, 660,
+    ),
+    "item.food_drain": (541,),
+    "item.medicine_packaging": (147, 141, 545),
+    "item.hygiene": (351, 389, 380),
+    "item.large_appliance": (240, 246, 252, 230, 251, 229, 247, 540),
+}
 
 #: Names every item under an item rule is also known by.
 RULE_ALIASES: dict[str, tuple[str, ...]] = {}
