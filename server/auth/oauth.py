@@ -16,7 +16,6 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
 from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
@@ -30,6 +29,13 @@ from server.errors import AuthError
 from server.users.models import utcnow
 
 log = logging.getLogger(__name__)
+
+# Authlib's async client is built on httpx2 when that is installed and on httpx otherwise; its
+# transport errors come from whichever it uses.
+try:
+    import httpx2 as _http
+except ImportError:  # pragma: no cover - depends on what Authlib was installed with
+    import httpx as _http  # type: ignore[no-redef]
 
 
 def _hash(value: str) -> str:
@@ -85,9 +91,7 @@ async def consume_state(session: AsyncSession, provider: str, state: str) -> OAu
     row = await session.scalar(select(OAuthState).where(OAuthState.state_hash == state_hash))
     if row is None:
         raise AuthError("unknown or already used sign-in state; start the sign-in again")
-    result = await session.execute(
-        delete(OAuthState).where(OAuthState.state_hash == state_hash)
-    )
+    result = await session.execute(delete(OAuthState).where(OAuthState.state_hash == state_hash))
     # Two callbacks racing with one state both read the row; only one deletes it.
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise AuthError("unknown or already used sign-in state; start the sign-in again")
@@ -116,10 +120,10 @@ async def exchange_code(
         # ``error`` is the provider's short code (invalid_grant...), safe to log and show.
         log.info("%s refused the code exchange: %s", provider, exc.error)
         raise ProviderRefused(f"{provider} refused the sign-in ({exc.error})") from exc
-    except httpx.TimeoutException as exc:
+    except _http.TimeoutException as exc:
         log.warning("%s token endpoint timed out", provider)
         raise ProviderUnavailable(f"{provider} did not answer in time") from exc
-    except httpx.HTTPError as exc:
+    except _http.HTTPError as exc:
         log.warning("%s token endpoint failed: %s", provider, type(exc).__name__)
         raise ProviderUnavailable(f"{provider} could not be reached") from exc
     except ValueError as exc:

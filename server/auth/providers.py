@@ -62,8 +62,10 @@ class JwksCache:
         async with self._lock:
             age = time.monotonic() - self._fetched_at
             known = self._keys is not None and (kid is None or _has_kid(self._keys, kid))
-            if self._keys is None or age > self.max_age_s or (
-                not known and age > self.min_refetch_s
+            if (
+                self._keys is None
+                or age > self.max_age_s
+                or (not known and age > self.min_refetch_s)
             ):
                 self._keys = await self._fetch()
                 self._fetched_at = time.monotonic()
@@ -127,7 +129,7 @@ async def verify_google_id_token(
         raise ProviderRefused("the ID token has expired") from exc
     except JoseError as exc:
         # The claim's name only: the claim values themselves stay out of messages and logs.
-        raise ProviderRefused(f"the ID token is not for this app ({exc.error})") from exc
+        raise ProviderRefused(f"the ID token is not for this app ({exc.description})") from exc
     claims = token.claims
     name = claims.get("name") or claims.get("given_name")
     return ProviderProfile("google", str(claims["sub"]), str(name) if name else None)

@@ -31,9 +31,7 @@ async def user_for_identity(
                 user = User(is_guest=False, display_name=(display_name or None))
                 session.add(user)
                 await session.flush()
-                session.add(
-                    Identity(user_id=user.id, provider=provider, provider_user_id=subject)
-                )
+                session.add(Identity(user_id=user.id, provider=provider, provider_user_id=subject))
                 await session.flush()
             return user
         except IntegrityError:

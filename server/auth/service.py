@@ -70,9 +70,7 @@ async def start_sign_in(services: Services, accounts: Accounts, provider: str) -
     """(authorization URL, state) for a browser sign-in."""
     config = accounts.provider(provider)
     async with services.db.session() as session:
-        return await oauth.begin(
-            session, provider, config, ttl_s=accounts.settings.state_ttl_s
-        )
+        return await oauth.begin(session, provider, config, ttl_s=accounts.settings.state_ttl_s)
 
 
 async def finish_sign_in(
@@ -100,9 +98,13 @@ async def finish_sign_in(
     token = await oauth.exchange_code(
         provider, config, code=code, verifier=pending.code_verifier, state=state
     )
-    profile = await _profile_from_token_response(
-        accounts, provider, config, token, nonce=pending.nonce
-    )
+    try:
+        profile = await _profile_from_token_response(
+            accounts, provider, config, token, nonce=pending.nonce
+        )
+    except ProviderRefused as exc:
+        log.info("%s sign-in refused after the code exchange: %s", provider, exc.message)
+        raise
     return await _sign_in(services, accounts, profile)
 
 
@@ -116,16 +118,21 @@ async def exchange_provider_token(
 ) -> TokenPair:
     """Native apps: the provider's SDK signed the person in; verify its token and sign in."""
     config = accounts.provider(provider)
-    if provider == "google":
-        if not id_token:
-            raise InvalidInput("google sign-in needs the ID token from the Google SDK")
-        profile = await verify_google_id_token(
-            config, accounts.jwks(provider, config), id_token, extra_audiences=True
-        )
-    else:
-        if not access_token:
-            raise InvalidInput(f"{provider} sign-in needs the access token from its SDK")
-        profile = await USERINFO_PROVIDERS[provider](config, access_token)
+    try:
+        if provider == "google":
+            if not id_token:
+                raise InvalidInput("google sign-in needs the ID token from the Google SDK")
+            profile = await verify_google_id_token(
+                config, accounts.jwks(provider, config), id_token, extra_audiences=True
+            )
+        else:
+            if not access_token:
+                raise InvalidInput(f"{provider} sign-in needs the access token from its SDK")
+            profile = await USERINFO_PROVIDERS[provider](config, access_token)
+    except ProviderRefused as exc:
+        # The message names the check that failed, never the token.
+        log.info("%s native sign-in refused: %s", provider, exc.message)
+        raise
     return await _sign_in(services, accounts, profile)
 
 

@@ -51,7 +51,10 @@ class MemoryRateLimiter:
             counter.used_minute += 1
             counter.used_day += 1
         return status(
-            quota, window, allowed=allowed, used_minute=counter.used_minute,
+            quota,
+            window,
+            allowed=allowed,
+            used_minute=counter.used_minute,
             used_day=counter.used_day,
         )
 
@@ -60,7 +63,10 @@ class MemoryRateLimiter:
         counter = self._counter(user_id, kind, window)
         allowed = counter.used_minute < quota.per_minute and counter.used_day < quota.per_day
         return status(
-            quota, window, allowed=allowed, used_minute=counter.used_minute,
+            quota,
+            window,
+            allowed=allowed,
+            used_minute=counter.used_minute,
             used_day=counter.used_day,
         )
 

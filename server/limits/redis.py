@@ -56,7 +56,10 @@ class RedisRateLimiter:
             ],
         )
         return status(
-            quota, window, allowed=bool(allowed), used_minute=int(used_minute),
+            quota,
+            window,
+            allowed=bool(allowed),
+            used_minute=int(used_minute),
             used_day=int(used_day),
         )
 

@@ -51,8 +51,9 @@ class Grant:
 @dataclass
 class StandIn:
     clients: dict[str, tuple[str, str]] = field(
-        default_factory=lambda: {p: (f"{p}-client", f"{p}-secret-{secrets.token_hex(4)}")
-                                 for p in PROVIDERS}
+        default_factory=lambda: {
+            p: (f"{p}-client", f"{p}-secret-{secrets.token_hex(4)}") for p in PROVIDERS
+        }
     )
     #: Who "signs in" at each provider's authorization page next.
     person: dict[str, Person] = field(
@@ -195,8 +196,12 @@ class StandIn:
                 return JSONResponse({"error": "invalid_request", "fields": problems}, 400)
             code = secrets.token_urlsafe(24)
             self.codes[code] = Grant(
-                provider, client_id, q["redirect_uri"], q["code_challenge"],
-                self.person[provider], q.get("nonce"),
+                provider,
+                client_id,
+                q["redirect_uri"],
+                q["code_challenge"],
+                self.person[provider],
+                q.get("nonce"),
             )
             back = urlencode({"code": code, "state": q["state"]})
             return RedirectResponse(f"{q['redirect_uri']}?{back}", status_code=302)

@@ -83,9 +83,9 @@ async def test_native_google_id_token(
     assert web["user_id"] == tokens["user_id"]
     async with services.db.session() as session:
         links = await session.scalar(
-            select(func.count()).select_from(Identity).where(
-                Identity.provider_user_id == "google-native-1"
-            )
+            select(func.count())
+            .select_from(Identity)
+            .where(Identity.provider_user_id == "google-native-1")
         )
     assert links == 1
 
