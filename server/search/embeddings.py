@@ -110,9 +110,12 @@ def fingerprint(items: Sequence[Item]) -> str:
     return digest.hexdigest()
 
 
-def save_vectors(items: Sequence[Item], matrix: npt.NDArray[np.float32]) -> None:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    np.save(VECTORS_FILE, matrix.astype(np.float16), allow_pickle=False)
+def save_vectors(
+    items: Sequence[Item], matrix: npt.NDArray[np.float32], directory: Path = DATA_DIR
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    vectors_file = directory / VECTORS_FILE.name
+    np.save(vectors_file, matrix.astype(np.float16), allow_pickle=False)
     manifest = {
         "model": MODEL_NAME,
         "model_sha256": MODEL_SHA256,
@@ -120,26 +123,27 @@ def save_vectors(items: Sequence[Item], matrix: npt.NDArray[np.float32]) -> None
         "dtype": "float16",
         "items_fingerprint": fingerprint(items),
         "item_ids": [item.id for item in items],
-        "sha256": _file_sha256(VECTORS_FILE),
+        "sha256": _file_sha256(vectors_file),
     }
-    MANIFEST_FILE.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    (directory / MANIFEST_FILE.name).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 
 
-def load_vectors(items: Sequence[Item]) -> ItemVectors:
+def load_vectors(items: Sequence[Item], directory: Path = DATA_DIR) -> ItemVectors:
     """The committed item vectors, checked against their checksum and the current items."""
+    vectors_file = directory / VECTORS_FILE.name
     try:
-        manifest = json.loads(MANIFEST_FILE.read_text(encoding="utf-8"))
+        manifest = json.loads((directory / MANIFEST_FILE.name).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise EmbeddingError(f"cannot read {MANIFEST_FILE.name}: {exc}") from exc
     if manifest.get("model_sha256") != MODEL_SHA256:
         raise EmbeddingError("item vectors were computed with another embedding model")
-    if _file_sha256(VECTORS_FILE) != manifest.get("sha256"):
-        raise EmbeddingError(f"{VECTORS_FILE.name} does not match its recorded checksum")
+    if _file_sha256(vectors_file) != manifest.get("sha256"):
+        raise EmbeddingError(f"{vectors_file.name} does not match its recorded checksum")
     if manifest.get("items_fingerprint") != fingerprint(items):
         raise EmbeddingError(
             "item vectors are stale: run scripts/build_search_index.py after changing items"
         )
-    matrix = np.load(VECTORS_FILE, allow_pickle=False).astype(np.float32)
+    matrix = np.load(vectors_file, allow_pickle=False).astype(np.float32)
     if matrix.shape != (len(items), DIM):
         raise EmbeddingError(f"item vectors have shape {matrix.shape}, expected ({len(items)}, {DIM})")
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
