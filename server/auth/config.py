@@ -22,6 +22,11 @@ class OAuthProviderSettings(BaseModel):
     token_url: str
     #: Kakao and Naver: the profile endpoint that also proves an access token is live.
     userinfo_url: str | None = None
+    #: Kakao: the endpoint that says which app an access token was issued to, and our app's
+    #: id there. With ``app_id`` set, a native sign-in must bring a token issued to our app;
+    #: otherwise any app's Kakao token for the person would sign them in here.
+    tokeninfo_url: str | None = None
+    app_id: str | None = None
     #: Google: the key set that signs ID tokens, and the issuer they must name.
     jwks_url: str | None = None
     issuer: str | None = None
@@ -46,6 +51,7 @@ def _default_providers() -> dict[str, OAuthProviderSettings]:
             authorize_url="https://kauth.kakao.com/oauth/authorize",
             token_url="https://kauth.kakao.com/oauth/token",
             userinfo_url="https://kapi.kakao.com/v2/user/me",
+            tokeninfo_url="https://kapi.kakao.com/v1/user/access_token_info",
             scopes=("profile_nickname",),
         ),
         # https://developers.naver.com/docs/login/api/api.md

@@ -138,14 +138,15 @@ async def verify_google_id_token(
 # --------------------------------------------------------------------------- Kakao and Naver
 
 
-async def _userinfo(config: OAuthProviderSettings, provider: str, access_token: str) -> Any:
-    if not config.userinfo_url:
+async def _userinfo(
+    config: OAuthProviderSettings, provider: str, access_token: str, url: str | None = None
+) -> Any:
+    url = url or config.userinfo_url
+    if not url:
         raise ProviderUnavailable(f"{provider} has no user-info endpoint configured")
     try:
         async with httpx.AsyncClient(timeout=config.timeout_s) as http:
-            response = await http.get(
-                config.userinfo_url, headers={"Authorization": f"Bearer {access_token}"}
-            )
+            response = await http.get(url, headers={"Authorization": f"Bearer {access_token}"})
     except httpx.TimeoutException as exc:
         log.warning("%s user-info timed out", provider)
         raise ProviderUnavailable(f"{provider} did not answer in time") from exc
@@ -162,6 +163,18 @@ async def _userinfo(config: OAuthProviderSettings, provider: str, access_token: 
         return response.json()
     except ValueError as exc:
         raise ProviderUnavailable(f"{provider} answered something that is not JSON") from exc
+
+
+async def kakao_app_check(config: OAuthProviderSettings, access_token: str) -> None:
+    """``GET /v1/user/access_token_info``: ``{"id": 123, "expires_in": 7199, "app_id": 456}``.
+
+    Native sign-in only: a token from the code exchange was issued to us by construction.
+    """
+    if not config.app_id:
+        return
+    info = await _userinfo(config, "kakao", access_token, url=config.tokeninfo_url)
+    if not isinstance(info, dict) or str(info.get("app_id")) != config.app_id:
+        raise ProviderRefused("the kakao access token was issued to another app")
 
 
 async def kakao_profile(config: OAuthProviderSettings, access_token: str) -> ProviderProfile:

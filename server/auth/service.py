@@ -18,6 +18,7 @@ from server.auth.providers import (
     USERINFO_PROVIDERS,
     JwksCache,
     ProviderProfile,
+    kakao_app_check,
     verify_google_id_token,
 )
 from server.errors import AuthError, InvalidInput
@@ -128,6 +129,8 @@ async def exchange_provider_token(
         else:
             if not access_token:
                 raise InvalidInput(f"{provider} sign-in needs the access token from its SDK")
+            if provider == "kakao":
+                await kakao_app_check(config, access_token)
             profile = await USERINFO_PROVIDERS[provider](config, access_token)
     except ProviderRefused as exc:
         # The message names the check that failed, never the token.

@@ -21,7 +21,7 @@ from server.app import create_app
 from server.auth.config import AccountsSettings, OAuthProviderSettings
 from server.services import Services
 from server.settings import AuthSettings, Mode, S3Settings, Settings
-from tests.accounts.standin import GOOGLE_ISSUER, StandIn, StandInServer
+from tests.accounts.standin import GOOGLE_ISSUER, KAKAO_APP_ID, StandIn, StandInServer
 from tests.conftest import REDIS_URL, RUN_ID, TEST_STAGES, free_port
 
 BASE = "http://testserver"
@@ -69,6 +69,8 @@ def accounts_for(standin: StandIn, **limits: int) -> AccountsSettings:
                 authorize_url=f"{url}/kakao/oauth/authorize",
                 token_url=f"{url}/kakao/oauth/token",
                 userinfo_url=f"{url}/kakao/v2/user/me",
+                tokeninfo_url=f"{url}/kakao/v1/user/access_token_info",
+                app_id=str(KAKAO_APP_ID),
             ),
             "naver": provider(
                 "naver",

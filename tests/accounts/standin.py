@@ -30,6 +30,8 @@ from joserfc.jwk import KeySet, RSAKey
 
 PROVIDERS = ("kakao", "naver", "google")
 GOOGLE_ISSUER = "https://accounts.google.com"
+#: The Kakao app id of the app under test; tokens can be minted for other apps too.
+KAKAO_APP_ID = 1001
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class StandIn:
     )
     codes: dict[str, Grant] = field(default_factory=dict)
     access_tokens: dict[str, tuple[str, Person]] = field(default_factory=dict)
+    token_apps: dict[str, int] = field(default_factory=dict)
     base_url: str = ""
 
     # ------------------------------------------------------------------ helpers for tests
@@ -95,9 +98,10 @@ class StandIn:
         signer = key or self.key
         return jwt.encode({"alg": "RS256", "kid": signer.kid or "g1"}, claims, signer)
 
-    def access_token_for(self, provider: str, person: Person) -> str:
+    def access_token_for(self, provider: str, person: Person, *, app_id: int = KAKAO_APP_ID) -> str:
         token = f"{provider}-at-{secrets.token_urlsafe(16)}"
         self.access_tokens[token] = (provider, person)
+        self.token_apps[token] = app_id
         return token
 
     # ------------------------------------------------------------------ the app
@@ -143,6 +147,22 @@ class StandIn:
                     "id": int(hashlib.sha256(person.subject.encode()).hexdigest()[:12], 16),
                     "connected_at": "2026-01-01T00:00:00Z",
                     "kakao_account": {"profile": {"nickname": person.name}},
+                }
+            )
+
+        @app.get("/kakao/v1/user/access_token_info")
+        async def kakao_token_info(request: Request) -> JSONResponse:
+            person = self._bearer(request, "kakao")
+            if person is None:
+                return JSONResponse(
+                    {"msg": "this access token does not exist", "code": -401}, status_code=401
+                )
+            token = request.headers["authorization"].removeprefix("Bearer ")
+            return JSONResponse(
+                {
+                    "id": int(hashlib.sha256(person.subject.encode()).hexdigest()[:12], 16),
+                    "expires_in": 7199,
+                    "app_id": self.token_apps[token],
                 }
             )
 

@@ -353,6 +353,18 @@ async def test_native_userinfo_fails(
     assert await _counts(services) == before
 
 
+async def test_native_kakao_token_of_another_app(
+    api: httpx.AsyncClient, standin: StandIn, services: Services
+) -> None:
+    """A live Kakao token the person gave some other app cannot sign them in here."""
+    token = standin.access_token_for("kakao", Person("kakao-elsewhere", "x"), app_id=2002)
+    before = await _counts(services)
+    response = await api.post("/api/v1/auth/kakao/token", json={"access_token": token})
+    assert response.status_code == 401
+    assert "another app" in response.json()["error"]["message"]
+    assert await _counts(services) == before
+
+
 def _google_attacks(standin: StandIn) -> dict[str, str]:
     person = Person("google-victim", "v")
     other_key = RSAKey.generate_key(2048, parameters={"kid": "g1"}, private=True)
@@ -432,3 +444,17 @@ async def test_google_keys_unavailable(
     )
     assert response.status_code == 502
     assert "signing keys" in response.json()["error"]["message"]
+
+
+def test_guest_login_is_off_by_default_in_production() -> None:
+    from pydantic import SecretStr
+
+    from server.settings import AuthSettings, Mode, Settings
+
+    production = Settings(
+        mode=Mode.DISTRIBUTED,
+        database_url="postgresql+asyncpg://db/wastecoach",
+        auth=AuthSettings(jwt_secret=SecretStr("s")),
+    )
+    assert production.guest_enabled is False
+    assert Settings(mode=Mode.EMBEDDED).guest_enabled is True
