@@ -6,7 +6,11 @@ that tests and benchmarks measure the orchestration only. The image bytes steer 
 * ``FAIL...``  the vision stage raises;
 * ``SLOW...``  the coach streams 20 deltas 50 ms apart (time to cancel or drop a connection);
 * ``MANY...``  the coach streams 1500 deltas of 1 KiB at once (a flood for slow-client tests);
+* ``UNSURE...`` the vision stage is unsure (confidence 0.4), so the scan asks the person;
 * anything else: 3 deltas at once.
+
+Follow-up chat uses the product's real chat service (embedded backend): it is the subject of
+its own tests, and needs no stand-in.
 """
 
 from __future__ import annotations
@@ -14,10 +18,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from protocol.messages import BinsSuggested, Classification, OfficialCategory
+from protocol.messages import (
+    Alternative,
+    BinsSuggested,
+    Classification,
+    ClarifyChoice,
+    Locale,
+    OfficialCategory,
+)
 from protocol.streams import Stream
 from server.db import Database
 from server.errors import StageFailed
+from server.pipeline.clarify import Question
 from server.pipeline.stages import CoachingResult, ScanInput, Stages
 from server.settings import Settings
 
@@ -26,6 +38,18 @@ class InstantVision:
     async def classify(self, scan: ScanInput) -> Classification:
         if scan.image.startswith(b"FAIL"):
             raise StageFailed("test vision stage was told to fail")
+        if scan.image.startswith(b"UNSURE"):
+            return Classification(
+                label="glass_bottle",
+                name_ko="유리병",
+                name_en="glass bottle",
+                stream=Stream.GLASS,
+                category=OfficialCategory(major="재활용폐기물", middle="유리병"),
+                confidence=0.4,
+                alternatives=[Alternative(label="pet_bottle", stream=Stream.CLEAR_PET,
+                                          confidence=0.35)],
+                model="test-stage",
+            )
         return Classification(
             label="pet_bottle",
             name_ko="페트병",
@@ -69,5 +93,23 @@ class InstantLocations:
         )
 
 
+class TestClarifier:
+    def question(self, c: Classification, locale: Locale) -> Question | None:
+        if c.confidence >= 0.5:
+            return None
+        choices = [ClarifyChoice(label=c.label, stream=c.stream, text=c.name_en)]
+        choices += [ClarifyChoice(label=a.label, stream=a.stream, text=a.label)
+                    for a in c.alternatives]
+        return Question(text="Glass or PET?", choices=choices)
+
+
 async def build(settings: Settings, db: Database) -> Stages:
-    return Stages(vision=InstantVision(), coach=InstantCoach(), locations=InstantLocations())
+    from server.coach.chat import ChatService
+
+    return Stages(
+        vision=InstantVision(),
+        coach=InstantCoach(),
+        locations=InstantLocations(),
+        clarifier=TestClarifier(),
+        chat=ChatService(settings=settings.openai),
+    )
