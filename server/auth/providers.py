@@ -67,8 +67,15 @@ class JwksCache:
                 or age > self.max_age_s
                 or (not known and age > self.min_refetch_s)
             ):
-                self._keys = await self._fetch()
-                self._fetched_at = time.monotonic()
+                try:
+                    self._keys = await self._fetch()
+                    self._fetched_at = time.monotonic()
+                except ProviderUnavailable:
+                    if self._keys is None:
+                        raise
+                    # Keys rotate slowly and overlap: an outage of the key endpoint should not
+                    # stop sign-in while we hold keys. Try again after ``min_refetch_s``.
+                    self._fetched_at = time.monotonic() - self.max_age_s + self.min_refetch_s
             return self._keys
 
     async def _fetch(self) -> KeySet:
