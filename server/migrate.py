@@ -9,6 +9,17 @@ from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
+#: Objects that exist only on PostgreSQL (the PostGIS geography column and its indexes) and are
+#: managed by the migrations themselves, not by the models.
+_MIGRATION_ONLY = {"geog", "ix_collection_points_geog", "ix_collection_points_kind_geog"}
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic filter: what autogenerate and model comparison look at."""
+    return name not in _MIGRATION_ONLY
+
 
 def alembic_config(url: str) -> Config:
     config = Config()

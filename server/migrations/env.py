@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 import server.models  # noqa: F401  (registers every table on Base.metadata)
 from server.db import Base, make_engine
+from server.migrate import include_object
 
 config = context.config
 target_metadata = Base.metadata
@@ -23,22 +24,11 @@ def _url() -> str:
     return url
 
 
-#: Objects that exist only on PostgreSQL (PostGIS geography column and its indexes) and are
-#: managed by the migrations themselves, not the models.
-_MIGRATION_ONLY = {"geog", "ix_collection_points_geog", "ix_collection_points_kind_geog"}
-
-
-def _include_object(
-    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
-) -> bool:
-    return name not in _MIGRATION_ONLY
-
-
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        include_object=_include_object,
+        include_object=include_object,
         # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
