@@ -2,9 +2,14 @@
 
 The ONNX graph (written by ``scripts/train_vision.py``) takes ``pixels``, float32
 ``(N, 3, 224, 224)`` RGB values in 0..255, normalises them itself the way EfficientNet-Lite
-was trained ((x − 127) / 128), and returns ``features`` (N, 1712), what the TrashNet head reads (the pooled
-final embedding, 1280, followed by the pooled outputs of blocks 10 and 14, 112 + 320), and ``logits`` (N, 1000) over the ImageNet classes. Training and serving
-call the same :func:`preprocess`, so the head sees at run time exactly what it was fitted on.
+was trained ((x − 127) / 128), and returns
+
+* ``features`` (N, 1584), what the TrashNet head reads: the pooled final embedding (1280)
+  followed by the pooled outputs of blocks 10 and 14 (112 + 192),
+* ``logits`` (N, 1000) over the ImageNet classes.
+
+Training and serving call the same :func:`preprocess`, so the head sees at run time exactly
+what it was fitted on.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import onnxruntime as ort
 from PIL import Image
 
 INPUT_SIZE = 224
-FEATURE_DIM = 1712
+FEATURE_DIM = 1584
 IMAGENET_CLASSES = 1000
 
 Floats = npt.NDArray[np.float32]
@@ -56,6 +61,6 @@ class Backbone:
         )
 
     def run(self, batch: Floats) -> tuple[Floats, Floats]:
-        """``(N, 3, 224, 224)`` → (features ``(N, 1712)``, ImageNet logits ``(N, 1000)``)."""
+        """``(N, 3, 224, 224)`` → (features ``(N, 1584)``, ImageNet logits ``(N, 1000)``)."""
         features, logits = self._session.run(["features", "logits"], {"pixels": batch})
         return np.asarray(features, dtype=np.float32), np.asarray(logits, dtype=np.float32)

@@ -1,4 +1,4 @@
-"""The TrashNet head: a small numpy network on top of the backbone's 1280-d features.
+"""The TrashNet head: a small numpy network on top of the backbone's 1584-d features.
 
 Stored as a plain ``.npz`` of float32 arrays (``allow_pickle`` stays off), written by
 ``scripts/train_vision.py``:
@@ -26,7 +26,8 @@ def softmax(logits: Floats, temperature: float = 1.0) -> Floats:
     scaled = logits / np.float32(temperature)
     scaled = scaled - scaled.max(axis=-1, keepdims=True)
     exp = np.exp(scaled)
-    return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+    probs: Floats = (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return probs
 
 
 class Head:
@@ -54,9 +55,7 @@ class Head:
             layers: list[tuple[Floats, Floats]] = []
             while f"w{len(layers)}" in data:
                 i = len(layers)
-                layers.append(
-                    (data[f"w{i}"].astype(np.float32), data[f"b{i}"].astype(np.float32))
-                )
+                layers.append((data[f"w{i}"].astype(np.float32), data[f"b{i}"].astype(np.float32)))
             return cls(
                 classes=[str(c) for c in data["classes"]],
                 mean=data["mean"].astype(np.float32),

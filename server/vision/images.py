@@ -11,8 +11,8 @@ through :func:`decode_image`, which
 * decodes fully inside ``Image.MAX_IMAGE_PIXELS`` and turns every decoder error into
   :class:`ImageRejected`,
 * applies the EXIF orientation (phones store portrait photos sideways plus a flag) and then
-  drops all metadata: EXIF (with GPS), XMP, ICC profiles, comments. The re-encoded JPEG is what
-  may be stored; the original bytes never are.
+  drops all metadata: EXIF (with GPS), XMP, ICC profiles, comments. The re-encoded JPEG
+  (:meth:`DecodedImage.clean_jpeg`) is what may be stored; the original bytes never are.
 """
 
 from __future__ import annotations
@@ -43,10 +43,13 @@ _ALLOWED = tuple(_FORMATS)
 class DecodedImage:
     image: Image.Image
     """RGB, upright, without metadata."""
-    clean_jpeg: bytes
-    """Re-encoded copy (longest side at most ``STORED_MAX_SIDE``): the only form to store."""
     source_format: str
     """MIME type identified from the bytes."""
+
+    def clean_jpeg(self) -> bytes:
+        """Re-encoded copy (longest side at most ``STORED_MAX_SIDE``): the only form to store
+        or send on. Encoded on request: classifying alone never needs it."""
+        return _encode_clean(self.image)
 
 
 def _open(data: bytes) -> Image.Image:
@@ -115,7 +118,7 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> DecodedImag
                 RejectReason.CORRUPT, f"The image could not be decoded ({exc})."
             ) from None
     rgb = _to_rgb(upright)
-    return DecodedImage(image=rgb, clean_jpeg=_encode_clean(rgb), source_format=source_format)
+    return DecodedImage(image=rgb, source_format=source_format)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -1,0 +1,118 @@
+"""When the classifier is unsure, ask one short question instead of guessing.
+
+:func:`clarification_for` turns a :class:`Classification` into a :class:`Clarification`
+(a question and 2–4 choices, each naming the stream it leads to) when the confidence is below
+``CLARIFY_BELOW``, and returns ``None`` when the answer is good enough to act on. The pipeline
+sends the question as a protocol event; the user's pick replaces the stream.
+
+``CLARIFY_BELOW`` was chosen on the held-out TrashNet validation split (see the figures in
+``server/vision/models/manifest.json`` under ``validation_by_confidence`` and in
+``docs/benchmarks.md``): above it the embedded classifier's stream is right often enough that
+a question would mostly annoy; below it, the question pays off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol.messages import Classification, Locale
+from protocol.streams import Stream
+from server.vision.taxonomy import IMAGENET_GROUPS, STREAM_NAMES, TRASHNET
+
+CLARIFY_BELOW = 0.7
+MAX_CHOICES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ClarifyChoice:
+    label: str
+    stream: Stream
+    text_ko: str
+    text_en: str
+
+    def text(self, locale: Locale) -> str:
+        return self.text_ko if locale is Locale.KO else self.text_en
+
+
+@dataclass(frozen=True, slots=True)
+class Clarification:
+    question: str
+    """In the requested locale."""
+    choices: tuple[ClarifyChoice, ...]
+    locale: Locale
+
+
+#: The question asked, per the stream the classifier leans to. Short: it is read on a phone,
+#: over a camera preview.
+_QUESTIONS: dict[Stream, tuple[str, str]] = {
+    Stream.CLEAR_PET: ("투명한 페트병인가요, 색이 있나요?", "Is the bottle clear or coloured?"),
+    Stream.PLASTIC: ("어떤 재질에 가까운가요?", "Which is it closest to?"),
+    Stream.PAPER: ("종이인가요, 종이팩인가요?", "Is it paper or a paper carton?"),
+}
+_DEFAULT_QUESTION = ("이것은 무엇에 가까운가요?", "What is this closest to?")
+
+
+def _known_labels() -> dict[Stream, str]:
+    """A representative label per stream, for choices that came from a kind's ``also``."""
+    labels: dict[Stream, str] = {}
+    for kind in TRASHNET.values():
+        labels.setdefault(kind.stream, kind.label)
+    for group in IMAGENET_GROUPS:
+        kinds = [group.override] if group.override else list(group.refine.values())
+        for kind in kinds:
+            if kind is not None:
+                labels.setdefault(kind.stream, kind.label)
+    return labels
+
+
+def _confusions() -> dict[str, tuple[Stream, ...]]:
+    """Label → every stream an item of that label is commonly mistaken for (or split into,
+    as clear and coloured PET bottles), merged over the kinds that share the label."""
+    merged: dict[str, list[Stream]] = {}
+    kinds = list(TRASHNET.values())
+    for group in IMAGENET_GROUPS:
+        kinds.extend(k for k in [group.override, *group.refine.values()] if k is not None)
+    for kind in kinds:
+        streams = merged.setdefault(kind.label, [])
+        for stream in (kind.stream, *kind.also):
+            if stream not in streams:
+                streams.append(stream)
+    return {label: tuple(streams) for label, streams in merged.items()}
+
+
+_LABELS = _known_labels()
+_ALSO = _confusions()
+
+
+def clarification_for(
+    c: Classification, locale: Locale, *, threshold: float = CLARIFY_BELOW
+) -> Clarification | None:
+    """A question with 2–4 choices when ``c`` is too unsure to act on, else ``None``.
+
+    Choices, in order: what the classifier thinks, its alternatives by confidence, then the
+    streams items of this kind are commonly confused with. A final "something else" choice
+    lets the user escape a wrong shortlist.
+    """
+    if c.confidence >= threshold:
+        return None
+    picks: list[tuple[str, Stream]] = [(c.label, c.stream)]
+    for alt in sorted(c.alternatives, key=lambda a: -a.confidence):
+        picks.append((alt.label, alt.stream))
+    for stream in _ALSO.get(c.label, ()):
+        picks.append((_LABELS.get(stream, stream.value), stream))
+    choices: list[ClarifyChoice] = []
+    seen: set[Stream] = set()
+    for label, stream in picks:
+        if stream in seen or stream is Stream.OTHER:
+            continue
+        seen.add(stream)
+        ko, en = STREAM_NAMES[stream]
+        choices.append(ClarifyChoice(label=label, stream=stream, text_ko=ko, text_en=en))
+        if len(choices) == MAX_CHOICES - 1:
+            break
+    ko, en = STREAM_NAMES[Stream.OTHER]
+    choices.append(ClarifyChoice(label="other", stream=Stream.OTHER, text_ko=ko, text_en=en))
+    q_ko, q_en = _QUESTIONS.get(c.stream, _DEFAULT_QUESTION)
+    return Clarification(
+        question=q_ko if locale is Locale.KO else q_en, choices=tuple(choices), locale=locale
+    )

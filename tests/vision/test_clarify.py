@@ -1,0 +1,71 @@
+"""The clarify decision: a short question with 2–4 choices only when the model is unsure."""
+
+from __future__ import annotations
+
+from protocol.messages import Alternative, Classification, Locale, OfficialCategory
+from protocol.streams import OFFICIAL_PATH, Stream
+from server.vision.clarify import CLARIFY_BELOW, MAX_CHOICES, clarification_for
+
+
+def _classification(
+    label: str, stream: Stream, confidence: float, alternatives: list[Alternative]
+) -> Classification:
+    major, middle = OFFICIAL_PATH[stream]
+    return Classification(
+        label=label,
+        name_ko=label,
+        name_en=label,
+        stream=stream,
+        category=OfficialCategory(major=major, middle=middle),
+        confidence=confidence,
+        alternatives=alternatives,
+        model="test",
+    )
+
+
+UNSURE = _classification(
+    "plastic_container",
+    Stream.PLASTIC,
+    0.48,
+    [
+        Alternative(label="glass_bottle", stream=Stream.GLASS, confidence=0.31),
+        Alternative(label="general_waste", stream=Stream.GENERAL, confidence=0.12),
+        Alternative(label="metal_can", stream=Stream.METAL, confidence=0.05),
+    ],
+)
+
+
+def test_no_question_when_confident() -> None:
+    sure = UNSURE.model_copy(update={"confidence": CLARIFY_BELOW})
+    assert clarification_for(sure, Locale.KO) is None
+    assert clarification_for(sure.model_copy(update={"confidence": 0.99}), Locale.EN) is None
+
+
+def test_unsure_asks_with_the_likeliest_streams_first_and_an_escape() -> None:
+    question = clarification_for(UNSURE, Locale.EN)
+    assert question is not None
+    assert question.locale is Locale.EN and question.question.endswith("?")
+    streams = [choice.stream for choice in question.choices]
+    assert 2 <= len(streams) <= MAX_CHOICES
+    assert streams[:3] == [Stream.PLASTIC, Stream.GLASS, Stream.GENERAL]
+    assert streams[-1] is Stream.OTHER
+    assert len(set(streams)) == len(streams)
+    assert question.choices[0].label == "plastic_container"
+
+
+def test_question_and_choices_in_korean() -> None:
+    question = clarification_for(UNSURE, Locale.KO)
+    assert question is not None
+    hangul = [c for c in question.question if "가" <= c <= "힣"]
+    assert hangul, question.question
+    assert all(choice.text(Locale.KO) == choice.text_ko for choice in question.choices)
+    assert question.choices[0].text_ko != question.choices[0].text_en
+
+
+def test_kind_specific_confusions_fill_in_when_the_model_offers_no_alternative() -> None:
+    lone = _classification("pet_bottle", Stream.CLEAR_PET, 0.4, [])
+    question = clarification_for(lone, Locale.EN)
+    assert question is not None
+    # A PET bottle is either clear (its own stream) or coloured (plastic containers).
+    assert [c.stream for c in question.choices] == [Stream.CLEAR_PET, Stream.PLASTIC, Stream.OTHER]
+    assert "clear" in question.question.lower()
