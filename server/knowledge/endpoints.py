@@ -58,9 +58,12 @@ class ItemMatch(_Schema):
 class ItemSearchResponse(_Schema):
     query: str
     items: list[ItemMatch]
-    suggestions: list[ItemMatch] | None = Field(
-        default=None,
-        description="Only when nothing matched: the closest items, to ask 'did you mean'.",
+    suggestions: list[ItemMatch] = Field(
+        default_factory=list,
+        description=(
+            "Filled only when ``items`` is empty: the closest items, for a 'did you mean' "
+            "reply. Never an answer in disguise."
+        ),
     )
 
 
@@ -82,7 +85,6 @@ def item_search() -> ItemSearch:
 @router.get(
     "/items/search",
     response_model=ItemSearchResponse,
-    response_model_exclude_none=True,
     responses={422: {"model": SearchErrorResponse}},
     summary="Find items by free text (Korean or English)",
 )
@@ -103,7 +105,5 @@ async def search_items(
     return ItemSearchResponse(
         query=result.query,
         items=[ItemMatch.from_hit(hit) for hit in result.hits],
-        suggestions=[ItemMatch.from_hit(hit) for hit in result.suggestions]
-        if not result.hits
-        else None,
+        suggestions=[ItemMatch.from_hit(hit) for hit in result.suggestions],
     )

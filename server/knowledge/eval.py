@@ -128,8 +128,10 @@ def main(argv: list[str]) -> int:
         print("misses:")
         for o in misses:
             got = o.stream.value if o.stream else "-"
-            print(f"  [{o.question.lang}] {o.question.q!r}: expected {o.question.stream.value}, "
-                  f"got {got}: {o.answer}")
+            print(
+                f"  [{o.question.lang}] {o.question.q!r}: expected {o.question.stream.value}, "
+                f"got {got}: {o.answer}"
+            )
     accuracy = correct / len(outcomes) if outcomes else 0.0
     return 0 if accuracy >= args.min_accuracy else 1
 

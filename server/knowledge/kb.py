@@ -77,7 +77,9 @@ def _read(path: Path) -> Any:
             return json.loads(raw)
         return yaml.safe_load(raw)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise KnowledgeBaseError(f"{path.name}: not valid {path.suffix[1:].upper()}: {exc}") from exc
+        raise KnowledgeBaseError(
+            f"{path.name}: not valid {path.suffix[1:].upper()}: {exc}"
+        ) from exc
 
 
 def _document(path: Path, key: str) -> tuple[str, list[Any]]:
@@ -267,9 +269,7 @@ class KnowledgeBase:
             local.append(replacements.get(rule.id) or replacements.get(key) or rule)
         return local
 
-    def overrides_for(
-        self, applies_to: list[str], sigungu_code: str | None
-    ) -> list[LocalOverride]:
+    def overrides_for(self, applies_to: list[str], sigungu_code: str | None) -> list[LocalOverride]:
         """Local notes for these streams or rule ids in this 시군구 (none without a 시군구)."""
         if sigungu_code is None:
             return []

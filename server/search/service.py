@@ -55,6 +55,7 @@ _COS_CEIL = 0.90
 #: Below this fused score an item is a suggestion at most, never an answer.
 ANSWER_THRESHOLD = 0.42
 SUGGESTIONS = 3
+SUGGESTION_THRESHOLD = 0.15
 _NO_NAMES = np.zeros(0, dtype=np.int32)
 
 
@@ -161,12 +162,17 @@ class ItemSearch:
             try:
                 vectors = load_vectors(self._items)
             except EmbeddingError as exc:
-                # Still correct, only slower to start (a few seconds): embed the items now.
+                # Still correct, only slower to start (seconds to minutes on a busy CPU): embed
+                # the items now rather than serve without the semantic signal.
                 log.warning("item vectors unusable (%s); embedding %d items", exc, len(self._items))
                 matrix = embedder.passages([passage_text(i) for i in self._items])
-                return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+                normalised: npt.NDArray[np.float32] = matrix / np.linalg.norm(
+                    matrix, axis=1, keepdims=True
+                )
+                return normalised
         order = {item_id: row for row, item_id in enumerate(vectors.item_ids)}
-        return vectors.matrix[[order[item.id] for item in self._items]]
+        rows: npt.NDArray[np.float32] = vectors.matrix[[order[item.id] for item in self._items]]
+        return rows
 
     # ------------------------------------------------------------------ public API
 
@@ -195,7 +201,9 @@ class ItemSearch:
         answers = [h for h in hits if h.score >= ANSWER_THRESHOLD][:limit]
         if answers:
             return SearchResult(text, language, answers)
-        return SearchResult(text, language, [], hits[:SUGGESTIONS])
+        # A suggestion must share something with the question; noise is not a "did you mean".
+        suggestions = [h for h in hits[:SUGGESTIONS] if h.score >= SUGGESTION_THRESHOLD]
+        return SearchResult(text, language, [], suggestions)
 
     # ------------------------------------------------------------------ internals
 
@@ -249,7 +257,7 @@ class ItemSearch:
         # Names sharing any trigram with the query are the only ones worth the string checks.
         for index in np.flatnonzero(name_scores > 0.05):
             name_key = self._name_keys[index]
-            if name_key == content_key or name_key == full_key:
+            if name_key in (content_key, full_key):
                 name_scores[index] = 1.0
                 continue
             best = float(name_scores[index])
@@ -297,4 +305,3 @@ def build_item_search(kb: KnowledgeBase, *, semantic: bool = True) -> ItemSearch
 def get_item_search() -> ItemSearch:
     """The process-wide search over the shipped knowledge base, built once."""
     return build_item_search(get_knowledge_base())
-

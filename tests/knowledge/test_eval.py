@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def test_refused_questions_count_as_misses(
 
 def test_bad_record_is_reported_with_its_line(tmp_path: Path) -> None:
     questions = _write(tmp_path / "q.jsonl", [{"q": "닭뼈", "lang": "ko", "stream": "bones"}])
-    with pytest.raises(SystemExit, match="q.jsonl:1: bad question record"):
+    with pytest.raises(SystemExit, match=re.escape("q.jsonl:1: bad question record")):
         load_questions(questions)
 
 

@@ -3,6 +3,7 @@ rule selection, 시군구 overrides and vision labels."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
@@ -147,7 +148,7 @@ def test_vision_labels_map_to_items_of_the_right_stream(kb: KnowledgeBase) -> No
 
 
 def test_unknown_ids_raise(kb: KnowledgeBase) -> None:
-    with pytest.raises(KnowledgeBaseError, match="unknown rule 'item.nope'"):
+    with pytest.raises(KnowledgeBaseError, match=re.escape("unknown rule 'item.nope'")):
         kb.rule("item.nope")
     with pytest.raises(KnowledgeBaseError, match="unknown item 1234567"):
         kb.item(1234567)
