@@ -36,4 +36,5 @@ class ChatMessage(Base):
 
     __table_args__ = (
         Index("ix_chat_messages_conversation", "user_id", "session_id", "scan_id", "id"),
+        Index("ix_chat_messages_user_id", "user_id"),
     )

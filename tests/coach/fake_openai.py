@@ -55,9 +55,13 @@ async def _read_request(reader: asyncio.StreamReader) -> dict[str, object]:
 @asynccontextmanager
 async def scripted_server(script: Script) -> AsyncIterator[str]:
     writers: list[asyncio.StreamWriter] = []
+    handlers: list[asyncio.Task[None]] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            handlers.append(task)  # type: ignore[arg-type]
         try:
             script.requests.append(await _read_request(reader))
             if script.status != 200:
@@ -91,6 +95,10 @@ async def scripted_server(script: Script) -> AsyncIterator[str]:
     try:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
+        # A stalled handler waits forever; cancel it so no task outlives the test's loop use.
+        for handler in handlers:
+            handler.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
         for writer in writers:
             writer.close()
         server.close()

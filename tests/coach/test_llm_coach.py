@@ -61,11 +61,13 @@ async def embedded_text(kb: KnowledgeBase, locale: Locale = Locale.EN) -> Coachi
     return result
 
 
+# Deadlines against the real server are generous on purpose: a 135M model on a shared 2-core
+# CI machine runs at 10-90 tokens/s depending on load. The deadline paths have their own tests.
 @pytest.mark.slow
 async def test_real_server_streams_grounded_coaching(
     llm_server: str, kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
 ) -> None:
-    coach = make_coach(openai_settings(llm_server, first=30, total=90), max_tokens=96)
+    coach = make_coach(openai_settings(llm_server, first=120, total=240), max_tokens=40)
     deltas, result = await drain(coach.coach(scan(Locale.EN), BOTTLE), CoachingResult)
     assert result.backend == "llm", result.fallback_reason
     assert result.fallback_reason is None

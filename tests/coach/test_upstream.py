@@ -65,7 +65,7 @@ async def failure_of(s: OpenAISettings) -> UpstreamFailure:
 
 @pytest.mark.slow
 async def test_streams_from_real_server(llm_server: str) -> None:
-    deltas = await collect(settings(llm_server, first=30, total=60))
+    deltas = await collect(settings(llm_server, first=120, total=240))
     assert len(deltas) > 1, "a streamed answer arrives in more than one delta"
     assert "".join(deltas).strip()
 
