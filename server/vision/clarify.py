@@ -102,10 +102,16 @@ def clarification_for(
         picks.append((_LABELS.get(stream, stream.value), stream))
     choices: list[ClarifyChoice] = []
     seen: set[Stream] = set()
+    labels: set[str] = set()
     for label, stream in picks:
         if stream in seen or stream is Stream.OTHER:
             continue
+        if label in labels:
+            # The answer names a choice by label: two choices may never share one (a PET
+            # bottle offered as clear or coloured would otherwise be "pet_bottle" twice).
+            label = stream.value
         seen.add(stream)
+        labels.add(label)
         ko, en = STREAM_NAMES[stream]
         choices.append(ClarifyChoice(label=label, stream=stream, text_ko=ko, text_en=en))
         if len(choices) == MAX_CHOICES - 1:

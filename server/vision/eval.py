@@ -140,20 +140,23 @@ def draw_matrix(report: Report, path: Path) -> None:
     """The confusion matrix as a PNG: row-normalised shading, counts in the cells."""
     cols = report.columns
     font = ImageFont.load_default(size=14)
-    cell, left, top = 64, 120, 110
+    names = [*cols, *report.classes]
+    # Wide enough for the longest class name, so labels never run into each other.
+    cell = max(56, round(max(font.getlength(n) for n in names)) + 12)
+    left = max(90, round(max(font.getlength(n) for n in report.classes)) + 20)
+    top = 90
     width = left + cell * len(cols) + 20
     height = top + cell * len(report.classes) + 20
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    draw.text(
-        (10, 10), f"accuracy {report.accuracy:.3f}  (n={report.total})", fill="black", font=font
-    )
-    draw.text((left, 40), "predicted →", fill="black", font=font)
+    title = f"accuracy {report.accuracy:.3f}  (n={report.total})"
+    draw.text((10, 10), title, fill="black", font=font)
+    draw.text((left, 36), "predicted (columns) / true (rows)", fill="black", font=font)
     for j, name in enumerate(cols):
-        draw.text((left + j * cell + 4, top - 30), name[:9], fill="black", font=font)
+        draw.text((left + j * cell + 6, top - 24), name, fill="black", font=font)
     for i, name in enumerate(report.classes):
         y = top + i * cell
-        draw.text((10, y + cell // 2 - 8), name[:14], fill="black", font=font)
+        draw.text((10, y + cell // 2 - 8), name, fill="black", font=font)
         row_total = sum(report.matrix[i]) or 1
         for j in range(len(cols)):
             value = report.matrix[i][j]
@@ -162,9 +165,10 @@ def draw_matrix(report: Report, path: Path) -> None:
             fill = (shade, shade, 255) if i == j else (255, shade, shade)
             x = left + j * cell
             draw.rectangle((x, y, x + cell - 2, y + cell - 2), fill=fill, outline="grey")
+            text = str(value)
             draw.text(
-                (x + cell // 2 - 10, y + cell // 2 - 8),
-                str(value),
+                (x + (cell - font.getlength(text)) / 2, y + cell // 2 - 8),
+                text,
                 fill="white" if share > 0.6 else "black",
                 font=font,
             )

@@ -69,3 +69,36 @@ def test_kind_specific_confusions_fill_in_when_the_model_offers_no_alternative()
     # A PET bottle is either clear (its own stream) or coloured (plastic containers).
     assert [c.stream for c in question.choices] == [Stream.CLEAR_PET, Stream.PLASTIC, Stream.OTHER]
     assert "clear" in question.question.lower()
+
+
+def test_choice_labels_are_unique_for_every_kind_the_classifier_names() -> None:
+    """The person's answer names a choice by label, so labels must never repeat."""
+    from server.vision.taxonomy import IMAGENET_GROUPS, TRASHNET
+
+    kinds = list(TRASHNET.values())
+    for group in IMAGENET_GROUPS:
+        kinds.extend(k for k in [group.override, *group.refine.values()] if k is not None)
+    for kind in kinds:
+        alternatives = [
+            Alternative(label=other.label, stream=other.stream, confidence=0.1)
+            for other in TRASHNET.values()
+            if other.stream is not kind.stream
+        ][:3]
+        for locale in Locale:
+            question = clarification_for(
+                _classification(kind.label, kind.stream, 0.3, alternatives), locale
+            )
+            assert question is not None
+            labels = [choice.label for choice in question.choices]
+            assert len(labels) == len(set(labels)), (kind.label, labels)
+            assert 2 <= len(labels) <= MAX_CHOICES
+
+
+def test_coloured_pet_bottle_offers_clear_pet_under_its_own_label() -> None:
+    coloured = _classification("pet_bottle", Stream.PLASTIC, 0.5, [])
+    question = clarification_for(coloured, Locale.KO)
+    assert question is not None
+    assert [(c.label, c.stream) for c in question.choices][:2] == [
+        ("pet_bottle", Stream.PLASTIC),
+        ("clear_pet", Stream.CLEAR_PET),
+    ]
