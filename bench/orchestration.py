@@ -137,7 +137,10 @@ def main() -> None:
                WASTECOACH_DATA_DIR=tmp, WASTECOACH_PUBLIC_URL=base,
                WASTECOACH_STAGES_FACTORY="tests.support.stages:build",
                WASTECOACH_LOG_LEVEL="warning",
-               WASTECOACH_SESSION__MAX_CONCURRENT_SCANS="8")
+               WASTECOACH_SESSION__MAX_CONCURRENT_SCANS="8",
+               # The benchmark measures orchestration, not the per-user quotas.
+               WASTECOACH_ACCOUNTS__SCANS_PER_MINUTE="100000",
+               WASTECOACH_ACCOUNTS__SCANS_PER_DAY="100000")
     procs: list[subprocess.Popen[bytes]] = []
     db_name = f"wc_bench_{uuid.uuid4().hex[:8]}"
     moto = None

@@ -283,6 +283,7 @@ class ErrorCode(StrEnum):
     RESUME_FORBIDDEN = "resume_forbidden"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
     STAGE_FAILED = "stage_failed"
     INTERNAL = "internal"
 
@@ -427,6 +428,25 @@ class AuthRefreshed(_Event):
     expires_at: datetime
 
 
+class Budget(_Model):
+    """What is left of one kind of request (scans or chat) for this user."""
+
+    limit_minute: int
+    remaining_minute: int
+    limit_day: int
+    remaining_day: int
+    reset_s: int = Field(description="Seconds until the budget that binds now refills.")
+
+
+class RateLimitsUpdated(_Event):
+    """Connection-level (seq 0): the user's budgets, sent when the session opens and after
+    every scan or chat request, so the app can warn before a request is refused."""
+
+    type: Literal["rate_limits.updated"] = "rate_limits.updated"
+    scans: Budget | None = None
+    chats: Budget | None = None
+
+
 class Pong(_Event):
     """Connection-level (seq 0): the answer to ``ping``."""
 
@@ -448,7 +468,8 @@ ServerEvent = Annotated[
     | ChatDelta
     | ChatDone
     | AuthExpiring
-    | AuthRefreshed,
+    | AuthRefreshed
+    | RateLimitsUpdated,
     Field(discriminator="type"),
 ]
 server_event_adapter: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)
@@ -478,6 +499,7 @@ SERVER_EVENTS: tuple[type[BaseModel], ...] = (
     ChatDone,
     AuthExpiring,
     AuthRefreshed,
+    RateLimitsUpdated,
 )
 
 

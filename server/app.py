@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = await Services.build(settings)
         app.state.services = services
         app.state.db = services.db
+        app.state.accounts = services.accounts
+        app.state.limiter = services.limiter
         try:
             yield
         finally:
@@ -106,10 +108,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from server.auth.endpoints import router as auth
     from server.locations.endpoints import router as locations
     from server.uploads.endpoints import router as uploads
+    from server.users.endpoints import router as users
     from server.ws.endpoint import router as ws
 
     app.include_router(auth)
     app.include_router(uploads)
     app.include_router(ws)
     app.include_router(locations)
+    app.include_router(users)
     return app

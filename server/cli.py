@@ -32,6 +32,17 @@ class GracefulServer(uvicorn.Server):
         await super().shutdown(sockets=sockets)
 
 
+class _StripQuery(logging.Filter):
+    """The access log must not keep OAuth codes, states or upload signatures from query
+    strings; the path is enough to operate the service."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        return True
+
+
 def serve(args: argparse.Namespace) -> int:
     from server.app import create_app
     from server.settings import get_settings
@@ -54,7 +65,9 @@ def serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=15,
         proxy_headers=True,
     )
-    GracefulServer(config, app).run()
+    server = GracefulServer(config, app)
+    logging.getLogger("uvicorn.access").addFilter(_StripQuery())
+    server.run()
     return 0
 
 

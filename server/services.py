@@ -10,11 +10,13 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from server.auth.service import Accounts
 from server.auth.tokens import TokenService
 from server.db import Database
 from server.events.base import EventLog
 from server.events.memory import MemoryEventLog
 from server.events.redis import RedisEventLog, RedisHub
+from server.limits import RateLimiter, build_rate_limiter
 from server.pipeline.factory import build_stages
 from server.pipeline.run import PipelineDeps
 from server.pipeline.runner import CeleryRunner, EmbeddedRunner, ScanRunner
@@ -100,6 +102,8 @@ class Services:
     storage: Storage
     tokens: TokenService
     stages: Stages | None
+    limiter: RateLimiter
+    accounts: Accounts
     connections: set[Connection] = field(default_factory=set)
     draining: bool = False
 
@@ -128,7 +132,18 @@ class Services:
             audience=settings.auth.jwt_audience,
             access_ttl_s=settings.auth.access_ttl_s,
         )
-        return cls(settings, db, event_log, hub, runner, storage, tokens, stages)
+        return cls(
+            settings,
+            db,
+            event_log,
+            hub,
+            runner,
+            storage,
+            tokens,
+            stages,
+            limiter=build_rate_limiter(settings),
+            accounts=Accounts.from_settings(settings),
+        )
 
     async def drain(self, grace_s: float = 10.0) -> None:
         """Close every connection with 1012 once its queued events are written."""
@@ -146,6 +161,7 @@ class Services:
 
     async def close(self) -> None:
         await self.runner.close()
+        await self.limiter.close()
         if self.hub is not None:
             await self.hub.close()
         await self.log.close()

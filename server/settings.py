@@ -15,6 +15,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.auth.config import AccountsSettings
+
 
 class Mode(StrEnum):
     EMBEDDED = "embedded"
@@ -109,6 +111,7 @@ class Settings(BaseSettings):
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     session: SessionSettings = Field(default_factory=SessionSettings)
     uploads: UploadSettings = Field(default_factory=UploadSettings)
+    accounts: AccountsSettings = Field(default_factory=AccountsSettings)
 
     @model_validator(mode="after")
     def _distributed_needs_secrets(self) -> Settings:

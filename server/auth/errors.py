@@ -13,7 +13,7 @@ from server.errors import AuthError, WasteCoachError
 class UnknownProvider(WasteCoachError):
     """The provider is not one we know, or it has no client id on this server."""
 
-    code = ErrorCode.INVALID_MESSAGE
+    code = ErrorCode.NOT_FOUND
     status = 404
 
 
@@ -24,6 +24,6 @@ class ProviderRefused(AuthError):
 class ProviderUnavailable(WasteCoachError):
     """The provider timed out or answered something that is not its documented protocol."""
 
-    code = ErrorCode.INTERNAL
+    code = ErrorCode.PROVIDER_UNAVAILABLE
     status = 502
     retryable = True

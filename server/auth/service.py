@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.auth import oauth, refresh, repository
 from server.auth.config import AccountsSettings, OAuthProviderSettings, accounts_settings
@@ -22,7 +22,9 @@ from server.auth.providers import (
     verify_google_id_token,
 )
 from server.errors import AuthError, InvalidInput
-from server.services import Services
+
+if TYPE_CHECKING:
+    from server.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # The protocol has no generic "not found" code yet; until it does, a missing account or scan
 # reports FORBIDDEN (with HTTP 404), which is also what a client must do: not retry.
-_NOT_FOUND = ErrorCode.FORBIDDEN
+_NOT_FOUND = ErrorCode.NOT_FOUND
 
 
 @dataclass(frozen=True, slots=True)

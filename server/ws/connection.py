@@ -32,12 +32,14 @@ from protocol.messages import (
     AuthExpiring,
     AuthRefresh,
     AuthRefreshed,
+    Budget,
     ChatMessage,
     ClarifyAnswer,
     Error,
     ErrorCode,
     ErrorInfo,
     ImageRef,
+    RateLimitsUpdated,
     ScanAccepted,
     ScanCancel,
     ScanDone,
@@ -65,6 +67,7 @@ from protocol.session import (
 from server.auth.tokens import Claims
 from server.errors import AuthError, NotFound, WasteCoachError
 from server.events.base import RESYNC, AppendStatus, Subscription
+from server.limits import Kind, LimitStatus
 from server.pipeline.chat import ChatJob
 from server.pipeline.run import ScanJob
 from server.services import Services
@@ -230,6 +233,12 @@ class Connection:
             expires_at=self._expires_at,
         )
         await self._send_direct(ready.model_dump_json())
+        limiter = self.services.limiter
+        budgets = RateLimitsUpdated(
+            scans=_budget(await limiter.peek(claims.user_id, "scan")),
+            chats=_budget(await limiter.peek(claims.user_id, "chat")),
+        )
+        await self._send_direct(budgets.model_dump_json())
 
     # ------------------------------------------------------------------ actions
 
@@ -282,11 +291,29 @@ class Connection:
             )
         return image.key
 
+    async def _within_budget(self, kind: Kind, request_id: str) -> bool:
+        """Count the request against the user's budget; refuse it when spent."""
+        assert self._claims is not None
+        status = await self.services.limiter.hit(self._claims.user_id, kind)
+        self._deliver(0, _budget_event(kind, status).model_dump_json())
+        if status.allowed:
+            return True
+        self.machine.scan_rejected(request_id)
+        what = "scans" if kind == "scan" else "questions"
+        error = WasteCoachError(
+            f"too many {what}; try again in {status.reset_s} s", code=ErrorCode.RATE_LIMITED
+        )
+        error.retryable = True
+        await self._error(request_id, error)
+        return False
+
     async def _start_scan(self, message: ScanStart) -> None:
         assert self._claims is not None and self._start is not None
         session_id = self.machine.session_id
         assert session_id is not None
         request_id = message.request_id
+        if not await self._within_budget("scan", request_id):
+            return
         try:
             upload_key = await self._check_image(message.image)
         except WasteCoachError as exc:
@@ -393,6 +420,8 @@ class Connection:
         assert self._claims is not None and self._start is not None
         session_id = self.machine.session_id
         assert session_id is not None
+        if not await self._within_budget("chat", message.request_id):
+            return
         if not await self.services.log.claim(session_id, f"{message.request_id}:accepted"):
             self.machine.scan_rejected(message.request_id)
             await self._error(
@@ -554,3 +583,19 @@ class Connection:
 
 class _Disconnected(Exception):
     pass
+
+
+def _budget(status: LimitStatus) -> Budget:
+    return Budget(
+        limit_minute=status.limit_minute,
+        remaining_minute=status.remaining_minute,
+        limit_day=status.limit_day,
+        remaining_day=status.remaining_day,
+        reset_s=status.reset_s,
+    )
+
+
+def _budget_event(kind: Kind, status: LimitStatus) -> RateLimitsUpdated:
+    if kind == "scan":
+        return RateLimitsUpdated(scans=_budget(status))
+    return RateLimitsUpdated(chats=_budget(status))

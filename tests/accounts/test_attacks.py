@@ -312,7 +312,7 @@ async def test_token_endpoint_fails(
     response = await api.get(back)
     assert response.status_code == 502, response.text
     body = response.json()["error"]
-    assert body["code"] == "internal"
+    assert body["code"] == "provider_unavailable"
     assert provider in body["message"]
     assert await _counts(services) == before
 
@@ -349,7 +349,7 @@ async def test_native_userinfo_fails(
     standin.fail[provider] = failure
     response = await api.post(f"/api/v1/auth/{provider}/token", json={"access_token": token})
     assert response.status_code == 502
-    assert response.json()["error"]["code"] == "internal"
+    assert response.json()["error"]["code"] == "provider_unavailable"
     assert await _counts(services) == before
 
 

@@ -126,7 +126,7 @@ async def test_same_subject_at_two_providers_is_two_accounts(
 async def test_unknown_or_unconfigured_provider(api: httpx.AsyncClient) -> None:
     response = await api.get("/api/v1/auth/facebook/authorize")
     assert response.status_code == 404
-    assert response.json()["error"]["code"] == "invalid_message"
+    assert response.json()["error"]["code"] == "not_found"
 
 
 async def test_native_exchange_needs_the_right_token(api: httpx.AsyncClient) -> None:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import websockets
 
+from server.auth.config import AccountsSettings
 from tests.conftest import ServerThread, make_settings, session_settings
 from tests.support.client import CoachClient
 
@@ -25,8 +26,10 @@ pytestmark = pytest.mark.timeout(60)
 def make_server(tmp_path: Path) -> Iterator[object]:
     servers: list[ServerThread] = []
 
-    def start(**session: float | int) -> ServerThread:
+    def start(accounts: AccountsSettings | None = None, **session: float | int) -> ServerThread:
         settings = make_settings("embedded", tmp_path, session=session_settings(**session))
+        if accounts is not None:
+            settings = settings.model_copy(update={"accounts": accounts})
         server = ServerThread(settings)
         server.start()
         servers.append(server)
@@ -87,7 +90,8 @@ async def test_idle_connection_is_closed(make_server) -> None:  # type: ignore[n
     client = await connect(server)
     assert client.ws is not None
     with pytest.raises(websockets.ConnectionClosed) as closed:
-        await asyncio.wait_for(client.ws.recv(), 5)
+        while True:
+            await asyncio.wait_for(client.ws.recv(), 5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
 
 
@@ -104,3 +108,20 @@ async def test_shutdown_flushes_in_flight_events_then_closes_with_1012(make_serv
     done = [e for e in client.events if e["type"] == "scan.done" and e["request_id"] == rid]
     assert done and done[0]["status"] == "completed"
     await asyncio.to_thread(server.thread.join, 20)
+
+
+async def test_rate_limit_is_reported_before_it_refuses(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(accounts=AccountsSettings(scans_per_minute=2, scans_per_day=100))
+    client = await connect(server)
+    assert client.ready is not None
+    assert (await client.run_scan())[-1]["status"] == "completed"
+    assert client.budgets["scans"]["remaining_minute"] == 1
+    assert (await client.run_scan())[-1]["status"] == "completed"
+    assert client.budgets["scans"]["remaining_minute"] == 0
+    events = await client.run_scan()
+    assert events[-1]["type"] == "error" and events[-1]["code"] == "rate_limited"
+    assert events[-1]["retryable"] is True
+    # The session lives on: chat has its own budget.
+    await client.send({"type": "ping"})
+    assert (await client.recv())["type"] == "pong"
+    await client.close()

@@ -37,3 +37,18 @@ def test_environment_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.openai.api_key is not None
     assert settings.openai.api_key.get_secret_value() == "sk-test"
     assert "sk-test" not in repr(settings)
+
+
+def test_access_log_drops_query_strings() -> None:
+    import logging
+
+    from server.cli import _StripQuery
+
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("1.2.3.4:5", "GET", "/api/v1/auth/kakao/callback?code=SECRET&state=S", "1.1", 302),
+        None,
+    )
+    assert _StripQuery().filter(record)
+    assert "SECRET" not in record.getMessage()
+    assert "/api/v1/auth/kakao/callback" in record.getMessage()

@@ -32,6 +32,7 @@ class CoachClient:
     events: list[dict[str, Any]] = field(default_factory=list)
     ws: ClientConnection | None = None
     ready: dict[str, Any] | None = None
+    budgets: dict[str, Any] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def connect(self, *, resume: bool = False) -> dict[str, Any]:
@@ -67,6 +68,10 @@ class CoachClient:
 
     async def recv(self, timeout: float = 10) -> dict[str, Any]:
         event = await self.recv_raw(timeout)
+        while event["type"] == "rate_limits.updated":
+            # Informational: keep the latest budgets for the UI, and read on.
+            self.budgets.update({k: v for k, v in event.items() if k in ("scans", "chats") and v})
+            event = await self.recv_raw(timeout)
         seq = event["seq"]
         if seq != 0:
             if seq != self.last_seq + 1:

@@ -21,8 +21,8 @@ from collections.abc import AsyncIterator
 from protocol.messages import (
     Alternative,
     BinsSuggested,
-    Classification,
     ClarifyChoice,
+    Classification,
     Locale,
     OfficialCategory,
 )
