@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -443,8 +444,11 @@ class ChatService:
             deadlines=Deadlines.from_settings(self.settings),
             max_tokens=self.max_tokens,
         )
-        async for delta in relay(upstream, injected, outcome):
-            yield delta
+        # aclosing: a consumer that stops early (scan cancelled) closes the HTTP response now,
+        # not whenever the garbage collector finalises the generators.
+        async with aclosing(relay(upstream, injected, outcome)) as relayed:
+            async for delta in relayed:
+                yield delta
         if outcome.failure is None:
             yield ChatResult(
                 text=outcome.text,

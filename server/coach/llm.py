@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from openai import AsyncOpenAI
 
@@ -77,8 +78,11 @@ class LLMCoach:
             deadlines=self.deadlines,
             max_tokens=self.max_tokens,
         )
-        async for delta in relay(upstream, injected, outcome):
-            yield delta
+        # aclosing: a consumer that stops early (scan cancelled) closes the HTTP response now,
+        # not whenever the garbage collector finalises the generators.
+        async with aclosing(relay(upstream, injected, outcome)) as relayed:
+            async for delta in relayed:
+                yield delta
         if outcome.failure is None:
             yield CoachingResult(
                 text=outcome.text, rule_ids=outcome.rule_ids(injected), backend=LLM_BACKEND

@@ -14,7 +14,8 @@ Whatever happens, the concatenated deltas equal the final ``text``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from protocol.messages import Locale
@@ -56,22 +57,23 @@ class LLMOutcome:
 
 
 async def relay(
-    upstream: AsyncIterator[str], known_ids: Iterable[str], outcome: LLMOutcome
-) -> AsyncIterator[str]:
+    upstream: AsyncGenerator[str, None], known_ids: Iterable[str], outcome: LLMOutcome
+) -> AsyncGenerator[str, None]:
     """Yield the visible text of ``upstream``; record citations and any failure in ``outcome``."""
     citations = CitationFilter(known_ids)
     started = False
     try:
-        async for raw in upstream:
-            visible = citations.feed(raw)
-            if not started:
-                # The deltas must join to the final text, so leading blank space is dropped
-                # here rather than stripped from the text afterwards.
-                visible = visible.lstrip()
-                started = bool(visible)
-            if visible:
-                outcome.deltas.append(visible)
-                yield visible
+        async with aclosing(upstream) as source:
+            async for raw in source:
+                visible = citations.feed(raw)
+                if not started:
+                    # The deltas must join to the final text, so leading blank space is dropped
+                    # here rather than stripped from the text afterwards.
+                    visible = visible.lstrip()
+                    started = bool(visible)
+                if visible:
+                    outcome.deltas.append(visible)
+                    yield visible
         tail = citations.flush()
         if tail and (started or tail.strip()):
             outcome.deltas.append(tail)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -84,7 +84,7 @@ async def stream_completion(
     deadlines: Deadlines,
     max_tokens: int = 320,
     temperature: float = 0.2,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """Yield the completion's text deltas; raise :class:`UpstreamFailure` on any failure.
 
     The first-token deadline covers connecting, the server's queueing and prompt processing,
