@@ -195,17 +195,24 @@ def interpret(evidence: Evidence, classes: list[str], model: str) -> Classificat
                 1.0, 0.5 + masses[best.name]
             )
 
+    confidence = min(confidence, kind.max_confidence)
+
     alternatives: list[Alternative] = []
     seen = {kind.stream}
     # The head's streams are the second opinions; when ImageNet took over they share what
-    # probability it left.
+    # probability it left. When a refinement moved the stream (plastic → clear PET), the
+    # head's own stream keeps what the refinement did not claim.
     scale = 1.0 - confidence if overridden else 1.0
+    head_stream = TRASHNET[head_class].stream
     for stream, p in sorted(streams.items(), key=lambda item: -item[1]):
         if stream in seen or len(alternatives) >= MAX_ALTERNATIVES:
             continue
+        if not overridden and stream is head_stream:
+            p = max(0.0, p - confidence)
         label = next(TRASHNET[c].label for c in classes if TRASHNET[c].stream is stream)
         alternatives.append(Alternative(label=label, stream=stream, confidence=_round(p * scale)))
         seen.add(stream)
+    alternatives.sort(key=lambda a: -a.confidence)
 
     return Classification(
         label=kind.label,

@@ -35,6 +35,9 @@ class ItemKind:
     #: Where the same photo could also belong, most likely first.
     also: tuple[Stream, ...] = ()
     minor: str | None = None
+    #: Ceiling on the reported confidence, for kinds whose deciding trait the models cannot
+    #: see. Below ``clarify.CLARIFY_BELOW`` it means "always ask".
+    max_confidence: float = 1.0
 
     @property
     def category(self) -> OfficialCategory:
@@ -165,6 +168,8 @@ _BOTTLE_PET_CLEAR = ItemKind(
     "bottle",
     parts=(("bottle", "PET"), ("cap", "PP/PE"), ("label", "plastic film")),
     also=(Stream.PLASTIC,),
+    # Clear or tinted decides the bin, and neither model was trained to tell: ask.
+    max_confidence=0.65,
 )
 _BOTTLE_PET = ItemKind(
     "pet_bottle",
