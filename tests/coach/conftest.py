@@ -173,7 +173,9 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}")
     engine: AsyncEngine = db.engine
     async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all, tables=[ChatMessage.__table__])
+        await conn.run_sync(
+            Base.metadata.create_all, tables=[Base.metadata.tables[ChatMessage.__tablename__]]
+        )
     try:
         yield db
     finally:

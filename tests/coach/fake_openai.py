@@ -61,7 +61,7 @@ async def scripted_server(script: Script) -> AsyncIterator[str]:
         writers.append(writer)
         task = asyncio.current_task()
         if task is not None:
-            handlers.append(task)  # type: ignore[arg-type]
+            handlers.append(task)
         try:
             script.requests.append(await _read_request(reader))
             if script.status != 200:

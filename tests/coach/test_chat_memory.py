@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 from sqlalchemy import func, select
 
@@ -14,6 +16,13 @@ from server.db import Database
 from server.knowledge.kb import KnowledgeBase
 from server.search import ItemSearch
 from tests.coach.helpers import classification, drain
+
+
+class ConversationIds(NamedTuple):
+    user_id: str
+    session_id: str
+    scan_id: str | None
+
 
 PLASTIC = classification(
     "plastic", Stream.PLASTIC, name_ko="플라스틱 용기", name_en="plastic container"
@@ -99,7 +108,7 @@ async def test_converse_remembers_the_item_across_turns(
     database: Database, kb: KnowledgeBase, item_search: ItemSearch
 ) -> None:
     chat = ChatService(kb, item_search)
-    ids = {"user_id": "u1", "session_id": "s1", "scan_id": None}
+    ids = ConversationIds(user_id="u1", session_id="s1", scan_id=None)
     _, first = await drain(
         converse(
             database,
@@ -107,7 +116,7 @@ async def test_converse_remembers_the_item_across_turns(
             question="how do I throw away a plastic container?",
             locale=Locale.EN,
             scan_context=None,
-            **ids,
+            **ids._asdict(),
         ),
         ChatResult,
     )
@@ -120,13 +129,13 @@ async def test_converse_remembers_the_item_across_turns(
             question="what if it is greasy?",
             locale=Locale.EN,
             scan_context=None,
-            **ids,
+            **ids._asdict(),
         ),
         ChatResult,
     )
     assert second.item_ids == first.item_ids[:1]
     async with database.session() as session:
-        turns = await ChatRepository().history(session, limit=10, **ids)
+        turns = await ChatRepository().history(session, limit=10, **ids._asdict())
     assert [t.role for t in turns] == [Role.USER, Role.ASSISTANT, Role.USER, Role.ASSISTANT]
     assert turns[-1].content == second.text
     assert list(turns[-1].rule_ids) == second.rule_ids
