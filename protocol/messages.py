@@ -410,7 +410,9 @@ class ChatDone(_Event):
     rule_ids: list[str] = Field(default_factory=list)
     backend: str
     fallback_reason: str | None = None
-    outcome: str = Field(description="answered, not_known, off_topic, refused or invalid.")
+    outcome: str = Field(
+        description="answered, not_known, off_topic, refused, invalid, or failed (ask again)."
+    )
 
 
 class AuthExpiring(_Event):

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -52,6 +53,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(
             status_code=exc.status,
             content={"error": {"code": exc.code.value, "message": exc.message}},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Unknown paths and wrong methods get the same error shape as everything else.
+        code = {404: ErrorCode.NOT_FOUND, 401: ErrorCode.AUTH_INVALID, 403: ErrorCode.FORBIDDEN}
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={
+                "error": {
+                    "code": code.get(exc.status_code, ErrorCode.INVALID_MESSAGE).value,
+                    "message": str(exc.detail),
+                }
+            },
+            headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(RequestValidationError)

@@ -27,12 +27,16 @@ async def build_stages(settings: Settings, db: Database) -> Stages:
 
 
 async def real_stages(settings: Settings, db: Database) -> Stages:
+    from server.coach.chat import ChatService
     from server.coach.llm import build_coach
     from server.locations.stage import LocationsStage
+    from server.pipeline.clarify import VisionClarifier
     from server.vision.factory import build_vision
 
     return Stages(
         vision=build_vision(settings),
         coach=build_coach(settings),
         locations=LocationsStage(db),
+        clarifier=VisionClarifier(),
+        chat=ChatService(settings=settings.openai),
     )

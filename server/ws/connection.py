@@ -509,9 +509,11 @@ class Connection:
     async def _write(self, seq: int, event: str) -> None:
         request_id = None
         event_type = ""
-        if '"type":"scan.done"' in event:
-            event_type = "scan.done"
-            request_id = json.loads(event).get("request_id")
+        # Only the events that end a request change the machine's state; parse just those.
+        if '"type":"scan.done"' in event or '"type":"chat.done"' in event:
+            parsed = json.loads(event)
+            event_type = parsed["type"]
+            request_id = parsed.get("request_id")
         if self.machine.should_deliver(seq, event_type, request_id):
             await self._send_direct(event)
 
@@ -535,15 +537,20 @@ class Connection:
         is too slow; warns before the first two."""
         lifetime_warned = False
         auth_warned_for: float | None = None
+        token_end = 0.0
+        token_warn_at = 0.0
         while True:
             assert self._claims is not None
             now = datetime.now(UTC).timestamp()
             end = self._expires_at.timestamp()
-            token_end = self._claims.expires_at
             warn_at = end - self.settings.expiry_warning_s
-            token_warn_at = token_end - min(
-                self.settings.token_warning_s, max(1.0, (token_end - now) / 2)
-            )
+            if self._claims.expires_at != token_end:
+                # A new token (the first, or a refresh): warn token_warning_s before it runs
+                # out, or half way through a shorter life.
+                token_end = self._claims.expires_at
+                token_warn_at = token_end - min(
+                    self.settings.token_warning_s, max(1.0, (token_end - now) / 2)
+                )
             if now >= token_end:
                 raise _CloseConnection(CloseCode.AUTH_FAILED, "access token expired")
             if now >= end:

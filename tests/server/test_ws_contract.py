@@ -340,3 +340,13 @@ async def test_auth_failure_echoes_the_request_id(stack: Stack) -> None:
         await ws.send(json.dumps({"type": "session.start", "token": "x", "request_id": "s1"}))
         event = json.loads(await ws.recv())
     assert event["code"] == "auth_invalid" and event["request_id"] == "s1"
+
+
+async def test_unknown_path_has_the_error_shape(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        response = await http.get("/api/v1/nothing-here")
+        wrong_method = await http.delete("/healthz")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert wrong_method.status_code == 405
+    assert "error" in wrong_method.json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 import websockets
@@ -54,6 +55,12 @@ async def test_follow_up_chat_streams_an_answer(client: CoachClient) -> None:
     await client.send({"type": "chat.message", "request_id": "c1", "text": "again"})
     error = await client.recv()
     assert error["type"] == "error" and error["code"] == "duplicate_request"
+    # chat.done frees the slot: more questions than the concurrency cap, one after another.
+    for n in range(3):
+        await client.send({"type": "chat.message", "request_id": f"more{n}", "locale": "en",
+                           "text": "and a receipt?"})
+        done = await client.recv_until(lambda e: e["type"] in ("chat.done", "error"))
+        assert done[-1]["type"] == "chat.done", done[-1]
 
 
 async def test_chat_about_a_scan_remembers_it(client: CoachClient) -> None:
@@ -69,10 +76,13 @@ async def test_chat_about_a_scan_remembers_it(client: CoachClient) -> None:
 async def test_token_refresh_keeps_the_session(stack: Stack) -> None:
     services = stack.app.state.services  # type: ignore[attr-defined]
     user = "refresh-user"
-    c = CoachClient(stack.ws_url, services.tokens.issue_access(user, guest=True, ttl_s=3))
+    c = CoachClient(stack.ws_url, services.tokens.issue_access(user, guest=True, ttl_s=4))
     await c.connect()
     warning = await c.recv(timeout=5)
     assert warning["type"] == "auth.expiring"
+    # Warned half way through a short token's life, not at the last second.
+    remaining = datetime.fromisoformat(warning["expires_at"]) - datetime.now(UTC)
+    assert remaining.total_seconds() > 1.2
     fresh = services.tokens.issue_access(user, guest=True, ttl_s=600)
     await c.send({"type": "auth.refresh", "request_id": "a1", "token": fresh})
     refreshed = await c.recv()
