@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         level=os.environ.get("WASTECOACH_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # Migration chatter on every embedded start says nothing an operator needs.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     result: int = args.func(args)
     return result
 
