@@ -96,6 +96,10 @@ class Embedder:
                 self._cache.popitem(last=False)
             return vector
 
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
     def passages(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         # One at a time: the engine's batch path pads every text to the longest and is slower.
         with self._lock:

@@ -35,7 +35,14 @@ from server.search.embeddings import (
     load_vectors,
     passage_text,
 )
-from server.search.text import Script, content_tokens, detect_script, jamo, key, ngrams
+from server.search.text import (
+    Script,
+    content_tokens,
+    detect_script,
+    jamo,
+    key,
+    ngrams,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,9 @@ _LEXICAL_WEIGHT = 0.7
 _SEMANTIC_WEIGHT = 0.3
 _COS_FLOOR = 0.80
 _COS_CEIL = 0.90
+#: A lexical match this good (the name itself, or nearly) needs no second opinion: the query
+#: is not embedded, which saves the bulk of the latency for the most common questions.
+_LEXICAL_CONFIDENT = 0.94
 #: Below this fused score an item is a suggestion at most, never an answer.
 ANSWER_THRESHOLD = 0.42
 SUGGESTIONS = 3
@@ -184,8 +194,11 @@ class ItemSearch:
         """Like :meth:`search`, with suggestions of the closest items when nothing matched."""
         text, language = self._validate(query)
         scores, matched = self._lexical(text, language if locale is None else locale)
-        if self._embedder is not None and self._vectors is not None:
-            cosines = self._vectors @ self._embedder.query(text)
+        confident = float(scores.max(initial=0.0)) >= _LEXICAL_CONFIDENT
+        if self._embedder is not None and self._vectors is not None and not confident:
+            # Embed the words that name the item, not the question around them: fewer tokens
+            # (the model's cost grows with them) and less framing to blur the meaning.
+            cosines = self._vectors @ self._embedder.query(self._semantic_text(text))
             semantic = np.clip((cosines - _COS_FLOOR) / (_COS_CEIL - _COS_FLOOR), 0.0, 1.0)
             fused = _LEXICAL_WEIGHT * scores + _SEMANTIC_WEIGHT * semantic
             # A query no name matches can still be answered by meaning alone, but only when
@@ -206,6 +219,10 @@ class ItemSearch:
         return SearchResult(text, language, [], suggestions)
 
     # ------------------------------------------------------------------ internals
+
+    def _semantic_text(self, text: str) -> str:
+        words = content_tokens(text, self._exact)
+        return " ".join(words) if words else text
 
     @staticmethod
     def _validate(query: str) -> tuple[str, Locale]:
@@ -244,7 +261,7 @@ class ItemSearch:
 
     def _lexical(self, text: str, locale: Locale) -> tuple[npt.NDArray[np.float32], dict[int, str]]:
         full_key = key(text)
-        words = content_tokens(text)
+        words = content_tokens(text, self._exact)
         content_key = "".join(words) or full_key
         name_scores = self._overlap(content_key)
         for word in words:

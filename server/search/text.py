@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Container
 from enum import StrEnum
 
 _HANGUL_BASE = 0xAC00
@@ -245,11 +246,11 @@ def nfkc(text: str) -> str:
 
 def key(text: str) -> str:
     """Lower-case, space- and punctuation-free form used for exact and containment matching."""
-    return _NON_WORD.sub("", nfkc(text).lower()).replace("_", "")
+    return "".join(tokens(text))
 
 
 def tokens(text: str) -> list[str]:
-    return [t for t in _NON_WORD.split(nfkc(text).lower()) if t]
+    return [t for t in _NON_WORD.split(nfkc(text).lower().replace("_", " ")) if t]
 
 
 #: Vowels Korean speakers write interchangeably (ㅐ/ㅔ: "패트병"), folded together for matching.
@@ -312,16 +313,22 @@ def strip_josa(token: str) -> str:
     return token
 
 
-def content_tokens(text: str) -> list[str]:
-    """The query's words minus question framing and guessed categories, particles removed."""
-    words = _content_tokens(text)
+def content_tokens(text: str, known: Container[str] = frozenset()) -> list[str]:
+    """The query's words minus question framing and guessed categories, particles removed.
+
+    A word in ``known`` (item names) is kept whole: "아보카도" must not lose its "도".
+    """
+    words = _content_tokens(text, known)
     kept = [w for w in words if w not in _HYPOTHESES]
     return kept or words
 
 
-def _content_tokens(text: str) -> list[str]:
+def _content_tokens(text: str, known: Container[str]) -> list[str]:
     out: list[str] = []
     for token in tokens(text):
+        if token in known:
+            out.append(token)
+            continue
         if token in _FILLERS_EN:
             continue
         if token in _FILLERS_KO:
