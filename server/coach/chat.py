@@ -578,7 +578,10 @@ def _not_known(question: str, suggestions: Sequence[Item], locale: Locale) -> li
         out = [Sentence("그 물건에 대한 배출 기준은 아직 갖고 있지 않아요.")]
         if names:
             out.append(
-                Sentence(f"비슷한 항목으로는 {', '.join(names)}이(가) 있어요. 이 중 하나인가요?")
+                Sentence(
+                    f"비슷한 항목으로는 {particle(', '.join(names), '이', '가')} 있어요. "
+                    "이 중 하나인가요?"
+                )
             )
         else:
             out.append(Sentence("물건 이름을 조금 더 구체적으로 알려 주시거나 사진을 찍어 주세요."))

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from protocol.messages import Classification, Locale
 from server.coach import grounding as g
+from server.coach import prompts
 from server.coach.grounding import Sentence
 from server.coach.text import chunks, join_sentences
 from server.knowledge.kb import KnowledgeBase, get_knowledge_base
@@ -57,8 +58,14 @@ class EmbeddedCoach:
         heavy = contamination == "heavy"
         if heavy:
             sentences.append(g.heavy_soil(kb, grounding, locale))
-        if grounding.main is not None and not g.names_drop_off(grounding):
-            sentences.append(g.destination(grounding.main, locale, once_clean=heavy))
+        main = grounding.main
+        if main is not None and not g.names_drop_off(grounding):
+            # A step that already ends "... put it in the clear-PET bin" says it; unless the
+            # item was dirty, where the bin is the alternative to the general-waste bag.
+            label = prompts.text(main.bin, locale).lower()
+            said = any(label in s.text.lower() for s in sentences)
+            if heavy or not said:
+                sentences.append(g.destination(main, locale, once_clean=heavy))
         why = g.reason(grounding, locale)
         if why is not None:
             sentences.append(why)

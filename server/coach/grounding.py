@@ -129,6 +129,10 @@ def identification(classification: Classification, locale: Locale) -> Sentence:
 
 
 def _article(name: str) -> str:
+    """``name`` behind an indefinite article, mid-sentence: "Drink PET bottle" → "a drink PET
+    bottle". Plurals and names that already carry an article are left alone."""
+    if len(name) > 1 and name[0].isupper() and not name[1].isupper():
+        name = name[0].lower() + name[1:]
     lowered = name.lower()
     if lowered.startswith(("a ", "an ", "the ")) or lowered.endswith("s"):
         return name

@@ -19,7 +19,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from protocol.messages import Locale
-from server.coach.upstream import CitationFilter, UpstreamFailure
+from server.coach.upstream import EMPTY_RESPONSE, CitationFilter, UpstreamFailure
 
 LLM_BACKEND = "llm"
 EMBEDDED_BACKEND = "embedded"
@@ -75,9 +75,14 @@ async def relay(
                     outcome.deltas.append(visible)
                     yield visible
         tail = citations.flush()
-        if tail and (started or tail.strip()):
+        if not started:
+            tail = tail.lstrip()
+        if tail:
             outcome.deltas.append(tail)
             yield tail
+        if not outcome.partial:
+            # Only whitespace or citations: nothing the person could read.
+            raise UpstreamFailure(EMPTY_RESPONSE, "no visible text")
     except UpstreamFailure as failure:
         outcome.failure = failure
     finally:

@@ -103,6 +103,16 @@ def text_of_rule_in(system: str, kb: KnowledgeBase) -> bool:
     return rule.bin.en in system and all(step.text.en in system for step in rule.steps)
 
 
+async def test_citations_only_is_empty_and_falls_back(
+    kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
+) -> None:
+    async with scripted_server(Script(pieces=[" ", "[stream.clear_pet]", "\n"])) as url:
+        coach = make_coach(openai_settings(url))
+        _, result = await drain(coach.coach(scan(Locale.EN), BOTTLE), CoachingResult)
+    assert (result.backend, result.fallback_reason) == ("embedded", "empty_response")
+    assert result.text == (await embedded_text(kb)).text
+
+
 async def test_korean_prompt_carries_korean_rules(
     kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
 ) -> None:
