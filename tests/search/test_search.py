@@ -163,3 +163,30 @@ def test_committed_item_vectors_are_fresh_and_checked(kb: KnowledgeBase, tmp_pat
     (tmp_path / "item_vectors.npy").write_bytes(raw[:-2] + b"\x00\x01")
     with pytest.raises(EmbeddingError, match="checksum"):
         load_vectors(items, tmp_path)
+
+
+class _CountingEmbedder:
+    """Wraps the real embedder to count the queries it is asked to embed."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.texts: list[str] = []
+
+    def query(self, text: str) -> np.ndarray:  # type: ignore[type-arg]
+        self.texts.append(text)
+        return self.inner.query(text)
+
+
+def test_confident_name_matches_skip_the_embedding(kb: KnowledgeBase, embedder: Embedder) -> None:
+    counting = _CountingEmbedder(embedder)
+    search = ItemSearch(kb, counting)  # type: ignore[arg-type]
+    assert search.search("닭뼈")[0].item.id == 736
+    assert counting.texts == []
+    # A question is embedded by its content words, without the framing around them.
+    search.search("밧데리 어디에 버려요?")
+    assert counting.texts == ["밧데리"]
+
+
+def test_item_names_are_not_cut_by_particle_stripping(search: ItemSearch) -> None:
+    # "아보카도" ends in a syllable that is also a particle (도); it is a name, kept whole.
+    assert _top(search, "아보카도 씨앗 버리기") == (753, Stream.GENERAL)
