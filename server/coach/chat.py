@@ -19,6 +19,8 @@ How a question is grounded:
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -265,8 +267,16 @@ class ChatService:
         scan_context: Classification | None,
         history: list[ChatTurn],
     ) -> AsyncIterator[str | ChatResult]:
-        plan = self.plan(
-            question=question, locale=locale, scan_context=scan_context, history=history
+        # Item search costs tens of milliseconds of CPU (more with embeddings): off the loop, so
+        # other sessions' streams keep flowing. The knowledge base and search are read-only.
+        plan = await asyncio.to_thread(
+            functools.partial(
+                self.plan,
+                question=question,
+                locale=locale,
+                scan_context=scan_context,
+                history=history,
+            )
         )
         if plan.outcome is not Outcome.ANSWERED or not self.uses_llm:
             async for event in _stream_plan(plan):
