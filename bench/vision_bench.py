@@ -1,6 +1,6 @@
 """Benchmark of the embedded vision classifier: model load time and time per image.
 
-    .venv/bin/python bench/vision_bench.py [--images DIR] [--n 300] [--threads 0]
+    .venv/bin/python bench/vision_bench.py [--images DIR] [--n 300] [--threads 1]
 
 Times, one image at a time as a scan does it: load (checksums + onnxruntime session + head;
 the first load in the process is the one a server start pays),
@@ -41,7 +41,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared/data/trashnet")
     parser.add_argument("--n", type=int, default=300)
-    parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="onnxruntime intra-op threads (0: all cores)"
+    )
     args = parser.parse_args()
 
     print(

@@ -266,7 +266,7 @@ def main() -> int:
         f"{len(validation)} validation"
     )
 
-    backbone = Backbone(onnx_path)
+    backbone = Backbone(onnx_path, threads=0)
     split_id = hashlib.sha256(
         "\n".join(str(s.path.relative_to(args.data)) for s in validation).encode()
     ).hexdigest()[:16]

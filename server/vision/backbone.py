@@ -49,10 +49,11 @@ def preprocess(image: Image.Image) -> Floats:
 class Backbone:
     """One onnxruntime session, safe to call from several threads (onnxruntime's ``run`` is)."""
 
-    def __init__(self, onnx_path: Path, *, threads: int = 0) -> None:
+    def __init__(self, onnx_path: Path, *, threads: int = 1) -> None:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # 0 lets onnxruntime use every core; a server sharing the CPU can pass 1.
+        # 0 lets onnxruntime use every core (training does); the server keeps 1, see
+        # EmbeddedClassifier.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3

@@ -78,10 +78,15 @@ class EmbeddedClassifier:
     """:class:`~server.pipeline.stages.VisionStage` backed by the files in ``models/``.
 
     The models load lazily on first use (or eagerly with :meth:`load`), once, under a lock;
-    afterwards every call is lock-free and may run in parallel threads.
+    afterwards every call is lock-free and may run in parallel threads. ``threads`` is
+    onnxruntime's intra-op thread count per call (0: all cores).
     """
 
-    def __init__(self, models_dir: Path = MODELS_DIR, *, threads: int = 0) -> None:
+    def __init__(self, models_dir: Path = MODELS_DIR, *, threads: int = 1) -> None:
+        # One onnxruntime thread per call by default: on the 2-core machine it measured
+        # 9 ms p50 / 10 ms p95 steadily, while two threads went from 5 to 23 ms p50 with
+        # whatever else ran (bench/vision_bench.py, docs/benchmarks.md). Concurrent scans
+        # then run in parallel threads instead of fighting over the same cores.
         self._models_dir = models_dir
         self._threads = threads
         self._lock = threading.Lock()
