@@ -92,6 +92,14 @@ async def build_pipeline_deps(
     )
 
 
+async def close_stages(stages: Stages) -> None:
+    """Close the HTTP pools of stages that hold one (the LLM backends)."""
+    for stage in (stages.vision, stages.coach, stages.chat):
+        aclose = getattr(stage, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -162,6 +170,8 @@ class Services:
     async def close(self) -> None:
         await self.runner.close()
         await self.limiter.close()
+        if self.stages is not None:
+            await close_stages(self.stages)
         if self.hub is not None:
             await self.hub.close()
         await self.log.close()

@@ -10,6 +10,7 @@ from celery.signals import worker_process_shutdown
 from server.pipeline.chat import ChatJob, run_chat
 from server.pipeline.run import PipelineDeps, ScanJob, run_scan
 from server.pipeline.runner import CHAT_TASK, SCAN_TASK
+from server.services import close_stages
 from workers.celery_app import app
 from workers.loop import LoopThread
 
@@ -49,6 +50,7 @@ def _shutdown(**_: Any) -> None:
     if _state is not None:
         loop, deps = _state
         loop.run(deps.log.close())
+        loop.run(close_stages(deps.stages))
         loop.run(deps.db.dispose())
         loop.stop()
         _state = None
