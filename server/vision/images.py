@@ -35,8 +35,10 @@ MIN_SIDE = 16
 STORED_MAX_SIDE = 1600
 STORED_JPEG_QUALITY = 88
 
-_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-_ALLOWED = tuple(_FORMATS)
+# MPO is a JPEG with extra frames (depth maps, stereo pairs) that many phones write for an
+# ordinary photo; Pillow reports it as its own format. Its first frame is the photo.
+_FORMATS = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+_ALLOWED = ("JPEG", "PNG", "WEBP")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +104,7 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> DecodedImag
                 )
             source_format = _FORMATS[image.format or ""]
             # Big phone JPEGs: let the decoder skip detail we would throw away anyway.
-            if image.format == "JPEG":
+            if image.format in ("JPEG", "MPO"):
                 image.draft("RGB", (STORED_MAX_SIDE, STORED_MAX_SIDE))
             image.load()
             upright = ImageOps.exif_transpose(image)

@@ -131,3 +131,14 @@ def test_transparent_png_is_flattened_on_white_and_large_photos_are_shrunk_for_s
     assert decoded.image.getpixel((10, 10)) == (255, 255, 255)
     stored = Image.open(io.BytesIO(decoded.clean_jpeg()))
     assert max(stored.size) == STORED_MAX_SIDE
+
+
+def test_phone_mpo_jpeg_is_read_as_its_first_frame() -> None:
+    photo = Image.new("RGB", (64, 48), (200, 30, 30))
+    depth = Image.new("RGB", (64, 48), (0, 0, 255))
+    out = io.BytesIO()
+    photo.save(out, format="MPO", save_all=True, append_images=[depth])
+    decoded = decode_image(out.getvalue())
+    assert decoded.source_format == "image/jpeg"
+    red, _, blue = decoded.image.getpixel((32, 24))  # type: ignore[misc]
+    assert red > 150 and blue < 80
