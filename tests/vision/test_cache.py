@@ -6,6 +6,7 @@ import io
 from itertools import combinations
 from pathlib import Path
 
+import pytest
 from PIL import Image, ImageEnhance
 
 from protocol.messages import Classification, Locale, OfficialCategory
@@ -13,6 +14,7 @@ from protocol.streams import Stream
 from server.pipeline.stages import ScanInput
 from server.vision.cache import CachedVision, PerceptualCache, dhash, hamming
 from server.vision.dataset import Sample
+from server.vision.errors import ImageRejected
 from tests.vision.conftest import jpeg_bytes
 
 
@@ -109,3 +111,11 @@ def test_lru_evicts_the_least_recently_used() -> None:
     found = cache.get(0b0001)
     assert found is not None and found.label == "a"
     assert len(cache) == 2
+
+
+async def test_bytes_that_are_not_an_image_never_reach_the_backend() -> None:
+    inner = CountingStage()
+    vision = CachedVision(inner)
+    with pytest.raises(ImageRejected):
+        await vision.classify(_scan(b"<html>not a photo</html>"))
+    assert inner.calls == 0
