@@ -59,6 +59,16 @@ LABEL_ITEMS: Mapping[str, int] = MappingProxyType(
         "medicine": 147,  # 알약
         "broken_glass": 498,  # 깨진 유리
         "ceramic": 509,  # 사기 그릇
+        # Labels of server.vision.taxonomy.
+        "drinking_glass": 503,  # 유리잔
+        "food_waste": 541,  # 음식물 쓰레기
+        "general_waste": 542,  # 재활용이 안 되는 생활 쓰레기
+        "metal_can": 617,  # 음료캔
+        "plastic_container": 531,  # 플라스틱 용기
+        "plastic_cup": 111,  # 카페 일회용컵
+        "plastic_packaging": 531,
+        "small_electronics": 540,  # 전기전자제품
+        "tissue": 492,  # 화장지
     }
 )
 

@@ -137,6 +137,15 @@ def test_vision_labels_map_to_items_of_the_right_stream(kb: KnowledgeBase) -> No
         "carton": Stream.PAPER_PACK,
         "electronics": Stream.ELECTRONICS,
         "trash": Stream.GENERAL,
+        "drinking_glass": Stream.NON_COMBUSTIBLE,
+        "food_waste": Stream.FOOD,
+        "general_waste": Stream.GENERAL,
+        "metal_can": Stream.METAL,
+        "plastic_container": Stream.PLASTIC,
+        "plastic_cup": Stream.PLASTIC,
+        "plastic_packaging": Stream.PLASTIC,
+        "small_electronics": Stream.ELECTRONICS,
+        "tissue": Stream.GENERAL,
     }
     for label, stream in expected.items():
         item = kb.item_for_label(label)
