@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from protocol.messages import ErrorCode
 from server.errors import WasteCoachError
+from server.pipeline.factory import warm_up
 from server.services import Services
 from server.settings import Settings, get_settings
 
@@ -30,6 +31,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from server.bootstrap import prepare_embedded
 
             await prepare_embedded(settings)
+        # Load the knowledge base and the item search index now, off the event loop, rather
+        # than inside the first user's request.
+        await asyncio.to_thread(warm_up)
         services = await Services.build(settings)
         app.state.services = services
         app.state.db = services.db
@@ -122,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     from server.auth.endpoints import router as auth
+    from server.knowledge.endpoints import router as waste
     from server.locations.endpoints import router as locations
     from server.uploads.endpoints import router as uploads
     from server.users.endpoints import router as users
@@ -131,5 +136,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(uploads)
     app.include_router(ws)
     app.include_router(locations)
+    app.include_router(waste)
     app.include_router(users)
     return app

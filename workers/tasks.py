@@ -22,9 +22,11 @@ def _runtime() -> tuple[LoopThread, PipelineDeps]:
     global _state
     with _lock:
         if _state is None:
+            from server.pipeline.factory import warm_up
             from server.services import build_pipeline_deps
             from server.settings import get_settings
 
+            warm_up()
             loop = LoopThread()
             deps = loop.run(build_pipeline_deps(get_settings()))
             _state = (loop, deps)

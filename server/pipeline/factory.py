@@ -20,6 +20,15 @@ def _load(path: str) -> StagesFactory:
     return factory
 
 
+def warm_up() -> None:
+    """Load the knowledge base and the item search index (blocking, a few hundred ms)."""
+    from server.knowledge.kb import get_knowledge_base
+    from server.search.service import get_item_search
+
+    get_knowledge_base()
+    get_item_search()
+
+
 async def build_stages(settings: Settings, db: Database) -> Stages:
     if settings.stages_factory:
         return await _load(settings.stages_factory)(settings, db)
