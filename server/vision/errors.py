@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from server.errors import ImageInvalid
+
 
 class VisionError(Exception):
     """Base class of every error the vision stage raises on purpose."""
@@ -21,11 +23,16 @@ class RejectReason(StrEnum):
     CORRUPT = "corrupt"
 
 
-class ImageRejected(VisionError):
-    """The bytes are not an image the stage accepts. ``message`` is safe to show to a user."""
+class ImageRejected(VisionError, ImageInvalid):
+    """The bytes are not an image the stage accepts. ``message`` is safe to show to a user.
+
+    It is the domain's ``image_invalid`` error: the scan fails with that code, not retryable,
+    since the same bytes would fail again.
+    """
 
     def __init__(self, reason: RejectReason, message: str) -> None:
-        super().__init__(f"{reason.value}: {message}")
+        ImageInvalid.__init__(self, message)
+        self.args = (f"{reason.value}: {message}",)
         self.reason = reason
         self.message = message
 
