@@ -27,16 +27,16 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from protocol.streams import Stream  # noqa: E402  (after the sys.path line)
-from server.db import Database  # noqa: E402
-from server.locations import service  # noqa: E402
-from server.locations.cli import run_import  # noqa: E402
-from server.locations.normalize import (  # noqa: E402
+from protocol.streams import Stream
+from server.db import Database
+from server.locations import service
+from server.locations.cli import run_import
+from server.locations.normalize import (
     PointRecord,
     packaged_snapshot,
     read_snapshot,
 )
-from server.migrate import upgrade  # noqa: E402
+from server.migrate import upgrade
 
 STREAMS = (
     Stream.BATTERY,
@@ -77,7 +77,9 @@ def summary(samples: list[float]) -> str:
     )
 
 
-async def measure(db: Database, queries: list[Query], warmup: int) -> tuple[list[float], list[float]]:
+async def measure(
+    db: Database, queries: list[Query], warmup: int
+) -> tuple[list[float], list[float]]:
     for lat, lon, stream in queries[:warmup]:
         async with db.session() as session:
             await service.nearby(session, lat=lat, lon=lon, stream=stream, limit=5)
