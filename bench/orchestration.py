@@ -9,7 +9,8 @@ it records the time from sending ``scan.start`` to the first event (``scan.accep
     python bench/orchestration.py --mode embedded --sessions 1 10 100
     python bench/orchestration.py --mode distributed --sessions 1 10 100
 
-Distributed mode needs PostgreSQL, Redis and RabbitMQ on their default ports.
+Distributed mode needs PostgreSQL, Redis and RabbitMQ on their default ports
+(WASTECOACH_TEST_PG names the PostgreSQL admin URL).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import random
@@ -28,7 +30,6 @@ import time
 import uuid
 from pathlib import Path
 
-import asyncpg
 import httpx
 import websockets
 
@@ -37,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from server.migrate import upgrade  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
+from tests.support.pg import scratch_database  # noqa: E402
 
 IMAGE = base64.b64encode(b"JPEG" * 64).decode()
 
@@ -109,17 +111,6 @@ def wait_http(base: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("server did not become ready")
 
 
-async def create_db(admin: str, name: str, drop: bool = False) -> None:
-    conn = await asyncpg.connect(admin)
-    try:
-        if drop:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        else:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mode", choices=["embedded", "distributed"], default="embedded")
@@ -127,7 +118,6 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=20, help="scans per session")
     parser.add_argument("--think-ms", type=float, nargs=2, default=[500, 1500],
                         metavar=("MIN", "MAX"), help="pause between a user's scans")
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
 
     port = free_port()
@@ -142,8 +132,8 @@ def main() -> None:
                WASTECOACH_ACCOUNTS__SCANS_PER_MINUTE="100000",
                WASTECOACH_ACCOUNTS__SCANS_PER_DAY="100000")
     procs: list[subprocess.Popen[bytes]] = []
-    db_name = f"wc_bench_{uuid.uuid4().hex[:8]}"
     moto = None
+    stack = contextlib.ExitStack()
     if args.mode == "distributed":
         from moto.server import ThreadedMotoServer
 
@@ -152,13 +142,11 @@ def main() -> None:
         moto.start()
         env.setdefault("AWS_ACCESS_KEY_ID", "bench")
         env.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-        asyncio.run(create_db(args.pg, db_name))
-        db_url = args.pg.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-        db_url = f"{db_url}/{db_name}"
+        db_url = stack.enter_context(scratch_database("wc_bench"))
         upgrade(db_url)
         env.update(WASTECOACH_MODE="distributed", WASTECOACH_DATABASE_URL=db_url,
                    WASTECOACH_AUTH__JWT_SECRET="bench", WASTECOACH_AUTH__GUEST_ENABLED="true",
-                   WASTECOACH_CELERY_QUEUE=f"wastecoach.bench.{db_name}",
+                   WASTECOACH_CELERY_QUEUE=f"wastecoach.bench.{uuid.uuid4().hex[:8]}",
                    WASTECOACH_S3__ENDPOINT_URL=f"http://127.0.0.1:{s3_port}")
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "server.cli", "worker", "--concurrency", "32",
@@ -186,7 +174,7 @@ def main() -> None:
                 proc.kill()
         if moto is not None:
             moto.stop()
-            asyncio.run(create_db(args.pg, db_name, drop=True))
+        stack.close()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ REST API on loopback, and boto3 talks to it over HTTP exactly as it would to AWS
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -21,7 +20,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 import uvicorn
 from pydantic import SecretStr
@@ -36,9 +34,9 @@ from server.settings import (
     SessionSettings,
     Settings,
 )
+from tests.support.pg import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN = os.environ.get("WASTECOACH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("WASTECOACH_TEST_REDIS", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("WASTECOACH_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 TEST_STAGES = "tests.support.stages:build"
@@ -64,21 +62,9 @@ def session_settings(**overrides: float | int) -> SessionSettings:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh database with all migrations applied, dropped at the end of the run."""
-    name = f"wc_test_{RUN_ID}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    url = f"{base}/{name}"
-    upgrade(url)
-    yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database("wc_test") as url:
+        upgrade(url)
+        yield url
 
 
 # --------------------------------------------------------------------------- S3 (moto server)

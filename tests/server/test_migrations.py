@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -15,7 +13,7 @@ from sqlalchemy import Connection
 import server.models  # noqa: F401  (registers every table)
 from server.db import Base, make_engine
 from server.migrate import downgrade, include_object, upgrade
-from tests.conftest import PG_ADMIN
+from tests.support.pg import scratch_database
 
 
 def _diff(url: str) -> list[object]:
@@ -53,18 +51,5 @@ def test_sqlite_roundtrip(tmp_path: Path) -> None:
 # Reflection does not know PostGIS's geography type; the column is migration-only anyway.
 @pytest.mark.filterwarnings("ignore:Did not recognize type 'geography'")
 def test_postgresql_roundtrip() -> None:
-    name = f"wc_mig_{uuid.uuid4().hex[:8]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-        _roundtrip(f"{base}/{name}")
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database("wc_mig") as url:
+        _roundtrip(url)
