@@ -38,9 +38,21 @@ PY
 
 if [ "$(installed_version llama_cpp_python)" != "$LLAMA_CPP_VERSION" ] \
     || ! "$python" -c "import llama_cpp.server, uvicorn, sse_starlette" >/dev/null 2>&1; then
-    echo "installing llama-cpp-python==$LLAMA_CPP_VERSION[server] (source build, several minutes)"
-    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DLLAMA_CURL=OFF" \
-        run_pip install --no-cache-dir "llama-cpp-python[server]==$LLAMA_CPP_VERSION"
+    flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DLLAMA_CURL=OFF"
+    # pip's own wheel cache cannot tell a portable build from a native one, so it is bypassed;
+    # the portable wheel is kept in a folder named after the version and the flags instead,
+    # and later runs (CI, fresh virtualenvs) install it in seconds.
+    key=$(printf '%s %s %s' "$LLAMA_CPP_VERSION" "$flags" "$("$python" -c 'import sys; print(sys.version_info[:2])')" \
+        | sha256sum | cut -c1-16)
+    wheelhouse="${XDG_CACHE_HOME:-$HOME/.cache}/wastecoach/llama-wheels/$key"
+    if ! ls "$wheelhouse"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+        echo "building llama-cpp-python==$LLAMA_CPP_VERSION with portable flags (several minutes, once)"
+        mkdir -p "$wheelhouse"
+        CMAKE_ARGS="$flags" run_pip wheel --no-deps --no-cache-dir -w "$wheelhouse" \
+            "llama-cpp-python==$LLAMA_CPP_VERSION"
+    fi
+    wheel=$(ls "$wheelhouse"/llama_cpp_python-*.whl | head -n 1)
+    run_pip install "llama-cpp-python[server] @ file://$wheel"
 else
     echo "llama-cpp-python $LLAMA_CPP_VERSION already installed"
 fi
