@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,13 +20,6 @@ from server.users.models import utcnow
 
 async def get(session: AsyncSession, scan_id: str) -> Scan | None:
     return await session.get(Scan, scan_id)
-
-
-async def find(session: AsyncSession, session_id: str, request_id: str) -> Scan | None:
-    result = await session.execute(
-        select(Scan).where(Scan.session_id == session_id, Scan.request_id == request_id)
-    )
-    return result.scalar_one_or_none()
 
 
 async def record_outcome(session: AsyncSession, **values: Any) -> bool:
