@@ -128,7 +128,7 @@ async def test_nearest_battery_bins_from_city_hall(server: ServerThread) -> None
             params={"lat": 37.5665, "lon": 126.978, "stream": "battery", "limit": 5},
         )
     assert response.status_code == 200, response.text
-    places = response.json()["places"] if "places" in response.json() else response.json()
+    places = response.json()["places"]
     assert len(places) == 5
     assert {p["kind"] for p in places} == {"lamp_battery_bin"}
     distances = [p["distance_m"] for p in places]
@@ -146,3 +146,38 @@ async def test_item_search_endpoint(server: ServerThread) -> None:
     top = response.json()["items"][0]
     assert top["category"]["major"] == "재활용폐기물"
     assert top["category"]["middle"] == "종이팩"
+
+
+async def test_battery_scan_suggests_the_nearest_battery_bins(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Vision stands in (it has no battery class); coaching and locations are the real ones."""
+    settings = make_settings("embedded", tmp_path_factory.mktemp("battery"))
+    settings = settings.model_copy(
+        update={"stages_factory": "tests.support.stages:build_battery_with_real_locations"}
+    )
+    thread = ServerThread(settings)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{settings.port}"
+        async with httpx.AsyncClient(base_url=base) as http:
+            token = (await http.post("/api/v1/auth/guest")).json()["access_token"]
+            rest = (await http.get(
+                "/api/v1/locations/nearby",
+                params={"lat": 37.5665, "lon": 126.978, "stream": "battery", "limit": 5},
+            )).json()
+        c = CoachClient(base.replace("http", "ws") + "/api/v1/coach/ws", token, locale="en")
+        await c.connect()
+        events = await c.run_scan(b"photo", location=CITY_HALL)
+        await c.close()
+    finally:
+        thread.stop()
+    bins = next(e for e in events if e["type"] == "bins.suggested")
+    assert bins["stream"] == "battery" and bins["location_used"] is True
+    places = bins["places"]
+    assert len(places) == 5
+    assert {p["kind"] for p in places} == {"lamp_battery_bin"}
+    assert [p["distance_m"] for p in places] == sorted(p["distance_m"] for p in places)
+    assert [p["id"] for p in places] == [p["id"] for p in rest["places"]]
+    coaching = next(e for e in events if e["type"] == "coaching.done")
+    assert coaching["rule_ids"] and coaching["backend"] == "embedded"

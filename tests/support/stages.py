@@ -113,3 +113,26 @@ async def build(settings: Settings, db: Database) -> Stages:
         clarifier=TestClarifier(),
         chat=ChatService(settings=settings.openai),
     )
+
+
+class BatteryVision:
+    """Sees a battery in every photo: ImageNet has no battery class, so the embedded
+    classifier cannot produce one; this lets the real locations stage be tested in a scan."""
+
+    async def classify(self, scan: ScanInput) -> Classification:
+        return Classification(
+            label="battery",
+            name_ko="폐건전지",
+            name_en="used battery",
+            stream=Stream.BATTERY,
+            category=OfficialCategory(major="재활용폐기물", middle="전지류"),
+            confidence=0.95,
+            model="test-stage",
+        )
+
+
+async def build_battery_with_real_locations(settings: Settings, db: Database) -> Stages:
+    from server.coach.composer import EmbeddedCoach
+    from server.locations.stage import LocationsStage
+
+    return Stages(vision=BatteryVision(), coach=EmbeddedCoach(), locations=LocationsStage(db))
