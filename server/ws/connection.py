@@ -221,7 +221,10 @@ class Connection:
         self.machine.authenticated(info.session_id, backlog_from)
         now = datetime.now(UTC)
         self._expires_at = now + timedelta(seconds=self.settings.max_lifetime_s)
-        head = (await event_log.get_session(info.session_id) or info).head
+        head = info.head
+        if resumed:
+            # Events may have been appended since the session was looked up.
+            head = (await event_log.get_session(info.session_id) or info).head
         ready = SessionReady(
             request_id=start.request_id,
             session_id=info.session_id,
