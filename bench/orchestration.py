@@ -50,7 +50,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def one_session(url: str, token: str, scans: int, think_s: tuple[float, float],
-                      first: list[float], total: list[float]) -> None:
+                      first: list[float], total: list[float],
+                      trace: list[str] | None = None) -> None:
     async with websockets.connect(url, max_size=None) as ws:
         await ws.send(json.dumps({"type": "session.start", "token": token}))
         json.loads(await ws.recv())
@@ -63,14 +64,19 @@ async def one_session(url: str, token: str, scans: int, think_s: tuple[float, fl
                 "image": {"kind": "inline", "content_type": "image/jpeg", "data": IMAGE},
             }))
             got_first = False
+            marks = []
             while True:
                 event = json.loads(await ws.recv())
+                marks.append(f"{event['type']}@{(time.perf_counter() - started) * 1000:.2f}")
                 if not got_first:
                     first.append((time.perf_counter() - started) * 1000)
                     got_first = True
                 if event["type"] == "scan.done" and event["request_id"] == rid:
                     assert event["status"] == "completed", event
                     total.append((time.perf_counter() - started) * 1000)
+                    if trace is not None:
+                        stages = " ".join(f"{k}={v:.2f}" for k, v in event["timings_ms"].items())
+                        trace.append(" ".join(marks) + f"  [server: {stages}]")
                     break
 
 
@@ -97,6 +103,16 @@ async def run_level(
     }
 
 
+async def trace_scans(base: str, scans: int) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        token = (await http.post("/api/v1/auth/guest")).json()["access_token"]
+    url = base.replace("http://", "ws://") + "/api/v1/coach/ws"
+    lines: list[str] = []
+    await one_session(url, token, scans, (0.2, 0.3), [], [], lines)
+    for line in lines[-min(5, len(lines)):]:
+        print(line)
+
+
 def wait_http(base: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -116,6 +132,9 @@ def main() -> None:
     parser.add_argument("--mode", choices=["embedded", "distributed"], default="embedded")
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--scans", type=int, default=20, help="scans per session")
+    parser.add_argument("--trace", type=int, default=0, metavar="N",
+                        help="instead of the levels, run N scans on one session and print when "
+                             "each event arrived (ms after scan.start) and the server's timings")
     parser.add_argument("--think-ms", type=float, nargs=2, default=[500, 1500],
                         metavar=("MIN", "MAX"), help="pause between a user's scans")
     args = parser.parse_args()
@@ -157,6 +176,9 @@ def main() -> None:
         wait_http(base, procs[-1])
         asyncio.run(run_level(base, 2, 5, (0.0, 0.01)))  # warm-up: connections, pools, JIT caches
         lo, hi = args.think_ms
+        if args.trace:
+            asyncio.run(trace_scans(base, args.trace))
+            return
         print(f"mode={args.mode} scans/session={args.scans} think={lo:.0f}-{hi:.0f} ms")
         print("sessions  scans  scans/s  first p50/p95/p99 (ms)   end-to-end p50/p95/p99 (ms)")
         for n in args.sessions:
