@@ -63,20 +63,26 @@ class CeleryRunner:
         self._app = make_celery(broker_url, queue)
 
     async def submit(self, job: ScanJob) -> None:
-        # kombu's publish blocks; keep it off the event loop.
-        await asyncio.to_thread(
-            self._app.send_task,
-            SCAN_TASK,
-            args=[job.model_dump(mode="json")],
-            task_id=f"{job.session_id}:{job.request_id}",
-        )
+        await self._send(SCAN_TASK, job.model_dump(mode="json"), f"scan {job.scan_id}",
+                         f"{job.session_id}:{job.request_id}")
 
     async def submit_chat(self, job: ChatJob) -> None:
+        await self._send(CHAT_TASK, job.model_dump(mode="json"), f"chat {job.request_id}",
+                         f"{job.session_id}:{job.request_id}")
+
+    async def _send(self, task: str, payload: dict[str, object], summary: str,
+                    task_id: str) -> None:
+        # kombu's publish blocks; keep it off the event loop. The argsrepr header is what
+        # monitoring tools (flower, events, logs) show of a task: a short summary, because
+        # Celery would otherwise put a repr of the job, inline photo or question text included,
+        # in every message header (and that repr costs half of the publish).
         await asyncio.to_thread(
             self._app.send_task,
-            CHAT_TASK,
-            args=[job.model_dump(mode="json")],
-            task_id=f"{job.session_id}:{job.request_id}",
+            task,
+            args=[payload],
+            task_id=task_id,
+            argsrepr=summary,
+            kwargsrepr="{}",
         )
 
     async def close(self) -> None:

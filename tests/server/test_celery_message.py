@@ -1,0 +1,44 @@
+"""What a scan job looks like on RabbitMQ (a real broker; the message is read back raw)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+from kombu import Connection
+
+from protocol.messages import InlineImage, Locale
+from server.pipeline.run import ScanJob
+from server.pipeline.runner import SCAN_TASK, CeleryRunner
+from tests.conftest import AMQP_URL
+
+PHOTO = InlineImage(content_type="image/jpeg", data=base64.b64encode(b"SECRETPHOTO" * 8).decode())
+
+
+async def test_scan_job_travels_whole_but_headers_name_it_only() -> None:
+    queue = f"wastecoach.test.{uuid.uuid4().hex[:8]}"
+    runner = CeleryRunner(AMQP_URL, queue)
+    job = ScanJob(scan_id="s" * 32, request_id="r1", session_id="sess", user_id="u" * 32,
+                  locale=Locale.EN, image=PHOTO, enqueued_at=time.time())
+    try:
+        await runner.submit(job)
+        with Connection(AMQP_URL) as conn:
+            channel = conn.default_channel
+            message = None
+            deadline = time.monotonic() + 5
+            while message is None and time.monotonic() < deadline:
+                message = channel.basic_get(queue, no_ack=True)
+            assert message is not None, "the job never reached the queue"
+            channel.queue_delete(queue)
+    finally:
+        await runner.close()
+    headers = message.headers
+    assert headers["task"] == SCAN_TASK
+    assert headers["id"] == "sess:r1"
+    # Monitoring tools show argsrepr; it names the scan and carries none of the photo.
+    assert headers["argsrepr"] == f"scan {job.scan_id}"
+    assert PHOTO.data[:16] not in json.dumps(headers)
+    args, _kwargs, _ = json.loads(message.body)
+    assert ScanJob.model_validate(args[0]) == job
