@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Protocol
@@ -55,6 +55,16 @@ class EventLog(Protocol):
         ``key`` makes the append idempotent; ``scope`` (a request id) refuses the append when
         that scan already ended.
         """
+
+    async def append_many(
+        self,
+        session_id: str,
+        events: Sequence[tuple[dict[str, Any], str | None]],
+        *,
+        scope: str | None = None,
+    ) -> list[int]:
+        """Append ``(payload, key)`` events in order, atomically and in one round trip;
+        one result per event, as :meth:`append` would give."""
 
     async def read_since(self, session_id: str, after_seq: int) -> list[tuple[int, str]] | None:
         """Events with seq > ``after_seq``, oldest first; ``None`` when some were lost."""

@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +107,18 @@ class MemoryEventLog:
         for deliver in list(log.subscribers):
             deliver(seq, event)
         return seq
+
+    async def append_many(
+        self,
+        session_id: str,
+        events: Sequence[tuple[dict[str, Any], str | None]],
+        *,
+        scope: str | None = None,
+    ) -> list[int]:
+        return [
+            await self.append(session_id, payload, key=key, scope=scope)
+            for payload, key in events
+        ]
 
     async def claim(self, session_id: str, key: str) -> bool:
         log = self._live(session_id)

@@ -10,6 +10,7 @@ Per session (all keys share the hash tag ``{sid}`` so a Redis Cluster keeps them
 
 One Lua script does check-assign-store-publish atomically, so a Celery task that runs twice
 after a crash cannot emit an event twice, and no event can be published without being logged.
+It takes several events at once, so a burst (coaching tokens) costs one round trip.
 
 Each server process holds ONE pub/sub connection (:class:`RedisHub`), subscribes to a channel
 per connected session and routes messages to them; redis-py's asyncio pub/sub does not
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -34,16 +36,25 @@ from server.events.base import RESYNC, Deliver, SessionInfo, encode_payload, seq
 log = logging.getLogger(__name__)
 
 _APPEND = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -3 end
-if ARGV[3] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[3] .. ':done') == 1 then return -1 end
-if ARGV[2] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 then return -2 end
-local seq = redis.call('INCR', KEYS[2])
-local event = '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[3], ARGV[2], seq) end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], seq .. '-0', 'e', event)
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
-redis.call('PUBLISH', ARGV[6], event)
-return seq
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-3} end
+local results = {}
+for i = 5, #ARGV, 2 do
+  local key = ARGV[i + 1]
+  if ARGV[4] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[4] .. ':done') == 1 then
+    results[#results + 1] = -1
+  elseif key ~= '' and redis.call('HEXISTS', KEYS[3], key) == 1 then
+    results[#results + 1] = -2
+  else
+    local seq = redis.call('INCR', KEYS[2])
+    local event = '{"seq":' .. seq .. ',' .. string.sub(ARGV[i], 2)
+    if key ~= '' then redis.call('HSET', KEYS[3], key, seq) end
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'e', event)
+    redis.call('PUBLISH', ARGV[3], event)
+    results[#results + 1] = seq
+  end
+end
+for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[2]) end
+return results
 """
 
 _TOUCH = """
@@ -228,18 +239,22 @@ class RedisEventLog:
         key: str | None = None,
         scope: str | None = None,
     ) -> int:
-        result = await self._append(
-            keys=_keys(session_id),
-            args=[
-                encode_payload(payload),
-                key or "",
-                scope or "",
-                self._max_events,
-                self._ttl_s,
-                _channel(session_id),
-            ],
-        )
-        return int(result)
+        return (await self.append_many(session_id, [(payload, key)], scope=scope))[0]
+
+    async def append_many(
+        self,
+        session_id: str,
+        events: Sequence[tuple[dict[str, Any], str | None]],
+        *,
+        scope: str | None = None,
+    ) -> list[int]:
+        args: list[str | int] = [self._max_events, self._ttl_s, _channel(session_id), scope or ""]
+        for payload, key in events:
+            args += [encode_payload(payload), key or ""]
+        results = await self._append(keys=_keys(session_id), args=args)
+        if len(results) == 1 and len(events) > 1:  # the session is gone: nothing was written
+            return [int(results[0])] * len(events)
+        return [int(result) for result in results]
 
     async def claim(self, session_id: str, key: str) -> bool:
         meta, _, keys, _ = _keys(session_id)

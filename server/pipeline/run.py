@@ -2,13 +2,18 @@
 
 This is the only pipeline code: the embedded runner calls :func:`run_scan` in the server's
 event loop, a Celery worker calls it from its task. Every event goes through the session's
-event log with an idempotency key derived from the request id, so a task that runs twice (a
-worker crashed after emitting some events, the broker redelivered it) emits nothing twice, and
-a scan that was cancelled emits nothing more: the log refuses appends once ``scan.done`` exists.
+event log (:class:`~server.pipeline.emitter.EventEmitter`) with an idempotency key derived from
+the request id, so a task that runs twice (a worker crashed after emitting some events, the
+broker redelivered it) emits nothing twice, and a scan that was cancelled emits nothing more:
+the log refuses appends once ``scan.done`` exists.
+
+The outcome is written to the database before ``scan.done`` is announced, so a scan the client
+saw finish is never lost; while it is written, the last events are already on their way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -33,12 +38,12 @@ from protocol.messages import (
     ScanDone,
     ScanStatus,
     Stage,
-    event_payload,
 )
 from server.db import Database
 from server.errors import WasteCoachError
-from server.events.base import AppendStatus, EventLog
+from server.events.base import EventLog
 from server.pipeline.clarify import resolve
+from server.pipeline.emitter import EventEmitter, RequestClosed
 from server.pipeline.stages import CoachingResult, ScanInput, Stages
 from server.scans import repository as scans
 from server.uploads.storage import Storage
@@ -72,40 +77,10 @@ class PipelineDeps:
     clarify_timeout_s: float = 60.0
 
 
-class _ScanClosed(Exception):
-    """The scan already has its scan.done (cancelled); stop quietly."""
-
-
-class _Emitter:
-    def __init__(self, event_log: EventLog, job: ScanJob) -> None:
-        self._log = event_log
-        self._job = job
-
-    async def emit(self, event: Any, key: str) -> None:
-        job = self._job
-        result = await self._log.append(
-            job.session_id,
-            event_payload(event),
-            key=f"{job.request_id}:{key}",
-            scope=job.request_id,
-        )
-        if result == AppendStatus.SCAN_CLOSED:
-            raise _ScanClosed
-        if result == AppendStatus.SESSION_GONE:
-            # Nobody can receive events any more; the result is still persisted below.
-            log.info("session %s is gone; scan %s continues silently", job.session_id, job.scan_id)
-
-    async def done(self, event: ScanDone) -> None:
-        job = self._job
-        await self._log.append(
-            job.session_id, event_payload(event), key=f"{job.request_id}:done"
-        )
-
-
 async def _clarify(
     job: ScanJob,
     deps: PipelineDeps,
-    emitter: _Emitter,
+    emitter: EventEmitter,
     classification: Classification,
     envelope: dict[str, str],
 ) -> Classification:
@@ -146,17 +121,34 @@ async def _clarify(
     return classification
 
 
+#: How long a finished scan keeps trying to save its outcome (a database restart, a failover).
+RECORD_PATIENCE_S = 30.0
+
+
 async def _record(
     deps: PipelineDeps, job: ScanJob, status: str, timings: dict[Stage, float], **outcome: Any
-) -> None:
-    async with deps.db.session() as session:
-        await scans.record_outcome(
-            session,
-            **job_columns(job),
-            status=status,
-            timings_ms={k.value: v for k, v in timings.items()},
-            **outcome,
-        )
+) -> bool:
+    """Save the outcome, retrying while the database is away; False if it could not be."""
+    delay = 0.05
+    deadline = time.monotonic() + RECORD_PATIENCE_S
+    while True:
+        try:
+            await scans.record_outcome(
+                deps.db,
+                **job_columns(job),
+                status=status,
+                timings_ms={k.value: v for k, v in timings.items()},
+                **outcome,
+            )
+            return True
+        except Exception:
+            if time.monotonic() + delay > deadline:
+                log.exception("could not save the outcome of scan %s", job.scan_id)
+                return False
+            log.warning("saving scan %s failed; retrying in %.2f s", job.scan_id, delay,
+                        exc_info=True)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def job_columns(job: ScanJob) -> dict[str, Any]:
@@ -183,7 +175,7 @@ async def _image_bytes(job: ScanJob, deps: PipelineDeps) -> tuple[bytes, str]:
 
 
 async def run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
-    emitter = _Emitter(deps.log, job)
+    emitter = EventEmitter(deps.log, job.session_id, job.request_id)
     timings: dict[Stage, float] = {Stage.QUEUE: max(0.0, (time.time() - job.enqueued_at) * 1000)}
     envelope = {"scan_id": job.scan_id, "request_id": job.request_id}
     outcome: dict[str, Any] = {}
@@ -238,8 +230,9 @@ async def run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
         timings[Stage.LOCATIONS] = (time.perf_counter() - started) * 1000
         outcome["bins"] = bins.model_dump(mode="json", exclude={"seq", "ts"})
         await emitter.emit(bins, "bins")
-    except _ScanClosed:
+    except RequestClosed:
         await _record(deps, job, "cancelled", timings, **outcome)
+        await emitter.aclose()
         return ScanStatus.CANCELLED
     except Exception as exc:
         if isinstance(exc, WasteCoachError):
@@ -250,12 +243,19 @@ async def run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
                 code=ErrorCode.STAGE_FAILED, message="the scan failed; try again", retryable=True
             )
         await _record(deps, job, "failed", timings, error=error.model_dump(mode="json"), **outcome)
-        await emitter.done(
+        await emitter.finish(
             ScanDone(status=ScanStatus.FAILED, timings_ms=timings, error=error, **envelope)
         )
         return ScanStatus.FAILED
 
-    # Persist before telling the client it is done: a finished scan is never lost.
-    await _record(deps, job, "completed", timings, **outcome)
-    await emitter.done(ScanDone(status=ScanStatus.COMPLETED, timings_ms=timings, **envelope))
+    # Persist before telling the client it is done: a finished scan is never lost. The queued
+    # events (bins.suggested) are appended meanwhile.
+    if not await _record(deps, job, "completed", timings, **outcome):
+        error = ErrorInfo(code=ErrorCode.INTERNAL,
+                          message="the result could not be saved; try again", retryable=True)
+        await emitter.finish(
+            ScanDone(status=ScanStatus.FAILED, timings_ms=timings, error=error, **envelope)
+        )
+        return ScanStatus.FAILED
+    await emitter.finish(ScanDone(status=ScanStatus.COMPLETED, timings_ms=timings, **envelope))
     return ScanStatus.COMPLETED

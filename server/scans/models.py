@@ -11,6 +11,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from server.db import Base
 from server.users.models import new_id, utcnow
 
+#: An absent value is SQL NULL, not the JSON ``null`` (rows are written with every column).
+_JSON = JSON(none_as_null=True)
+
 
 class Scan(Base):
     __tablename__ = "scans"
@@ -31,12 +34,12 @@ class Scan(Base):
     )
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
-    classification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    classification: Mapped[dict[str, Any] | None] = mapped_column(_JSON)
     coaching_text: Mapped[str | None] = mapped_column(Text)
-    rule_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    rule_ids: Mapped[list[str] | None] = mapped_column(_JSON)
     coach_backend: Mapped[str | None] = mapped_column(String(40))
-    bins: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    timings_ms: Mapped[dict[str, float] | None] = mapped_column(JSON)
-    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    bins: Mapped[dict[str, Any] | None] = mapped_column(_JSON)
+    timings_ms: Mapped[dict[str, float] | None] = mapped_column(_JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(_JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

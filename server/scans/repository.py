@@ -5,15 +5,18 @@ produced. While it runs, the durable record of it is the job itself (a persisten
 message, acknowledged only after the outcome is written), so no row is needed up front and the
 start of a scan costs no database round trip. The first outcome written wins: a cancel that
 raced the worker, or a task redelivered after a crash, never overwrites it.
+
+Outcomes go through the process's group-commit writer (:class:`server.db.GroupWriter`): a
+finished scan waits for its own durable commit, and concurrent scans share commits.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db import Database
 from server.scans.models import Scan
 from server.users.models import utcnow
 
@@ -22,12 +25,8 @@ async def get(session: AsyncSession, scan_id: str) -> Scan | None:
     return await session.get(Scan, scan_id)
 
 
-async def record_outcome(session: AsyncSession, **values: Any) -> bool:
-    """Insert the finished scan unless an outcome for it exists. Returns whether it was new."""
+async def record_outcome(db: Database, **values: Any) -> None:
+    """Insert the finished scan unless an outcome for it exists; returns once it is committed."""
     values.setdefault("finished_at", utcnow())
     values.setdefault("created_at", values["finished_at"])
-    dialect = session.bind.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Scan).values(**values).on_conflict_do_nothing()
-    result = await session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    await db.writer(Scan.__table__).write(values)

@@ -21,26 +21,25 @@ async def add_scan(
 ) -> str:
     scan_id = uuid.uuid4().hex
     finished = datetime.now(UTC) - timedelta(minutes=minutes_ago)
-    async with services.db.session() as session:
-        await scans.record_outcome(
-            session,
-            id=scan_id,
-            user_id=user_id,
-            session_id=f"s-{user_id[:8]}",
-            request_id=scan_id,
-            status=status,
-            locale="ko",
-            image_kind="key" if upload_key else "inline",
-            upload_key=upload_key,
-            classification=(
-                {"label": "item", "stream": stream, "confidence": 0.9}
-                if status == "completed"
-                else None
-            ),
-            coaching_text="라벨을 떼고 헹궈서 배출하세요." if status == "completed" else None,
-            rule_ids=["r1"],
-            finished_at=finished,
-        )
+    await scans.record_outcome(
+        services.db,
+        id=scan_id,
+        user_id=user_id,
+        session_id=f"s-{user_id[:8]}",
+        request_id=scan_id,
+        status=status,
+        locale="ko",
+        image_kind="key" if upload_key else "inline",
+        upload_key=upload_key,
+        classification=(
+            {"label": "item", "stream": stream, "confidence": 0.9}
+            if status == "completed"
+            else None
+        ),
+        coaching_text="라벨을 떼고 헹궈서 배출하세요." if status == "completed" else None,
+        rule_ids=["r1"],
+        finished_at=finished,
+    )
     return scan_id
 
 

@@ -66,6 +66,33 @@ async def test_idempotency_key_and_closed_scope(event_log: EventLog) -> None:
     assert await event_log.append(s, {"type": "a"}, key="r2:classified", scope="r2") == 3
 
 
+async def test_append_many_is_append_in_order(event_log: EventLog) -> None:
+    s = sid()
+    await event_log.create_session(s, "u")
+    delivered: list[int] = []
+    subscription = await event_log.subscribe(s, lambda seq, _: delivered.append(seq))
+    assert await event_log.append(s, {"type": "a"}, key="r1:a", scope="r1") == 1
+    results = await event_log.append_many(
+        s,
+        [({"type": "b", "n": 0}, "r1:b0"), ({"type": "a"}, "r1:a"), ({"type": "b", "n": 1}, None)],
+        scope="r1",
+    )
+    assert results == [2, AppendStatus.DUPLICATE, 3]
+    await event_log.append(s, {"type": "scan.done"}, key="r1:done")
+    assert await event_log.append_many(s, [({"type": "c"}, "r1:c"), ({"type": "d"}, None)],
+                                       scope="r1") == [AppendStatus.SCAN_CLOSED] * 2
+    assert await event_log.append_many(sid(), [({"type": "c"}, None)] * 3) == (
+        [AppendStatus.SESSION_GONE] * 3
+    )
+    events = await event_log.read_since(s, 0)
+    assert events is not None
+    assert [json.loads(e)["type"] for _, e in events] == ["a", "b", "b", "scan.done"]
+    assert [json.loads(e).get("n") for _, e in events][1:3] == [0, 1]
+    await settle()
+    assert delivered == [1, 2, 3, 4]
+    await subscription.close()
+
+
 async def test_unknown_session(event_log: EventLog) -> None:
     assert await event_log.append(sid(), {"type": "a"}) == AppendStatus.SESSION_GONE
     assert await event_log.get_session(sid()) is None
