@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Insert, MetaData, Table, event
+from sqlalchemy import Insert, MetaData, Table, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import SingletonThreadPool
 
 log = logging.getLogger(__name__)
 
@@ -37,33 +39,79 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers run beside the single writer; a commit is durable once the OS has the
+    # WAL page (synchronous=NORMAL): a crash of the process loses nothing, only a power cut
+    # can lose the last commits. Foreign keys are off by default in SQLite.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-            cur = dbapi_conn.cursor()
-            # WAL lets readers run beside the single writer; foreign keys are off by default.
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def make_write_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
-    """The engine of :class:`GroupWriter`: on PostgreSQL its own small pool in autocommit
-    (one statement is one round trip and one durable commit, with no BEGIN/COMMIT trips) and
-    without a pre-ping round trip at checkout (a dropped connection is retried instead); on
-    SQLite the main engine, since the file has one writer at a time anyway."""
-    if url.startswith("sqlite"):
-        return engine
-    return create_async_engine(
-        url, pool_size=4, max_overflow=4, isolation_level="AUTOCOMMIT"
-    )
+class _AsyncWrites:
+    """Runs a write on an async engine. On PostgreSQL: its own small pool in autocommit (one
+    statement is one round trip and one durable commit, with no BEGIN/COMMIT trips) without a
+    pre-ping round trip at checkout; a connection found dead is replaced and the write retried
+    once instead."""
+
+    def __init__(self, url: str, shared: AsyncEngine | None = None) -> None:
+        self._owned = shared is None
+        self.engine = shared or create_async_engine(
+            url, pool_size=4, max_overflow=4, isolation_level="AUTOCOMMIT"
+        )
+
+    async def execute(self, statement: Insert, rows: list[dict[str, Any]]) -> None:
+        for attempt in range(2):
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(statement, rows)
+                return
+            except DBAPIError as exc:
+                if attempt or not exc.connection_invalidated:
+                    raise
+                log.info("database connection was dropped; retrying on a new one")
+
+    async def dispose(self) -> None:
+        if self._owned:
+            await self.engine.dispose()
+
+
+class _SQLiteWrites:
+    """Runs a write on SQLite in one thread of its own with one connection (the standard
+    library's driver): a batch costs one thread hop, where the async driver would hop for every
+    call of the statement, the transaction and the pool."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(
+            make_url(url).set(drivername="sqlite"),
+            connect_args={"timeout": 30, "check_same_thread": False},
+            poolclass=SingletonThreadPool,
+        )
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+
+    def _run(self, statement: Insert, rows: list[dict[str, Any]]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(statement, rows)
+
+    async def execute(self, statement: Insert, rows: list[dict[str, Any]]) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._run, statement, rows)
+
+    async def dispose(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self.engine.dispose)
+        self._thread.shutdown(wait=False)
 
 
 class GroupWriter:
@@ -79,10 +127,12 @@ class GroupWriter:
     fails only its own ``write``. A connection found dead is replaced and the batch retried once.
     """
 
-    def __init__(self, engine: AsyncEngine, table: Table, *, max_batch: int = 200) -> None:
-        dialect = engine.dialect.name
+    def __init__(
+        self, writes: _AsyncWrites | _SQLiteWrites, table: Table, *, max_batch: int = 200
+    ) -> None:
+        dialect = writes.engine.dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        self._engine = engine
+        self._writes = writes
         self._statement: Insert = insert(table).on_conflict_do_nothing()
         self._columns = [column.name for column in table.columns]
         self._max_batch = max_batch
@@ -140,15 +190,7 @@ class GroupWriter:
             _settle(future, None)
 
     async def _execute(self, rows: list[dict[str, Any]]) -> None:
-        for attempt in range(2):
-            try:
-                async with self._engine.begin() as conn:
-                    await conn.execute(self._statement, rows)
-                return
-            except DBAPIError as exc:
-                if attempt or not exc.connection_invalidated:
-                    raise
-                log.info("database connection was dropped; retrying on a new one")
+        await self._writes.execute(self._statement, rows)
 
 
 def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
@@ -167,16 +209,21 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._write_engine: AsyncEngine | None = None
+        self._writes: _AsyncWrites | _SQLiteWrites | None = None
         self._writers: dict[str, GroupWriter] = {}
 
     def writer(self, table: Table) -> GroupWriter:
         """This process's group-commit writer for ``table`` (see :class:`GroupWriter`)."""
         found = self._writers.get(table.name)
         if found is None:
-            if self._write_engine is None:
-                self._write_engine = make_write_engine(self.url, self.engine)
-            found = self._writers[table.name] = GroupWriter(self._write_engine, table)
+            if self._writes is None:
+                if not self.url.startswith("sqlite"):
+                    self._writes = _AsyncWrites(self.url)
+                elif make_url(self.url).database:
+                    self._writes = _SQLiteWrites(self.url)
+                else:  # an in-memory database exists only on the main engine's connection
+                    self._writes = _AsyncWrites(self.url, shared=self.engine)
+            found = self._writers[table.name] = GroupWriter(self._writes, table)
         return found
 
     @asynccontextmanager
@@ -190,6 +237,8 @@ class Database:
                 raise
 
     async def dispose(self) -> None:
-        if self._write_engine is not None and self._write_engine is not self.engine:
-            await self._write_engine.dispose()
+        if self._writes is not None:
+            await self._writes.dispose()
+            self._writes = None
+            self._writers.clear()
         await self.engine.dispose()

@@ -35,6 +35,11 @@ class Subscription(Protocol):
 
 
 class EventLog(Protocol):
+    #: True when ``append`` itself hands the event to this process's subscribers (in-process
+    #: log); False when they get it later through pub/sub, so an appender that is also the
+    #: session's connection may deliver it to itself at once (it is then dropped by seq).
+    delivers_on_append: bool
+
     async def create_session(self, session_id: str, user_id: str) -> SessionInfo: ...
 
     async def get_session(self, session_id: str) -> SessionInfo | None: ...

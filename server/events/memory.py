@@ -42,6 +42,8 @@ class _MemorySubscription:
 
 
 class MemoryEventLog:
+    delivers_on_append = True
+
     def __init__(self, *, ttl_s: float = 600, max_events: int = 2000) -> None:
         self._ttl_s = ttl_s
         self._max_events = max_events

@@ -191,6 +191,8 @@ class _RedisSubscription:
 
 
 class RedisEventLog:
+    delivers_on_append = False
+
     def __init__(
         self,
         url: str,

@@ -66,7 +66,7 @@ from protocol.session import (
 )
 from server.auth.tokens import Claims
 from server.errors import AuthError, NotFound, WasteCoachError
-from server.events.base import RESYNC, AppendStatus, Subscription
+from server.events.base import RESYNC, AppendStatus, Subscription, encode_payload, with_seq
 from server.limits import Kind, LimitStatus
 from server.pipeline.chat import ChatJob
 from server.pipeline.run import ScanJob
@@ -272,7 +272,13 @@ class Connection:
 
     async def _append(self, payload: dict[str, Any], *, key: str | None = None) -> int:
         assert self.machine.session_id is not None
-        return await self.services.log.append(self.machine.session_id, payload, key=key)
+        event_log = self.services.log
+        seq = await event_log.append(self.machine.session_id, payload, key=key)
+        if seq > 0 and not event_log.delivers_on_append:
+            # This connection wrote it: send it now rather than after the pub/sub round trip.
+            # The copy that pub/sub brings later has a seq already sent and is dropped.
+            self._deliver(seq, with_seq(seq, encode_payload(payload)))
+        return seq
 
     async def _error(self, request_id: str | None, exc: WasteCoachError) -> None:
         error = Error(
@@ -350,6 +356,9 @@ class Connection:
             upload_key=upload_key,
             enqueued_at=time.time(),
         )
+        # Let the writer send scan.accepted before the enqueue (a thread in distributed mode)
+        # competes with it for the interpreter.
+        await asyncio.sleep(0)
         try:
             await self.services.runner.submit(job)
         except Exception:
