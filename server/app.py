@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from protocol.messages import ErrorCode
 from server.errors import WasteCoachError
 from server.pipeline.factory import warm_up
+from server.runtime import settle_heap
 from server.services import Services
 from server.settings import Settings, get_settings
 
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # than inside the first user's request.
         await asyncio.to_thread(warm_up)
         services = await Services.build(settings)
+        settle_heap()
         app.state.services = services
         app.state.db = services.db
         app.state.accounts = services.accounts

@@ -23,12 +23,14 @@ def _runtime() -> tuple[LoopThread, PipelineDeps]:
     with _lock:
         if _state is None:
             from server.pipeline.factory import warm_up
+            from server.runtime import settle_heap
             from server.services import build_pipeline_deps
             from server.settings import get_settings
 
             warm_up()
             loop = LoopThread()
             deps = loop.run(build_pipeline_deps(get_settings()))
+            settle_heap()
             _state = (loop, deps)
         return _state
 

@@ -5,7 +5,8 @@ that produces them wait on each append.
 first event at once, and every event emitted while an append is in flight in the next batch
 (one round trip for a burst of coaching tokens, as group commit does for a database). The
 order of events is the order of ``emit`` calls. ``flush`` waits until everything queued is in
-the log; the request's last event goes through :meth:`EventEmitter.finish`, after a flush.
+the log; the request's last event goes through :meth:`EventEmitter.finish`, which appends it
+with whatever is still queued in one round trip.
 
 Each event carries an idempotency key derived from the request id, so a task that runs twice
 (a worker crashed, the broker redelivered the job) appends nothing twice; and the log refuses a
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from protocol.messages import event_payload
@@ -67,13 +69,23 @@ class EventEmitter:
             await asyncio.shield(self._drain)
         self._check()
 
-    async def finish(self, event: Any, key: str = "done") -> int:
-        """Append the request's final event after all the others, whatever their fate."""
-        with contextlib.suppress(RequestClosed):
-            await self.flush()
-        return await self._log.append(
-            self._session_id, event_payload(event), key=f"{self._request_id}:{key}"
-        )
+    async def finish(
+        self, event: Any, key: str = "done", *, after: Sequence[tuple[Any, str]] = ()
+    ) -> int:
+        """Append the request's final event after all the others, whatever their fate, in the
+        same round trip as what is still queued and as ``after`` (events the caller held back
+        until now, such as ``bins.suggested`` until the outcome was saved). Returns the final
+        event's seq, or the :class:`AppendStatus` that kept it out (the request was closed)."""
+        while self._drain is not None:
+            await asyncio.shield(self._drain)
+        if self._failure is not None:
+            raise self._failure
+        batch = [] if self._closed else self._queue
+        self._queue = []
+        batch += [(event_payload(e), f"{self._request_id}:{k}") for e, k in after]
+        batch.append((event_payload(event), f"{self._request_id}:{key}"))
+        results = await self._log.append_many(self._session_id, batch, scope=self._scope)
+        return results[-1]
 
     async def aclose(self) -> None:
         """Stop appending (the request is over or was abandoned); drop what is queued."""

@@ -229,7 +229,6 @@ async def run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
         bins = await deps.stages.locations.suggest(scan, classification)
         timings[Stage.LOCATIONS] = (time.perf_counter() - started) * 1000
         outcome["bins"] = bins.model_dump(mode="json", exclude={"seq", "ts"})
-        await emitter.emit(bins, "bins")
     except RequestClosed:
         await _record(deps, job, "cancelled", timings, **outcome)
         await emitter.aclose()
@@ -248,14 +247,19 @@ async def run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
         )
         return ScanStatus.FAILED
 
-    # Persist before telling the client it is done: a finished scan is never lost. The queued
-    # events (bins.suggested) are appended meanwhile.
+    # Persist before telling the client it is done: a finished scan is never lost. Events
+    # still queued are appended meanwhile; bins.suggested waits and goes with scan.done, in
+    # one round trip to the log.
     if not await _record(deps, job, "completed", timings, **outcome):
         error = ErrorInfo(code=ErrorCode.INTERNAL,
                           message="the result could not be saved; try again", retryable=True)
         await emitter.finish(
-            ScanDone(status=ScanStatus.FAILED, timings_ms=timings, error=error, **envelope)
+            ScanDone(status=ScanStatus.FAILED, timings_ms=timings, error=error, **envelope),
+            after=[(bins, "bins")],
         )
         return ScanStatus.FAILED
-    await emitter.finish(ScanDone(status=ScanStatus.COMPLETED, timings_ms=timings, **envelope))
+    await emitter.finish(
+        ScanDone(status=ScanStatus.COMPLETED, timings_ms=timings, **envelope),
+        after=[(bins, "bins")],
+    )
     return ScanStatus.COMPLETED

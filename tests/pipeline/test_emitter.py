@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from protocol.messages import CoachingDelta, ScanDone, ScanStatus
-from server.events.base import AppendStatus, EventLog
+from server.events.base import EventLog
 from server.events.memory import MemoryEventLog
 from server.events.redis import RedisEventLog
 from server.pipeline.emitter import EventEmitter, RequestClosed
@@ -67,7 +67,7 @@ async def test_a_burst_goes_in_few_round_trips_and_in_order(event_log: EventLog)
         await emitter.emit(delta(i), f"delta:{i}")
     done = ScanDone(request_id="r1", scan_id="s1", status=ScanStatus.COMPLETED)
     assert await emitter.finish(done) == 101
-    assert sum(counting.calls) == 100
+    assert sum(counting.calls) == 101
     assert len(counting.calls) <= 4, counting.calls
     events = await event_log.read_since(sid, 0)
     assert events is not None
@@ -111,10 +111,26 @@ async def test_a_cancelled_scan_stops_the_producer(event_log: EventLog) -> None:
     with pytest.raises(RequestClosed):
         await emitter.emit(delta(2), "delta:2")
     done = ScanDone(request_id="r1", scan_id="s1", status=ScanStatus.COMPLETED)
-    assert await emitter.finish(done) == AppendStatus.DUPLICATE
+    assert await emitter.finish(done) < 0  # not appended: the scan has its scan.done
     events = await event_log.read_since(sid, 0)
     assert events is not None
     assert [json.loads(e)["type"] for _, e in events] == ["coaching.delta", "scan.done"]
+
+
+async def test_finish_takes_what_is_queued_and_held_back_in_one_round_trip(
+    event_log: EventLog,
+) -> None:
+    sid = await new_session(event_log)
+    counting = Counting(event_log)
+    emitter = EventEmitter(counting, sid, "r1")  # type: ignore[arg-type]
+    await emitter.emit(delta(0), "delta:0")
+    await emitter.emit(delta(1), "delta:1")  # both in the first round trip
+    done = ScanDone(request_id="r1", scan_id="s1", status=ScanStatus.COMPLETED)
+    assert await emitter.finish(done, after=[(delta(2), "delta:2")]) == 4
+    assert counting.calls == [2, 2]  # then the held-back event with scan.done
+    events = await event_log.read_since(sid, 0)
+    assert events is not None
+    assert [json.loads(e).get("index") for _, e in events] == [0, 1, 2, None]
 
 
 async def test_a_redelivered_task_appends_nothing_twice(event_log: EventLog) -> None:
