@@ -10,7 +10,9 @@ Per session (all keys share the hash tag ``{sid}`` so a Redis Cluster keeps them
 
 One Lua script does check-assign-store-publish atomically, so a Celery task that runs twice
 after a crash cannot emit an event twice, and no event can be published without being logged.
-It takes several events at once, so a burst (coaching tokens) costs one round trip.
+It takes several events at once, so a burst (coaching tokens) costs one round trip, and
+publishes them as one message (events separated by newlines, which JSON text never contains
+raw), so the subscriber parses one message for the burst.
 
 Each server process holds ONE pub/sub connection (:class:`RedisHub`), subscribes to a channel
 per connected session and routes messages to them; redis-py's asyncio pub/sub does not
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 _APPEND = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-3} end
 local results = {}
+local published = {}
 for i = 5, #ARGV, 2 do
   local key = ARGV[i + 1]
   if ARGV[4] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[4] .. ':done') == 1 then
@@ -49,11 +52,12 @@ for i = 5, #ARGV, 2 do
     local event = '{"seq":' .. seq .. ',' .. string.sub(ARGV[i], 2)
     if key ~= '' then redis.call('HSET', KEYS[3], key, seq) end
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'e', event)
-    redis.call('PUBLISH', ARGV[3], event)
+    published[#published + 1] = event
     results[#results + 1] = seq
   end
 end
 for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[2]) end
+if #published > 0 then redis.call('PUBLISH', ARGV[3], table.concat(published, '\\n')) end
 return results
 """
 
@@ -141,9 +145,11 @@ class RedisHub:
                 elif kind == "message":
                     data = message["data"]
                     text = data.decode() if isinstance(data, bytes) else data
-                    seq = seq_of(text)
-                    for deliver in list(self._routes.get(channel, ())):
-                        deliver(seq, text)
+                    routes = list(self._routes.get(channel, ()))
+                    for event in text.split("\n"):
+                        seq = seq_of(event)
+                        for deliver in routes:
+                            deliver(seq, event)
             except asyncio.CancelledError:
                 raise
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:

@@ -160,3 +160,29 @@ async def test_hub_reconnects_and_asks_for_a_resync() -> None:
     await admin.aclose()
     await log.close()
     await hub.close()
+
+
+async def test_redis_publishes_a_batch_as_one_message() -> None:
+    log = RedisEventLog(REDIS_URL)
+    listener = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    pubsub = listener.pubsub(ignore_subscribe_messages=True)
+    s = sid()
+    try:
+        await log.create_session(s, "u")
+        await pubsub.subscribe("wc:{" + s + "}")
+        await log.append_many(s, [({"type": "d", "text": "line\nbreak"}, None)] * 3 + [
+            ({"type": "scan.done"}, "r1:done")
+        ])
+        messages = []
+        for _ in range(20):
+            message = await pubsub.get_message(timeout=0.1)
+            if message is not None:
+                messages.append(message["data"])
+        assert len(messages) == 1
+        events = messages[0].split("\n")
+        assert [json.loads(e)["seq"] for e in events] == [1, 2, 3, 4]
+        assert json.loads(events[0])["text"] == "line\nbreak"
+    finally:
+        await pubsub.aclose()
+        await listener.aclose()
+        await log.close()
