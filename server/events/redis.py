@@ -146,10 +146,10 @@ class RedisHub:
                     data = message["data"]
                     text = data.decode() if isinstance(data, bytes) else data
                     routes = list(self._routes.get(channel, ()))
-                    for event in text.split("\n"):
-                        seq = seq_of(event)
+                    for item in text.split("\n"):
+                        seq = seq_of(item)
                         for deliver in routes:
-                            deliver(seq, event)
+                            deliver(seq, item)
             except asyncio.CancelledError:
                 raise
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
