@@ -2,7 +2,7 @@
 
 Like scans, a chat job runs in the server (embedded) or in a Celery worker (distributed), and
 every event goes through the session's event log with an idempotency key, so a redelivered
-task does not answer twice.
+task does not answer twice; tokens go in batches (:class:`~server.pipeline.emitter.EventEmitter`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from protocol.messages import ChatDelta, ChatDone, Classification, Locale, event_payload
+from protocol.messages import ChatDelta, ChatDone, Classification, Locale
 from server.coach.chat import ChatResult, converse
-from server.events.base import AppendStatus
+from server.pipeline.emitter import EventEmitter
 from server.pipeline.run import PipelineDeps
 from server.scans import repository as scans
 
@@ -46,20 +46,15 @@ async def _scan_context(job: ChatJob, deps: PipelineDeps) -> Classification | No
 
 async def run_chat(job: ChatJob, deps: PipelineDeps) -> None:
     chat = deps.stages.chat
-    key = f"{job.request_id}:chat"
-
-    async def emit(event: ChatDelta | ChatDone, suffix: str) -> bool:
-        result = await deps.log.append(
-            job.session_id, event_payload(event), key=f"{key}:{suffix}"
-        )
-        return result not in (AppendStatus.SESSION_GONE,)
+    # Tokens that arrive while an append is in flight go together in the next one.
+    emitter = EventEmitter(deps.log, job.session_id, job.request_id, scoped=False)
 
     if chat is None:
-        await emit(
+        await emitter.finish(
             ChatDone(request_id=job.request_id, scan_id=job.scan_id, text="",
                      backend="none", outcome="invalid",
                      fallback_reason="chat is not available on this server"),
-            "done",
+            "chat:done",
         )
         return
     started = time.perf_counter()
@@ -80,22 +75,24 @@ async def run_chat(job: ChatJob, deps: PipelineDeps) -> None:
             if isinstance(chunk, ChatResult):
                 result = chunk
                 continue
-            if not await emit(ChatDelta(request_id=job.request_id, index=index, text=chunk),
-                              f"delta:{index}"):
+            await emitter.emit(ChatDelta(request_id=job.request_id, index=index, text=chunk),
+                               f"chat:delta:{index}")
+            if emitter.session_gone:  # nobody is listening any more
+                await emitter.aclose()
                 return
             index += 1
     except Exception:
         log.exception("chat %s failed", job.request_id)
     if result is None:
-        await emit(
+        await emitter.finish(
             ChatDone(request_id=job.request_id, scan_id=job.scan_id, text="", backend="none",
                      outcome="failed", fallback_reason="the answer failed; ask again"),
-            "done",
+            "chat:done",
         )
         return
     log.debug("chat %s answered in %.1f ms", job.request_id,
               (time.perf_counter() - started) * 1000)
-    await emit(
+    await emitter.finish(
         ChatDone(
             request_id=job.request_id,
             scan_id=job.scan_id,
@@ -106,5 +103,5 @@ async def run_chat(job: ChatJob, deps: PipelineDeps) -> None:
             fallback_reason=result.fallback_reason,
             outcome=result.outcome.value,
         ),
-        "done",
+        "chat:done",
     )
