@@ -135,12 +135,13 @@ class GroupWriter:
         self._writes = writes
         self._statement: Insert = insert(table).on_conflict_do_nothing()
         self._columns = [column.name for column in table.columns]
+        self._known = frozenset(self._columns)
         self._max_batch = max_batch
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def write(self, row: dict[str, Any]) -> None:
-        unknown = row.keys() - set(self._columns)
+        unknown = row.keys() - self._known
         if unknown:
             raise ValueError(f"no such columns: {sorted(unknown)}")
         # Every row names every column, so that a batch is one executemany.

@@ -51,10 +51,6 @@ class EventEmitter:
         self._failure: BaseException | None = None
         self.session_gone = False
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     async def emit(self, event: Any, key: str) -> None:
         self._check()
         self._queue.append((event_payload(event), f"{self._request_id}:{key}"))
@@ -65,8 +61,7 @@ class EventEmitter:
 
     async def flush(self) -> None:
         """Wait until every queued event is in the log."""
-        while self._drain is not None:
-            await asyncio.shield(self._drain)
+        await self._drained()
         self._check()
 
     async def finish(
@@ -76,8 +71,7 @@ class EventEmitter:
         same round trip as what is still queued and as ``after`` (events the caller held back
         until now, such as ``bins.suggested`` until the outcome was saved). Returns the final
         event's seq, or the :class:`AppendStatus` that kept it out (the request was closed)."""
-        while self._drain is not None:
-            await asyncio.shield(self._drain)
+        await self._drained()
         if self._failure is not None:
             raise self._failure
         batch = [] if self._closed else self._queue
@@ -94,6 +88,10 @@ class EventEmitter:
             self._drain.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._drain
+
+    async def _drained(self) -> None:
+        while self._drain is not None:
+            await asyncio.shield(self._drain)
 
     def _check(self) -> None:
         if self._failure is not None:
