@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 
 from protocol.messages import (
     Classification,
@@ -141,6 +142,9 @@ async def _record(
                 **outcome,
             )
             return True
+        except IntegrityError:  # no retry helps: say, the user was deleted while it ran
+            log.warning("scan %s cannot be saved", job.scan_id, exc_info=True)
+            return False
         except Exception:
             if time.monotonic() + delay > deadline:
                 log.exception("could not save the outcome of scan %s", job.scan_id)

@@ -1,0 +1,113 @@
+"""Saving a scan's outcome before scan.done: retried while the database is away, never for a
+row that cannot be saved (SQLite file database, in-memory event log, instant stages)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from protocol.messages import InlineImage, Locale
+from server.db import Database
+from server.events.memory import MemoryEventLog
+from server.migrate import upgrade
+from server.pipeline import run as pipeline
+from server.pipeline.run import PipelineDeps, ScanJob, run_scan
+from server.pipeline.stages import Stages
+from server.scans.models import Scan
+from server.users.models import User, new_id
+from tests.support.stages import InstantCoach, InstantLocations, InstantVision
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'record.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url)
+    yield database
+    await database.dispose()
+
+
+class Flaky:
+    """The real SQLite writes, failing the first ``failures`` batches as a lost server would."""
+
+    def __init__(self, inner: Any, failures: int) -> None:
+        self.inner = inner
+        self.engine = inner.engine
+        self.failures = failures
+
+    async def execute(self, statement: Any, rows: list[dict[str, Any]]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+        await self.inner.execute(statement, rows)
+
+
+async def scan(db: Database, user_id: str) -> tuple[ScanJob, list[dict[str, Any]]]:
+    log = MemoryEventLog()
+    session_id = new_id()
+    await log.create_session(session_id, user_id)
+    deps = PipelineDeps(
+        log=log, db=db, storage=None,  # type: ignore[arg-type]  # inline image: not used
+        stages=Stages(vision=InstantVision(), coach=InstantCoach(), locations=InstantLocations()),
+        max_image_bytes=1 << 20,
+    )
+    job = ScanJob(
+        scan_id=new_id(), request_id="r1", session_id=session_id, user_id=user_id,
+        locale=Locale.KO, enqueued_at=time.time(),
+        image=InlineImage(content_type="image/jpeg", data=base64.b64encode(b"JPEG" * 8).decode()),
+    )
+    await run_scan(job, deps)
+    events = await log.read_since(session_id, 0)
+    assert events is not None
+    return job, [json.loads(e) for _, e in events]
+
+
+async def a_user(db: Database) -> str:
+    user_id = new_id()
+    async with db.session() as session:
+        session.add(User(id=user_id))
+    return user_id
+
+
+async def test_outcome_is_saved_after_the_database_comes_back(db: Database) -> None:
+    user = await a_user(db)
+    writer = db.writer(Scan.__table__)
+    writer._writes = Flaky(writer._writes, failures=3)  # type: ignore[assignment]
+    job, events = await scan(db, user)
+    assert [e["type"] for e in events][-2:] == ["bins.suggested", "scan.done"]
+    assert events[-1]["status"] == "completed"
+    async with db.session() as session:
+        row = await session.get(Scan, job.scan_id)
+    assert row is not None and row.status == "completed"
+
+
+async def test_scan_fails_plainly_when_the_outcome_cannot_be_saved(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "RECORD_PATIENCE_S", 0.3)
+    user = await a_user(db)
+    writer = db.writer(Scan.__table__)
+    writer._writes = Flaky(writer._writes, failures=1000)  # type: ignore[assignment]
+    _, events = await scan(db, user)
+    done = events[-1]
+    assert done["type"] == "scan.done" and done["status"] == "failed"
+    assert done["error"]["code"] == "internal" and done["error"]["retryable"] is True
+
+
+async def test_a_row_that_can_never_be_saved_is_not_retried(db: Database) -> None:
+    started = time.monotonic()
+    _, events = await scan(db, "deleted-user")  # no such user: the foreign key refuses it
+    assert time.monotonic() - started < 2
+    assert events[-1]["status"] == "failed"
