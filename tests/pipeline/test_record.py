@@ -21,7 +21,8 @@ from server.pipeline import run as pipeline
 from server.pipeline.run import PipelineDeps, ScanJob, run_scan
 from server.pipeline.stages import Stages
 from server.scans.models import Scan
-from server.users.models import User, new_id
+from server.users.models import new_id
+from tests.support.db import a_user
 from tests.support.stages import InstantCoach, InstantLocations, InstantVision
 
 
@@ -72,13 +73,6 @@ async def scan(db: Database, user_id: str) -> tuple[ScanJob, list[dict[str, Any]
     events = await log.read_since(session_id, 0)
     assert events is not None
     return job, [json.loads(e) for _, e in events]
-
-
-async def a_user(db: Database) -> str:
-    user_id = new_id()
-    async with db.session() as session:
-        session.add(User(id=user_id))
-    return user_id
 
 
 async def test_outcome_is_saved_after_the_database_comes_back(db: Database) -> None:

@@ -15,7 +15,8 @@ from server.db import Database
 from server.migrate import upgrade
 from server.scans import repository as scans
 from server.scans.models import Scan
-from server.users.models import User, new_id, utcnow
+from server.users.models import new_id, utcnow
+from tests.support.db import a_user
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -33,13 +34,6 @@ async def db(db_url: str) -> AsyncIterator[Database]:
     database = Database(db_url)
     yield database
     await database.dispose()
-
-
-async def a_user(db: Database) -> str:
-    user_id = new_id()
-    async with db.session() as session:
-        session.add(User(id=user_id))
-    return user_id
 
 
 def outcome(user_id: str, **extra: Any) -> dict[str, Any]:
