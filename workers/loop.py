@@ -4,7 +4,8 @@ Celery tasks are synchronous; the pipeline is async. Running every task on a sin
 loop keeps the Redis, database and HTTP connections pooled across tasks (``asyncio.run`` per
 task would open and close them every time), and lets a thread-pool worker run many scans
 concurrently on one loop. The loop is uvloop's where it is installed (it comes with
-``uvicorn[standard]``, as in the server), which roughly halves the loop's own cost per I/O.
+``uvicorn[standard]``, as in the server); a Redis round trip measured 0.17 ms on it against
+0.21 ms on the standard loop.
 """
 
 from __future__ import annotations
