@@ -45,7 +45,7 @@ class Flaky:
 
     def __init__(self, inner: Any, failures: int) -> None:
         self.inner = inner
-        self.engine = inner.engine
+        self.dialect = inner.dialect
         self.failures = failures
 
     async def execute(self, statement: Any, rows: list[dict[str, Any]]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from server.db import Database
+from server.db import Database, _SQLiteWrites
 from server.migrate import upgrade
 from server.scans import repository as scans
 from server.scans.models import Scan
@@ -47,7 +49,7 @@ def outcome(user_id: str, **extra: Any) -> dict[str, Any]:
 class CountingWrites:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.engine = inner.engine
+        self.dialect = inner.dialect
         self.batches: list[int] = []
 
     async def execute(self, statement: Any, rows: list[dict[str, Any]]) -> None:
@@ -150,3 +152,63 @@ async def test_finished_at_is_stamped(db: Database) -> None:
     stored = (await saved(db, [row["id"]]))[row["id"]]
     assert stored.finished_at is not None
     assert stored.finished_at.replace(tzinfo=None) >= before
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'writer.db'}"
+    upgrade(url)
+    return url
+
+
+async def test_sqlite_write_waits_for_another_writer_without_blocking_the_loop(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    db = Database(sqlite_url)
+    try:
+        user = await a_user(db)
+        await scans.record_outcome(db, **outcome(user))  # the loop's own connection exists
+        blocker = sqlite3.connect(tmp_path / "writer.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        row = outcome(user)
+        write = asyncio.create_task(scans.record_outcome(db, **row))
+        ticks = 0
+        for _ in range(20):  # the loop keeps running while the write waits
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert ticks == 20 and not write.done()
+        blocker.execute("COMMIT")
+        await asyncio.wait_for(write, 10)
+        assert row["id"] in await saved(db, [row["id"]])
+        blocker.close()
+    finally:
+        await db.dispose()
+
+
+async def test_sqlite_checkpoints_run_off_the_loop(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database(sqlite_url)
+    try:
+        user = await a_user(db)
+        writer = db.writer(Scan.__table__)
+        writes = writer._writes
+        assert isinstance(writes, _SQLiteWrites)
+        monkeypatch.setattr(_SQLiteWrites, "CHECKPOINT_EVERY", 3)
+        threads: list[str] = []
+        real = writes._checkpoint
+
+        def checkpoint() -> None:
+            threads.append(threading.current_thread().name)
+            real()
+
+        monkeypatch.setattr(writes, "_checkpoint", checkpoint)
+        for _ in range(7):
+            await scans.record_outcome(db, **outcome(user))
+        await asyncio.sleep(0.2)
+        assert len(threads) == 2
+        assert all(name.startswith("sqlite-writer") for name in threads)
+        assert writes._fast is not None
+        assert writes._fast.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    finally:
+        await db.dispose()
