@@ -78,8 +78,6 @@ def worker(args: argparse.Namespace) -> int:
         "worker",
         "--loglevel",
         args.loglevel,
-        "--pool",
-        "threads",
         "--concurrency",
         str(args.concurrency),
         "--without-gossip",

@@ -19,6 +19,8 @@ def make_celery(broker_url: str, queue: str = "wastecoach.scans") -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=4,
+        # Tasks run on the worker's asyncio loop (see workers/pool.py).
+        worker_pool="workers.pool:LoopPool",
         broker_connection_retry_on_startup=True,
         task_default_queue=queue,
         worker_hijack_root_logger=False,

@@ -2,59 +2,75 @@
 
 from __future__ import annotations
 
-import threading
+import asyncio
 from typing import Any
 
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_init, worker_shutdown
 
 from server.pipeline.chat import ChatJob, run_chat
 from server.pipeline.run import PipelineDeps, ScanJob, run_scan
 from server.pipeline.runner import CHAT_TASK, SCAN_TASK
 from server.services import close_stages
 from workers.celery_app import app
-from workers.loop import LoopThread
+from workers.loop import on_worker_loop, stop_worker_loop, worker_loop
 
-_lock = threading.Lock()
-_state: tuple[LoopThread, PipelineDeps] | None = None
+_deps: PipelineDeps | None = None
+_deps_lock: asyncio.Lock | None = None
 
 
-def _runtime() -> tuple[LoopThread, PipelineDeps]:
-    global _state
-    with _lock:
-        if _state is None:
-            from server.pipeline.factory import warm_up
-            from server.runtime import settle_heap
-            from server.services import build_pipeline_deps
-            from server.settings import get_settings
+async def pipeline_deps() -> PipelineDeps:
+    """The process's pipeline dependencies, built once on the worker's loop."""
+    global _deps, _deps_lock
+    if _deps is None:
+        if _deps_lock is None:
+            _deps_lock = asyncio.Lock()
+        async with _deps_lock:
+            if _deps is None:
+                from server.pipeline.factory import warm_up
+                from server.runtime import settle_heap
+                from server.services import build_pipeline_deps
+                from server.settings import get_settings
 
-            warm_up()
-            loop = LoopThread()
-            deps = loop.run(build_pipeline_deps(get_settings()))
-            settle_heap()
-            _state = (loop, deps)
-        return _state
+                await asyncio.to_thread(warm_up)
+                _deps = await build_pipeline_deps(get_settings())
+                settle_heap()
+    return _deps
+
+
+async def _scan(job: ScanJob) -> str:
+    return (await run_scan(job, await pipeline_deps())).value
+
+
+async def _chat(job: ChatJob) -> None:
+    await run_chat(job, await pipeline_deps())
 
 
 @app.task(name=SCAN_TASK, acks_late=True)  # type: ignore[untyped-decorator]
 def scan(job: dict[str, Any]) -> str:
-    loop, deps = _runtime()
-    status = loop.run(run_scan(ScanJob.model_validate(job), deps))
-    return status.value
+    return on_worker_loop(_scan(ScanJob.model_validate(job)))
 
 
 @app.task(name=CHAT_TASK, acks_late=True)  # type: ignore[untyped-decorator]
-def chat(job: dict[str, Any]) -> None:
-    loop, deps = _runtime()
-    loop.run(run_chat(ChatJob.model_validate(job), deps))
+def chat(job: dict[str, Any]) -> str | None:
+    return on_worker_loop(_chat(ChatJob.model_validate(job)))
 
 
-@worker_process_shutdown.connect  # type: ignore[untyped-decorator]
+@worker_init.connect  # type: ignore[untyped-decorator]
+def _prepare(**_: Any) -> None:
+    # Models, connections and the frozen heap before the first task, not during it.
+    worker_loop().run(pipeline_deps())
+
+
+async def _close() -> None:
+    global _deps
+    if _deps is not None:
+        deps, _deps = _deps, None
+        await deps.log.close()
+        await close_stages(deps.stages)
+        await deps.db.dispose()
+
+
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
 def _shutdown(**_: Any) -> None:
-    global _state
-    if _state is not None:
-        loop, deps = _state
-        loop.run(deps.log.close())
-        loop.run(close_stages(deps.stages))
-        loop.run(deps.db.dispose())
-        loop.stop()
-        _state = None
+    worker_loop().run(_close())
+    stop_worker_loop()

@@ -10,6 +10,11 @@ import contextlib
 import logging
 from typing import Protocol
 
+import aio_pika
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from kombu.serialization import dumps
+from kombu.utils.url import parse_url
+
 from server.pipeline.chat import ChatJob, run_chat
 from server.pipeline.run import PipelineDeps, ScanJob, run_scan
 
@@ -55,12 +60,26 @@ class EmbeddedRunner:
 
 
 class CeleryRunner:
-    """Enqueues on RabbitMQ. The job is committed to the database before this is called."""
+    """Enqueues Celery tasks on RabbitMQ from the event loop.
+
+    The message is the one Celery itself would send (protocol 2, built by Celery's own
+    ``as_task_v2``, JSON), published with aio-pika instead of kombu: kombu's publish blocks, so
+    it needed a thread, and the hop to it and back cost more than the publish. The channel has
+    publisher confirms and messages are ``mandatory`` and persistent, so ``submit`` returns
+    only once RabbitMQ has the job in a queue, and raises otherwise (the scan then ends as
+    failed and retryable, never silently lost). The connection is aio-pika's robust one: it
+    reconnects after a broker restart and declares the queue again.
+    """
 
     def __init__(self, broker_url: str, queue: str) -> None:
         from workers.celery_app import make_celery
 
         self._app = make_celery(broker_url, queue)
+        self._broker_url = broker_url
+        self._queue = self._app.amqp.queues[queue]
+        self._connection: AbstractRobustConnection | None = None
+        self._exchange: AbstractExchange | None = None
+        self._opening = asyncio.Lock()
 
     async def submit(self, job: ScanJob) -> None:
         await self._send(SCAN_TASK, job.model_dump(mode="json"), f"scan {job.scan_id}",
@@ -70,20 +89,65 @@ class CeleryRunner:
         await self._send(CHAT_TASK, job.model_dump(mode="json"), f"chat {job.request_id}",
                          f"{job.session_id}:{job.request_id}")
 
+    async def _open(self) -> AbstractExchange:
+        async with self._opening:
+            if self._exchange is None:
+                url = parse_url(self._broker_url)
+                connection = await aio_pika.connect_robust(
+                    host=url.get("hostname") or "localhost",
+                    port=url.get("port") or 5672,
+                    login=url.get("userid") or "guest",
+                    password=url.get("password") or "guest",
+                    virtualhost=url.get("virtual_host") or "/",
+                    ssl=self._broker_url.startswith("amqps"),
+                    client_properties={"connection_name": "wastecoach-server"},
+                )
+                try:
+                    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+                    # Declared exactly as Celery's worker declares them, so either may be first.
+                    spec = self._queue
+                    exchange = await channel.declare_exchange(
+                        spec.exchange.name, spec.exchange.type, durable=spec.exchange.durable,
+                        auto_delete=spec.exchange.auto_delete,
+                    )
+                    queue = await channel.declare_queue(
+                        spec.name, durable=spec.durable, auto_delete=spec.auto_delete,
+                        exclusive=spec.exclusive, arguments=spec.queue_arguments,
+                    )
+                    await queue.bind(exchange, spec.routing_key)
+                except BaseException:
+                    await connection.close()
+                    raise
+                self._connection, self._exchange = connection, exchange
+            return self._exchange
+
     async def _send(self, task: str, payload: dict[str, object], summary: str,
                     task_id: str) -> None:
-        # kombu's publish blocks; keep it off the event loop. The argsrepr header is what
-        # monitoring tools (flower, events, logs) show of a task: a short summary, because
-        # Celery would otherwise put a repr of the job, inline photo or question text included,
-        # in every message header (and that repr costs half of the publish).
-        await asyncio.to_thread(
-            self._app.send_task,
-            task,
-            args=[payload],
-            task_id=task_id,
-            argsrepr=summary,
-            kwargsrepr="{}",
+        # The argsrepr header is what monitoring tools (flower, events, logs) show of a task:
+        # a short summary, rather than a repr of the job with its inline photo or question.
+        message = self._app.amqp.as_task_v2(
+            task_id, task, args=[payload], kwargs={}, argsrepr=summary, kwargsrepr="{}",
+            ignore_result=True,
+        )
+        content_type, encoding, body = dumps(  # type: ignore[no-untyped-call]
+            message.body, serializer="json"
+        )
+        exchange = self._exchange or await self._open()
+        await exchange.publish(
+            aio_pika.Message(
+                body=body.encode() if isinstance(body, str) else body,
+                headers=message.headers,
+                content_type=content_type,
+                content_encoding=encoding,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                correlation_id=task_id,
+                priority=0,
+            ),
+            routing_key=self._queue.routing_key,
+            mandatory=True,
         )
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._app.close)
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = self._exchange = None

@@ -356,9 +356,8 @@ class Connection:
             upload_key=upload_key,
             enqueued_at=time.time(),
         )
-        # Let the writer send scan.accepted before the enqueue (a thread in distributed mode)
-        # competes with it for the interpreter.
-        await asyncio.sleep(0)
+        # Enqueue before the writer gets to send scan.accepted: every later event waits on the
+        # job reaching a worker, and the writer sends while the enqueue awaits the broker.
         try:
             await self.services.runner.submit(job)
         except Exception:

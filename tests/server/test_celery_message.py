@@ -7,12 +7,14 @@ import json
 import time
 import uuid
 
+import aio_pika
+import pytest
 from kombu import Connection
 
 from protocol.messages import InlineImage, Locale
 from server.pipeline.run import ScanJob
 from server.pipeline.runner import SCAN_TASK, CeleryRunner
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, free_port
 
 PHOTO = InlineImage(content_type="image/jpeg", data=base64.b64encode(b"SECRETPHOTO" * 8).decode())
 
@@ -42,3 +44,29 @@ async def test_scan_job_travels_whole_but_headers_name_it_only() -> None:
     assert PHOTO.data[:16] not in json.dumps(headers)
     args, _kwargs, _ = json.loads(message.body)
     assert ScanJob.model_validate(args[0]) == job
+
+
+async def test_a_job_rabbitmq_cannot_queue_is_an_error_not_a_silent_loss() -> None:
+    queue = f"wastecoach.test.{uuid.uuid4().hex[:8]}"
+    runner = CeleryRunner(AMQP_URL, queue)
+    job = ScanJob(scan_id="s" * 32, request_id="r2", session_id="sess", user_id="u" * 32,
+                  locale=Locale.EN, image=PHOTO, enqueued_at=time.time())
+    try:
+        await runner.submit(job)  # declares the queue and its binding
+        with Connection(AMQP_URL) as conn:
+            conn.default_channel.queue_delete(queue)  # an operator deleted it meanwhile
+        with pytest.raises(aio_pika.exceptions.DeliveryError):
+            await runner.submit(job)
+    finally:
+        await runner.close()
+
+
+async def test_a_broker_that_cannot_be_reached_is_an_error() -> None:
+    runner = CeleryRunner(f"amqp://guest:guest@127.0.0.1:{free_port()}//", "wastecoach.none")
+    job = ScanJob(scan_id="s" * 32, request_id="r3", session_id="sess", user_id="u" * 32,
+                  locale=Locale.EN, image=PHOTO, enqueued_at=time.time())
+    try:
+        with pytest.raises(OSError):
+            await runner.submit(job)
+    finally:
+        await runner.close()
