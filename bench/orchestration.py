@@ -109,8 +109,21 @@ async def trace_scans(base: str, scans: int) -> None:
     url = base.replace("http://", "ws://") + "/api/v1/coach/ws"
     lines: list[str] = []
     await one_session(url, token, scans, (0.2, 0.3), [], [], lines)
-    for line in lines[-min(5, len(lines)):]:
+    for line in lines[-min(3, len(lines)):]:
         print(line)
+    # Median arrival of each event type (the first of its type in a scan), over all scans.
+    arrivals: dict[str, list[float]] = {}
+    for line in lines:
+        seen: set[str] = set()
+        for mark in line.split("  [")[0].split():
+            kind, at = mark.split("@")
+            if kind not in seen:
+                seen.add(kind)
+                arrivals.setdefault(kind, []).append(float(at))
+    print("median over", len(lines), "scans:", "  ".join(
+        f"{kind}@{statistics.median(ats):.2f}"
+        for kind, ats in sorted(arrivals.items(), key=lambda item: statistics.median(item[1]))
+    ))
 
 
 def wait_http(base: str, proc: subprocess.Popen[bytes]) -> None:

@@ -103,7 +103,9 @@ class CeleryRunner:
                     client_properties={"connection_name": "wastecoach-server"},
                 )
                 try:
-                    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+                    channel = await connection.channel(
+                        publisher_confirms=True, on_return_raises=True
+                    )
                     # Declared exactly as Celery's worker declares them, so either may be first.
                     spec = self._queue
                     exchange = await channel.declare_exchange(

@@ -100,6 +100,8 @@ class Connection:
         self._claims: Claims | None = None
         self._start: SessionStart | None = None
         self._scan_ids: dict[str, str] = {}
+        #: The user's budgets as last seen (session start, then every hit).
+        self._budgets: dict[Kind, LimitStatus] = {}
         self._last_touch = 0.0
 
     # ------------------------------------------------------------------ lifecycle
@@ -237,9 +239,10 @@ class Connection:
         )
         await self._send_direct(ready.model_dump_json())
         limiter = self.services.limiter
+        for kind in ("scan", "chat"):
+            self._budgets[kind] = await limiter.peek(claims.user_id, kind)
         budgets = RateLimitsUpdated(
-            scans=_budget(await limiter.peek(claims.user_id, "scan")),
-            chats=_budget(await limiter.peek(claims.user_id, "chat")),
+            scans=_budget(self._budgets["scan"]), chats=_budget(self._budgets["chat"])
         )
         await self._send_direct(budgets.model_dump_json())
 
@@ -302,31 +305,49 @@ class Connection:
 
     async def _within_budget(self, kind: Kind, request_id: str) -> bool:
         """Count the request against the user's budget; refuse it when spent."""
-        assert self._claims is not None
-        status = await self.services.limiter.hit(self._claims.user_id, kind)
-        self._deliver(0, _budget_event(kind, status).model_dump_json())
+        status = await self._hit(kind)
         if status.allowed:
             return True
         self.machine.scan_rejected(request_id)
-        what = "scans" if kind == "scan" else "questions"
-        error = WasteCoachError(
-            f"too many {what}; try again in {status.reset_s} s", code=ErrorCode.RATE_LIMITED
-        )
-        error.retryable = True
-        await self._error(request_id, error)
+        await self._error(request_id, _over_budget(kind, status))
         return False
+
+    async def _hit(self, kind: Kind) -> LimitStatus:
+        assert self._claims is not None
+        status = await self.services.limiter.hit(self._claims.user_id, kind)
+        self._budgets[kind] = status
+        self._deliver(0, _budget_event(kind, status).model_dump_json())
+        return status
+
+    def _budget_to_spare(self, kind: Kind) -> bool:
+        """Whether the budget last seen leaves room for this request and one more: then
+        the limiter's answer is all but certain, and the scan need not wait for it."""
+        seen = self._budgets.get(kind)
+        return seen is not None and min(seen.remaining_minute, seen.remaining_day) >= 2
+
+    async def _settle(self, hit: asyncio.Task[LimitStatus] | None) -> LimitStatus | None:
+        """The limiter's answer to a hit that ran beside the scan's checks."""
+        if hit is None:
+            return None
+        return await hit
 
     async def _start_scan(self, message: ScanStart) -> None:
         assert self._claims is not None and self._start is not None
         session_id = self.machine.session_id
         assert session_id is not None
         request_id = message.request_id
-        if not await self._within_budget("scan", request_id):
+        # The limiter's round trip runs beside the checks and scan.accepted when the budget
+        # has room to spare; only the enqueue waits for its answer. Otherwise it comes first.
+        hit: asyncio.Task[LimitStatus] | None = None
+        if self._budget_to_spare("scan"):
+            hit = asyncio.create_task(self._hit("scan"))
+        elif not await self._within_budget("scan", request_id):
             return
         try:
             upload_key = await self._check_image(message.image)
         except WasteCoachError as exc:
             self.machine.scan_rejected(request_id)
+            await self._settle(hit)
             await self._error(request_id, exc)
             return
         scan_id = new_id()
@@ -335,6 +356,7 @@ class Connection:
             key=f"{request_id}:accepted",
         )
         if seq == AppendStatus.DUPLICATE:
+            await self._settle(hit)
             self.machine.scan_rejected(request_id)
             await self._error(
                 request_id,
@@ -345,6 +367,17 @@ class Connection:
             )
             return
         self._scan_ids[request_id] = scan_id
+        status = await self._settle(hit)
+        if status is not None and not status.allowed:
+            # Other sessions of this user spent the budget meanwhile (rare: it had room to
+            # spare): the scan ends before it starts.
+            error = _over_budget("scan", status)
+            done = ScanDone(
+                request_id=request_id, scan_id=scan_id, status=ScanStatus.FAILED,
+                error=ErrorInfo(code=error.code, message=error.message, retryable=True),
+            )
+            await self._append(event_payload(done), key=f"{request_id}:done")
+            return
         job = ScanJob(
             scan_id=scan_id,
             request_id=request_id,
@@ -611,6 +644,15 @@ def _budget(status: LimitStatus) -> Budget:
         remaining_day=status.remaining_day,
         reset_s=status.reset_s,
     )
+
+
+def _over_budget(kind: Kind, status: LimitStatus) -> WasteCoachError:
+    what = "scans" if kind == "scan" else "questions"
+    error = WasteCoachError(
+        f"too many {what}; try again in {status.reset_s} s", code=ErrorCode.RATE_LIMITED
+    )
+    error.retryable = True
+    return error
 
 
 def _budget_event(kind: Kind, status: LimitStatus) -> RateLimitsUpdated:

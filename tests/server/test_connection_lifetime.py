@@ -110,6 +110,30 @@ async def test_shutdown_flushes_in_flight_events_then_closes_with_1012(make_serv
     await asyncio.to_thread(server.thread.join, 20)
 
 
+async def test_budget_spent_elsewhere_meanwhile_fails_the_scan_before_it_runs(make_server) -> None:  # type: ignore[no-untyped-def]
+    # With room to spare, a scan does not wait for the limiter before scan.accepted; if the
+    # user's other sessions spent the budget in the meantime, the scan ends as failed
+    # (rate_limited) without running.
+    server = make_server(accounts=AccountsSettings(scans_per_minute=3, scans_per_day=100))
+    phone = await connect(server)
+    tablet = CoachClient(phone.url, phone.token)  # the same user, another session
+    await tablet.connect()
+    for _ in range(3):
+        assert (await tablet.run_scan())[-1]["status"] == "completed"
+    events = await phone.run_scan()
+    kinds = [e["type"] for e in events]
+    assert "scan.accepted" in kinds and "scan.classified" not in kinds
+    done = events[-1]
+    assert done["type"] == "scan.done" and done["status"] == "failed"
+    assert done["error"]["code"] == "rate_limited" and done["error"]["retryable"] is True
+    assert phone.budgets["scans"]["remaining_minute"] == 0
+    # Known to be spent now: the next scan is refused up front, as always.
+    refused = await phone.run_scan()
+    assert refused[-1]["type"] == "error" and refused[-1]["code"] == "rate_limited"
+    await phone.close()
+    await tablet.close()
+
+
 async def test_rate_limit_is_reported_before_it_refuses(make_server) -> None:  # type: ignore[no-untyped-def]
     server = make_server(accounts=AccountsSettings(scans_per_minute=2, scans_per_day=100))
     client = await connect(server)

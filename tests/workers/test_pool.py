@@ -66,8 +66,7 @@ def test_a_coroutine_task_is_acknowledged_only_when_it_ends(pool: LoopPool) -> N
 
     async def scan() -> str:
         ran_on.append(threading.current_thread())
-        while not release.is_set():
-            await asyncio.sleep(0.005)
+        await asyncio.to_thread(release.wait)
         return "completed"
 
     pool.apply_async(**acks.job("a", lambda: on_worker_loop(scan())))
