@@ -43,7 +43,7 @@ sys.path.insert(0, ROOT)
 
 AMQP = os.environ.get("WASTECOACH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS = os.environ.get("WASTECOACH_REDIS_URL", "redis://127.0.0.1:6379/0")
-PG = os.environ.get("WASTECOACH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+PG = os.environ.get("FLOOR_PG", "")  # a scratch database the benchmark creates
 
 # One event appended to a capped stream and published, as the product's log does.
 APPEND = """
@@ -249,13 +249,21 @@ def main() -> None:
             uvloop.run(worker(args.queue))
         return
 
+    from tests.support.pg import scratch_database
+
+    with scratch_database("wc_floor") as url:
+        run(args.consumer, args.sessions, args.scans, url.replace("+asyncpg", ""))
+
+
+def run(consumer: str, levels: list[int], scans: int, pg_url: str) -> None:
     from tests.conftest import free_port
 
     port, queue = free_port(), f"floor.{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, PYTHONPATH=ROOT, FLOOR_PG=pg_url)
     procs = [
         subprocess.Popen([sys.executable, __file__, "--role", role, "--port", str(port),
-                          "--queue", queue, "--consumer", args.consumer],
-                         stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+                          "--queue", queue, "--consumer", consumer],
+                         stdout=subprocess.PIPE, text=True, env=env)
         for role in ("worker", "server")
     ]
     try:
@@ -266,11 +274,11 @@ def main() -> None:
                     raise RuntimeError("a process of the benchmark did not start")
         url = f"ws://127.0.0.1:{port}"
         asyncio.run(_warm_up(url))
-        print(f"consumer={args.consumer}")
+        print(f"consumer={consumer}")
         print("sessions  scans   end-to-end p50 / p95 / p99 (ms)")
-        for sessions in args.sessions:
+        for sessions in levels:
             totals: list[float] = []
-            asyncio.run(_level(url, sessions, args.scans, totals))
+            asyncio.run(_level(url, sessions, scans, totals))
             print(f"{sessions:8d} {len(totals):6d}   {statistics.median(totals):6.2f} / "
                   f"{percentile(totals, 95):6.2f} / {percentile(totals, 99):6.2f}")
     finally:
