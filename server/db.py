@@ -116,16 +116,23 @@ class _PostgresWrites:
 
     def __init__(self, url: str) -> None:
         self.dialect = postgresql_asyncpg.dialect()
-        self._dsn = make_url(url).set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
+        # The connection's parts only: a SQLAlchemy URL may carry options for SQLAlchemy's
+        # driver adapter that asyncpg would send to the server as settings.
+        parts = make_url(url)
+        self._connect: dict[str, Any] = {
+            "host": parts.host, "port": parts.port, "user": parts.username,
+            "password": parts.password, "database": parts.database,
+        }
+        ssl = parts.query.get("ssl") or parts.query.get("sslmode")
+        if isinstance(ssl, str):
+            self._connect["ssl"] = ssl
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
 
     async def _get_pool(self) -> asyncpg.Pool:
         async with self._opening:
             if self._pool is None:
-                self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=4)
+                self._pool = await asyncpg.create_pool(**self._connect, min_size=1, max_size=4)
             return self._pool
 
     async def execute(self, insert: CompiledInsert, rows: list[dict[str, Any]]) -> None:

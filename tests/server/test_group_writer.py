@@ -212,3 +212,16 @@ async def test_sqlite_checkpoints_run_off_the_loop(
         assert writes._fast.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
     finally:
         await db.dispose()
+
+
+async def test_postgres_url_options_for_sqlalchemy_do_not_reach_the_server(pg_url: str) -> None:
+    # prepared_statement_cache_size is an option of SQLAlchemy's asyncpg adapter; passed to
+    # asyncpg as is it would become an unknown server setting and every write would fail.
+    db = Database(pg_url + "?prepared_statement_cache_size=0")
+    try:
+        user = await a_user(db)
+        row = outcome(user)
+        await scans.record_outcome(db, **row)
+        assert row["id"] in await saved(db, [row["id"]])
+    finally:
+        await db.dispose()
