@@ -19,11 +19,19 @@ from tests.conftest import AMQP_URL, free_port
 PHOTO = InlineImage(content_type="image/jpeg", data=base64.b64encode(b"SECRETPHOTO" * 8).decode())
 
 
+def a_job(request_id: str) -> ScanJob:
+    return ScanJob(scan_id="s" * 32, request_id=request_id, session_id="sess", user_id="u" * 32,
+                   locale=Locale.EN, image=PHOTO, enqueued_at=time.time())
+
+
+def fresh_queue() -> str:
+    return f"wastecoach.test.{uuid.uuid4().hex[:8]}"
+
+
 async def test_scan_job_travels_whole_but_headers_name_it_only() -> None:
-    queue = f"wastecoach.test.{uuid.uuid4().hex[:8]}"
+    queue = fresh_queue()
     runner = CeleryRunner(AMQP_URL, queue)
-    job = ScanJob(scan_id="s" * 32, request_id="r1", session_id="sess", user_id="u" * 32,
-                  locale=Locale.EN, image=PHOTO, enqueued_at=time.time())
+    job = a_job("r1")
     try:
         await runner.submit(job)
         with Connection(AMQP_URL) as conn:
@@ -47,10 +55,9 @@ async def test_scan_job_travels_whole_but_headers_name_it_only() -> None:
 
 
 async def test_a_job_rabbitmq_cannot_queue_is_an_error_not_a_silent_loss() -> None:
-    queue = f"wastecoach.test.{uuid.uuid4().hex[:8]}"
+    queue = fresh_queue()
     runner = CeleryRunner(AMQP_URL, queue)
-    job = ScanJob(scan_id="s" * 32, request_id="r2", session_id="sess", user_id="u" * 32,
-                  locale=Locale.EN, image=PHOTO, enqueued_at=time.time())
+    job = a_job("r2")
     try:
         await runner.submit(job)  # declares the queue and its binding
         with Connection(AMQP_URL) as conn:
@@ -63,8 +70,7 @@ async def test_a_job_rabbitmq_cannot_queue_is_an_error_not_a_silent_loss() -> No
 
 async def test_a_broker_that_cannot_be_reached_is_an_error() -> None:
     runner = CeleryRunner(f"amqp://guest:guest@127.0.0.1:{free_port()}//", "wastecoach.none")
-    job = ScanJob(scan_id="s" * 32, request_id="r3", session_id="sess", user_id="u" * 32,
-                  locale=Locale.EN, image=PHOTO, enqueued_at=time.time())
+    job = a_job("r3")
     try:
         with pytest.raises(OSError):
             await runner.submit(job)
