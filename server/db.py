@@ -195,6 +195,17 @@ class _SQLiteWrites:
         _sqlite_pragmas(conn, None)
         return conn
 
+    def _connect_fast(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, timeout=0, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            _sqlite_pragmas(conn, None)
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     @staticmethod
     def _write(conn: sqlite3.Connection, insert: CompiledInsert,
                params: list[tuple[Any, ...]]) -> None:
@@ -203,7 +214,8 @@ class _SQLiteWrites:
             conn.executemany(insert.sql, params)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     def _write_waiting(self, insert: CompiledInsert, params: list[tuple[Any, ...]]) -> None:
@@ -224,9 +236,7 @@ class _SQLiteWrites:
         try:
             try:
                 if self._fast is None:
-                    fast = self._connect(0)
-                    fast.execute("PRAGMA wal_autocheckpoint=0")
-                    self._fast = fast
+                    self._fast = self._connect_fast()
                 self._write(self._fast, insert, params)
             except sqlite3.OperationalError as exc:
                 if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:

@@ -71,6 +71,8 @@ class CeleryRunner:
     reconnects after a broker restart and declares the queue again.
     """
 
+    CONFIRM_TIMEOUT_S = 10.0
+
     def __init__(self, broker_url: str, queue: str) -> None:
         from workers.celery_app import make_celery
 
@@ -147,6 +149,9 @@ class CeleryRunner:
             ),
             routing_key=self._queue.routing_key,
             mandatory=True,
+            # A broker that takes the message but never confirms it (a memory or disk alarm
+            # blocks publishers) must not hold the session's reader forever.
+            timeout=self.CONFIRM_TIMEOUT_S,
         )
 
     async def close(self) -> None:
