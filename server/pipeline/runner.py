@@ -59,6 +59,19 @@ class EmbeddedRunner:
                 await task
 
 
+class _BrokerConnection(aio_pika.RobustConnection):
+    """A robust connection that closes itself when its first connect fails. Left open, the
+    dropped object schedules its own close when garbage-collected, which fails (and warns)
+    whenever that happens outside a running event loop."""
+
+    async def connect(self, timeout: aio_pika.abc.TimeoutType = None) -> None:
+        try:
+            await super().connect(timeout)
+        except BaseException:
+            await self.close()
+            raise
+
+
 class CeleryRunner:
     """Enqueues Celery tasks on RabbitMQ from the event loop.
 
@@ -103,6 +116,7 @@ class CeleryRunner:
                     virtualhost=url.get("virtual_host") or "/",
                     ssl=self._broker_url.startswith("amqps"),
                     client_properties={"connection_name": "wastecoach-server"},
+                    connection_class=_BrokerConnection,
                 )
                 try:
                     channel = await connection.channel(

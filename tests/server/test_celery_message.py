@@ -10,10 +10,11 @@ import uuid
 import aio_pika
 import pytest
 from kombu import Connection
+from yarl import URL
 
 from protocol.messages import InlineImage, Locale
 from server.pipeline.run import ScanJob
-from server.pipeline.runner import SCAN_TASK, CeleryRunner
+from server.pipeline.runner import SCAN_TASK, CeleryRunner, _BrokerConnection
 from tests.conftest import AMQP_URL, free_port
 
 PHOTO = InlineImage(content_type="image/jpeg", data=base64.b64encode(b"SECRETPHOTO" * 8).decode())
@@ -70,9 +71,17 @@ async def test_a_job_rabbitmq_cannot_queue_is_an_error_not_a_silent_loss() -> No
 
 async def test_a_broker_that_cannot_be_reached_is_an_error() -> None:
     runner = CeleryRunner(f"amqp://guest:guest@127.0.0.1:{free_port()}//", "wastecoach.none")
-    job = a_job("r3")
     try:
         with pytest.raises(OSError):
-            await runner.submit(job)
+            await runner.submit(a_job("r3"))
     finally:
         await runner.close()
+
+
+async def test_a_connection_that_failed_to_open_is_closed() -> None:
+    # Otherwise aio-pika schedules a close when the object is collected, which fails (and
+    # warns) when that happens outside a running loop.
+    connection = _BrokerConnection(URL(f"amqp://guest:guest@127.0.0.1:{free_port()}/"))
+    with pytest.raises(OSError):
+        await connection.connect(timeout=5)
+    assert connection.is_closed
