@@ -247,6 +247,11 @@ class SessionMachine:
         self.state = State.CLOSED
         return [Close(CloseCode.AUTH_TIMEOUT, "no session.start received in time")]
 
+    def scans_in_flight(self, request_ids: set[str]) -> None:
+        """A resumed session's scans that were accepted and have not ended: they count
+        towards the limit on this connection as they did on the one that dropped."""
+        self.active_scans |= request_ids
+
     def scan_rejected(self, request_id: str) -> None:
         """The I/O layer refused a request the machine let through (bad upload, duplicate)."""
         self.active_scans.discard(request_id)

@@ -221,6 +221,8 @@ class Connection:
         self._claims = claims
         self._start = start
         self.machine.authenticated(info.session_id, backlog_from)
+        if resumed:
+            self.machine.scans_in_flight(await self._scans_in_flight(info.session_id))
         now = datetime.now(UTC)
         self._expires_at = now + timedelta(seconds=self.settings.max_lifetime_s)
         head = info.head
@@ -404,6 +406,19 @@ class Connection:
                 ),
             )
             await self._append(event_payload(done), key=f"{request_id}:done")
+
+    async def _scans_in_flight(self, session_id: str) -> set[str]:
+        """Request ids of the session's scans with a scan.accepted and no scan.done yet."""
+        running: set[str] = set()
+        for _, event in await self.services.log.read_since(session_id, 0) or []:
+            accepted = '"type":"scan.accepted"' in event
+            if accepted or '"type":"scan.done"' in event:
+                request_id = json.loads(event).get("request_id")
+                if accepted:
+                    running.add(request_id)
+                else:
+                    running.discard(request_id)
+        return running
 
     async def _scan_id_of(self, request_id: str) -> str | None:
         scan_id = self._scan_ids.get(request_id)

@@ -126,6 +126,15 @@ def test_concurrent_scan_cap_and_release_on_scan_done() -> None:
     assert isinstance(machine.receive_text(scan("c"))[0], StartScan)
 
 
+def test_scans_still_running_after_a_resume_count_towards_the_cap() -> None:
+    machine = open_machine(max_concurrent_scans=2)
+    machine.scans_in_flight({"a", "b"})  # accepted on the connection that dropped
+    assert error_code(machine.receive_text(scan("c"))) is ErrorCode.TOO_MANY_SCANS
+    assert error_code(machine.receive_text(scan("a"))) is ErrorCode.DUPLICATE_REQUEST
+    assert machine.should_deliver(1, "scan.done", "b")
+    assert isinstance(machine.receive_text(scan("c"))[0], StartScan)
+
+
 def test_rejected_scan_frees_its_slot() -> None:
     machine = open_machine(max_concurrent_scans=1)
     machine.receive_text(scan("a"))

@@ -110,6 +110,28 @@ async def test_shutdown_flushes_in_flight_events_then_closes_with_1012(make_serv
     await asyncio.to_thread(server.thread.join, 20)
 
 
+async def test_the_scan_limit_holds_across_a_resume(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(max_concurrent_scans=2)
+    client = await connect(server)
+    first = await client.scan(b"SLOW")
+    second = await client.scan(b"SLOW")
+    await client.recv_until(lambda e: e["type"] == "coaching.delta" and e["request_id"] == second)
+    assert client.ws is not None
+    client.ws.transport.abort()  # the network drops; both scans go on
+    client.ws = None
+    ready = await client.connect(resume=True)
+    assert ready["type"] == "session.ready" and ready["resumed"] is True
+    third = await client.scan()
+    events = await client.recv_until(
+        lambda e: e.get("request_id") == third and e["type"] in ("error", "scan.accepted")
+    )
+    assert events[-1]["type"] == "error" and events[-1]["code"] == "too_many_scans"
+    await client.recv_until(lambda e: e["type"] == "scan.done" and e["request_id"] == first)
+    # One of the two has ended: there is room for one more.
+    assert (await client.run_scan())[-1]["status"] == "completed"
+    await client.close()
+
+
 async def test_budget_spent_elsewhere_meanwhile_fails_the_scan_before_it_runs(make_server) -> None:  # type: ignore[no-untyped-def]
     # With room to spare, a scan does not wait for the limiter before scan.accepted; if the
     # user's other sessions spent the budget in the meantime, the scan ends as failed
