@@ -6,6 +6,7 @@ The same models and migrations run on PostgreSQL (asyncpg) and SQLite (aiosqlite
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
@@ -151,8 +152,10 @@ class _PostgresWrites:
                     raise _integrity(insert, exc) from exc
                 except Exception:
                     # A connection the server dropped (restart, failover, terminated backend)
-                    # fails in one of several ways; it is not trusted again either way.
-                    conn.terminate()
+                    # fails in one of several ways; it is not trusted again either way. (The
+                    # pool may already have taken back one it saw close.)
+                    with contextlib.suppress(asyncpg.InterfaceError):
+                        conn.terminate()
                     if attempt:
                         raise
                     log.info("database write failed; retrying once on a new connection",
