@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 from server.app import create_app
 from server.cli import GracefulServer
+from server.db import Database
 from server.migrate import upgrade
 from server.settings import (
     AuthSettings,
@@ -65,6 +66,14 @@ def pg_url() -> Iterator[str]:
     with scratch_database("wc_test") as url:
         upgrade(url)
         yield url
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    """A :class:`Database` on the module's ``db_url`` fixture, disposed afterwards."""
+    database = Database(db_url)
+    yield database
+    await database.dispose()
 
 
 # --------------------------------------------------------------------------- S3 (moto server)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +30,6 @@ def db_url(tmp_path: Path) -> str:
     url = f"sqlite+aiosqlite:///{tmp_path / 'record.db'}"
     upgrade(url)
     return url
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    yield database
-    await database.dispose()
 
 
 class Flaky:

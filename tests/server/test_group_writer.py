@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return url
     found: str = request.getfixturevalue("pg_url")
     return found
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    yield database
-    await database.dispose()
 
 
 def outcome(user_id: str, **extra: Any) -> dict[str, Any]:
