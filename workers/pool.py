@@ -80,11 +80,13 @@ class LoopPool(BasePool):
         open_hand_over()
         try:
             ret = target(*args, **kwargs)  # Celery's tracer: runs the task function
-        except BaseException:
-            take_handed_over()
+        except Exception:  # Celery's own failure: the task's are handled inside the tracer
             log.exception("task tracer failed")
+            coro = take_handed_over()
+            if coro is not None:
+                coro.close()
             self._next()
-            raise
+            return
         coro = take_handed_over()
         if coro is None:  # an ordinary task: it has run to its end
             if callback is not None:

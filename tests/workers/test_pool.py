@@ -167,3 +167,21 @@ def test_outside_the_pool_on_worker_loop_blocks_until_the_result() -> None:
         return 7
 
     assert on_worker_loop(answer()) == 7
+
+
+def test_a_failing_tracer_frees_its_slot_for_the_next_task() -> None:
+    pool = LoopPool(limit=1)
+    pool.start()
+    acks = Acks()
+
+    def broken() -> Any:
+        raise RuntimeError("celery could not trace the task")
+
+    try:
+        pool.apply_async(**acks.job("broken", broken))
+        pool.apply_async(**acks.job("next", lambda: 1))
+        acks.wait_for(1)
+        assert acks.acked == [("next", 1)]
+        assert acks.accepted == ["broken", "next"]
+    finally:
+        pool.stop()
