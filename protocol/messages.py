@@ -285,6 +285,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     STAGE_FAILED = "stage_failed"
+    SERVICE_UNAVAILABLE = "service_unavailable"
     INTERNAL = "internal"
 
 

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from protocol.messages import ErrorCode
@@ -76,6 +78,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers=getattr(exc, "headers", None),
         )
 
+    @app.exception_handler(DBAPIError)
+    async def _database_away(_: Request, exc: DBAPIError) -> JSONResponse:
+        # The database is unreachable or failing (a restart, a failover): a JSON 503 that
+        # says to retry, not a plain-text 500.
+        log.warning("database error: %s", type(exc.orig or exc).__name__)
+        return _unavailable("the database is briefly unavailable; try again shortly")
+
+    @app.exception_handler(RedisError)
+    async def _redis_away(_: Request, exc: RedisError) -> JSONResponse:
+        log.warning("redis error: %s", type(exc).__name__)
+        return _unavailable("the service is briefly unavailable; try again shortly")
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         # One error shape for every 4xx: FastAPI's own {"detail": [...]} is folded into it.
@@ -100,17 +114,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["ops"])
     async def readyz(request: Request) -> JSONResponse:
-        """Readiness: the database, and in distributed mode Redis and the pub/sub hub, answer."""
+        """Readiness: what a scan needs really serves. The database answers; in distributed
+        mode also Redis (the event log), the pub/sub hub's subscription, the broker
+        connection, and at least one worker consuming the queue."""
         services: Services = request.app.state.services
         checks: dict[str, str] = {}
         try:
-            async with services.db.engine.connect() as conn:
-                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
+            async with asyncio.timeout(2):
+                async with services.db.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"failed: {type(exc).__name__}"
         if services.hub is not None:
-            checks["pubsub"] = "ok" if services.hub.healthy else "failed"
+            hub = services.hub
+            checks["pubsub"] = "ok" if hub.healthy else f"failed: {hub.state} ({hub.last_error})"
             from server.events.redis import RedisEventLog
 
             if isinstance(services.log, RedisEventLog):
@@ -119,12 +137,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     checks["redis"] = "ok"
                 except Exception as exc:
                     checks["redis"] = f"failed: {type(exc).__name__}"
+        try:
+            checks.update(await asyncio.wait_for(services.runner.health(), 3))
+        except Exception as exc:
+            checks["broker"] = f"failed: {type(exc).__name__}"
         if services.draining:
             checks["draining"] = "yes"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
             status_code=200 if ready else 503,
             content={"status": "ready" if ready else "not ready", "checks": checks},
+        )
+
+    @app.exception_handler(OSError)
+    @app.exception_handler(TimeoutError)
+    async def _unreachable(_: Request, exc: Exception) -> JSONResponse:
+        # A connection refused or timed out under a request (a service restarting).
+        log.warning("service unreachable: %s: %s", type(exc).__name__, exc)
+        return _unavailable("the service is briefly unavailable; try again shortly")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette would answer a plain-text 500; clients get the same JSON shape as every
+        # other error. Starlette logs the traceback.
+        return JSONResponse(
+            status_code=500,
+            content={"error": {"code": ErrorCode.INTERNAL.value, "message": "internal error"}},
         )
 
     from server.auth.endpoints import router as auth
@@ -141,3 +179,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(waste)
     app.include_router(users)
     return app
+
+
+def _unavailable(message: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=503,
+        content={"error": {"code": ErrorCode.SERVICE_UNAVAILABLE.value, "message": message,
+                           "retryable": True}},
+        headers={"Retry-After": "2"},
+    )

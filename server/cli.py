@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,14 +14,33 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+#: Kernel send buffer of every accepted socket. Left to autotuning, Linux lets one socket buffer
+#: megabytes for a client that stopped reading, and the server would count all of it as taken;
+#: bounded, the WebSocket writer blocks soon, and the slow client is seen and closed with 1013
+#: while its history still holds what it missed (server.ws.connection).
+SEND_BUFFER_BYTES = 64 * 1024
+
 
 class GracefulServer(uvicorn.Server):
     """uvicorn closes WebSockets with 1012 at once on shutdown, dropping queued events; this
-    first lets every session flush what it has and close with 1012 itself."""
+    first lets every session flush what it has and close with 1012 itself. It also bounds the
+    kernel send buffer of every connection (:data:`SEND_BUFFER_BYTES`)."""
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+    def __init__(
+        self, config: uvicorn.Config, app: FastAPI, *, send_buffer: int = SEND_BUFFER_BYTES
+    ) -> None:
         super().__init__(config)
         self._app = app
+        self._send_buffer = send_buffer
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        if sockets is None and self.config.fd is None and self.config.uds is None:
+            listener = self.config.bind_socket()
+            # Accepted sockets inherit the listener's SO_SNDBUF on Linux (and setting it turns
+            # off autotuning for them).
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._send_buffer)
+            sockets = [listener]
+        super().run(sockets=sockets)
 
     async def shutdown(self, sockets: Any = None) -> None:
         services = getattr(self._app.state, "services", None)

@@ -69,12 +69,28 @@ class SessionSettings(BaseModel):
     auth_timeout_s: float = Field(default=10.0, gt=0)
     #: Events waiting for a slow client before it is closed with 1013.
     send_queue_size: int = Field(default=512, ge=8)
+    #: Events appended since the client connected that it has not taken yet (not written to
+    #: its socket) before it is closed with 1013. Well under ``replay_max_events``, so what
+    #: the socket buffers still hold is in the history when the client resumes. Unset, a fifth
+    #: of ``replay_max_events`` (400 by default).
+    max_unsent_events: int = Field(default=0, ge=0)
     max_concurrent_scans: int = Field(default=4, ge=1)
     #: How long a dropped session's events stay available for resume.
     replay_ttl_s: int = Field(default=600, ge=10)
     replay_max_events: int = Field(default=2000, ge=100)
     #: How long a scan waits for the answer to scan.clarify before going on with its best guess.
     clarify_timeout_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _lag_fits_history(self) -> SessionSettings:
+        if self.max_unsent_events == 0:
+            self.max_unsent_events = self.replay_max_events // 5
+        if self.max_unsent_events * 2 > self.replay_max_events:
+            raise ValueError(
+                "session.max_unsent_events must be at most half of session.replay_max_events, "
+                "or a slow client's history could be trimmed before it is closed"
+            )
+        return self
 
 
 class UploadSettings(BaseModel):

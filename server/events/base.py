@@ -8,10 +8,22 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Protocol
 
-#: Receives ``(seq, event_json)``. ``seq == RESYNC`` asks the receiver to catch up from the log
-#: (sent after the subscriber reconnected and may have missed messages).
+#: Receives ``(seq, event_json)``, or a :class:`Signal` in place of ``seq`` (with ``""``).
 Deliver = Callable[[int, str], None]
-RESYNC = -1
+
+
+class Signal(IntEnum):
+    """What a subscriber may receive instead of an event. Distinct from every
+    :class:`AppendStatus` and from seq 0 (an event that is not logged)."""
+
+    RESYNC = -101  # the subscription was re-established: catch up from the log
+    LOST = -102  # the session's history no longer exists (expired or deleted while in use)
+
+
+RESYNC = Signal.RESYNC
+LOST = Signal.LOST
+#: Published on a session's channel when an append finds its log gone; never valid JSON.
+HISTORY_LOST_MARK = "!lost"
 
 
 class AppendStatus(IntEnum):
@@ -44,8 +56,16 @@ class EventLog(Protocol):
 
     async def get_session(self, session_id: str) -> SessionInfo | None: ...
 
-    async def touch(self, session_id: str) -> None:
-        """Keep an idle but connected session's log alive."""
+    async def touch(self, session_id: str) -> bool:
+        """Keep an idle but connected session's log alive; False when it no longer exists."""
+
+    async def open_scans(self, session_id: str) -> dict[str, str]:
+        """The session's scans that have a ``scan.accepted`` and no ``scan.done`` yet, as
+        request id → scan id. Kept beside the log, updated by the same atomic append, so it
+        holds however long the log has grown or been trimmed."""
+
+    async def open_scan(self, session_id: str, request_id: str) -> str | None:
+        """The scan id of one open scan of the session, or ``None``."""
 
     async def append(
         self,

@@ -27,6 +27,7 @@ class _SessionLog:
     head: int = 0
     events: deque[tuple[int, str]] = field(default_factory=deque)
     keys: dict[str, int] = field(default_factory=dict)
+    open: dict[str, str] = field(default_factory=dict)
     subscribers: list[Deliver] = field(default_factory=list)
     touched: float = field(default_factory=time.monotonic)
 
@@ -77,10 +78,20 @@ class MemoryEventLog:
         log = self._live(session_id)
         return None if log is None else SessionInfo(session_id, log.user_id, log.epoch, log.head)
 
-    async def touch(self, session_id: str) -> None:
+    async def touch(self, session_id: str) -> bool:
         log = self._live(session_id)
-        if log is not None:
-            log.touched = time.monotonic()
+        if log is None:
+            return False
+        log.touched = time.monotonic()
+        return True
+
+    async def open_scans(self, session_id: str) -> dict[str, str]:
+        log = self._live(session_id)
+        return {} if log is None else dict(log.open)
+
+    async def open_scan(self, session_id: str, request_id: str) -> str | None:
+        log = self._live(session_id)
+        return None if log is None else log.open.get(request_id)
 
     async def append(
         self,
@@ -101,6 +112,11 @@ class MemoryEventLog:
         seq = log.head
         if key is not None:
             log.keys[key] = seq
+        kind, request_id = payload.get("type"), payload.get("request_id")
+        if kind == "scan.accepted" and request_id and payload.get("scan_id"):
+            log.open[request_id] = payload["scan_id"]
+        elif kind == "scan.done" and request_id:
+            log.open.pop(request_id, None)
         event = with_seq(seq, encode_payload(payload))
         log.events.append((seq, event))
         if len(log.events) > log.maxlen:

@@ -6,6 +6,8 @@ Per session (all keys share the hash tag ``{sid}`` so a Redis Cluster keeps them
 * ``wc:{sid}:seq``   counter: the last seq;
 * ``wc:{sid}:keys``  hash: idempotency key → seq, which makes appends exactly-once;
 * ``wc:{sid}:log``   capped stream whose entry ids are ``<seq>-0``: the replay log;
+* ``wc:{sid}:open``  hash: request id → scan id of every scan accepted and not yet done, so a
+  connection finds the open scans without reading the log (which is trimmed);
 * channel ``wc:{sid}``: live fan-out of every appended event.
 
 One Lua script does check-assign-store-publish atomically, so a Celery task that runs twice
@@ -14,10 +16,14 @@ It takes several events at once, so a burst (coaching tokens) costs one round tr
 publishes them as one message (events separated by newlines, which JSON text never contains
 raw), so the subscriber parses one message for the burst.
 
+An append to a session whose log is gone publishes :data:`HISTORY_LOST_MARK` on its channel, so
+a connection still open on it learns at once and closes with 1011 rather than waiting for
+events that will never come.
+
 Each server process holds ONE pub/sub connection (:class:`RedisHub`), subscribes to a channel
-per connected session and routes messages to them; redis-py's asyncio pub/sub does not
-reconnect by itself (redis-py #2089), so the hub does, and then tells every session to catch up
-from the log, because messages published while it was away are gone.
+per connected session and routes messages to them; the hub reconnects by itself, with backoff,
+and then tells every session to catch up from the log, because messages published while it was
+away are gone.
 """
 
 from __future__ import annotations
@@ -25,24 +31,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.exceptions import RedisError
 
-from server.events.base import RESYNC, Deliver, SessionInfo, encode_payload, seq_of
+from server.events.base import (
+    HISTORY_LOST_MARK,
+    LOST,
+    RESYNC,
+    Deliver,
+    SessionInfo,
+    encode_payload,
+    seq_of,
+)
 
 log = logging.getLogger(__name__)
 
 _APPEND = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-3} end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  -- The session's history is gone (expired or deleted) while someone still writes to it:
+  -- tell its connections, which close with 1011 instead of waiting in silence.
+  redis.call('PUBLISH', ARGV[3], ARGV[5])
+  return {-3}
+end
 local results = {}
 local published = {}
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 3 do
   local key = ARGV[i + 1]
+  local open = ARGV[i + 2]
   if ARGV[4] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[4] .. ':done') == 1 then
     results[#results + 1] = -1
   elseif key ~= '' and redis.call('HEXISTS', KEYS[3], key) == 1 then
@@ -52,43 +76,115 @@ for i = 5, #ARGV, 2 do
     local event = '{"seq":' .. seq .. ',' .. string.sub(ARGV[i], 2)
     if key ~= '' then redis.call('HSET', KEYS[3], key, seq) end
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'e', event)
+    -- Open scans, kept beside the log: "+<request id> <scan id>" opens, "-<request id>" ends.
+    if open ~= '' then
+      local sign = string.sub(open, 1, 1)
+      local rest = string.sub(open, 2)
+      if sign == '+' then
+        local space = string.find(rest, ' ', 1, true)
+        redis.call('HSET', KEYS[5], string.sub(rest, 1, space - 1), string.sub(rest, space + 1))
+      else
+        redis.call('HDEL', KEYS[5], rest)
+      end
+    end
     published[#published + 1] = event
     results[#results + 1] = seq
   end
 end
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[2]) end
+for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ARGV[2]) end
 if #published > 0 then redis.call('PUBLISH', ARGV[3], table.concat(published, '\\n')) end
 return results
 """
 
 _TOUCH = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
 return 1
 """
 
 
+def client_options() -> dict[str, Any]:
+    """Connection options of every Redis client but the hub's.
+
+    redis-py retries nothing unless told to, so the first command on each pooled connection
+    after a Redis restart failed ("Connection closed by server"), although Redis was back.
+    A few quick retries on a fresh connection ride that out. A retried command may, rarely,
+    have run already (the reply was lost): appends are idempotent by key, and the callers
+    that see ``DUPLICATE`` for their own key check which event holds it.
+    """
+    return {
+        "health_check_interval": 30,
+        "socket_connect_timeout": 3,
+        "socket_keepalive": True,
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 3),
+    }
+
+
 def _keys(session_id: str) -> list[str]:
     tag = "wc:{" + session_id + "}"
-    return [f"{tag}:meta", f"{tag}:seq", f"{tag}:keys", f"{tag}:log"]
+    return [f"{tag}:meta", f"{tag}:seq", f"{tag}:keys", f"{tag}:log", f"{tag}:open"]
 
 
 def _channel(session_id: str) -> str:
     return "wc:{" + session_id + "}"
 
 
-class RedisHub:
-    """The process's single pub/sub connection, routing messages to local subscribers."""
+def _open_op(payload: dict[str, Any]) -> str:
+    """How an event changes the session's open scans (see the append script)."""
+    kind, request_id = payload.get("type"), payload.get("request_id")
+    if not request_id:
+        return ""
+    if kind == "scan.accepted" and payload.get("scan_id"):
+        return f"+{request_id} {payload['scan_id']}"
+    if kind == "scan.done":
+        return f"-{request_id}"
+    return ""
 
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._client = aioredis.Redis.from_url(url, health_check_interval=15)
-        self._pubsub = self._client.pubsub(ignore_subscribe_messages=False)
+
+class HubUnavailable(Exception):
+    """The hub has no live pub/sub connection, so events cannot reach this process now."""
+
+
+class RedisHub:
+    """The process's single pub/sub connection, routing messages to local subscribers.
+
+    One task owns the connection. It connects, subscribes to a channel of its own (so the
+    connection exists, and is health-checked, even while no session is open) and to every
+    routed channel, then reads. Every failure, whatever its kind, ends in a wait that grows
+    with each failed try (jittered, capped at ``backoff_max_s``) before the next connect: the
+    hub can never spin. After a reconnect every subscriber gets ``RESYNC`` and catches up from
+    the log, because messages published while it was away are gone; the hub's own client does
+    not retry internally, so no reconnect happens without that resync.
+
+    ``state`` (``starting``, ``up``, ``down``, ``closed``) and ``healthy`` report it to
+    ``/readyz``; a state change is logged once, not every retry.
+    """
+
+    SUBSCRIBE_TIMEOUT_S = 5.0
+
+    def __init__(self, url: str, *, backoff_max_s: float = 2.0) -> None:
+        self._client = aioredis.Redis.from_url(
+            url,
+            health_check_interval=10,
+            socket_connect_timeout=3,
+            socket_keepalive=True,
+            # Errors must reach the hub's loop: redis-py's own retry would reconnect and
+            # resubscribe silently, and nobody would catch up on what was missed meanwhile.
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._backoff_max_s = backoff_max_s
+        self._pubsub: PubSub | None = None
         self._routes: dict[str, list[Deliver]] = {}
-        self._confirmed: dict[str, asyncio.Event] = {}
+        self._pending: dict[str, asyncio.Future[None]] = {}
+        self._own_channel = f"wc:hub:{secrets.token_hex(8)}"
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._up = asyncio.Event()
+        self.state = "starting"
+        self.last_error: str | None = None
         self.reconnects = 0
+        self.attempts = 0
+        self._connected_once = False
 
     async def start(self) -> None:
         if self._task is None:
@@ -96,84 +192,162 @@ class RedisHub:
 
     @property
     def healthy(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._up.is_set() and self._task is not None and not self._task.done()
+
+    async def wait_up(self, timeout: float) -> bool:
+        """Wait until the hub is subscribed; False if it is not within ``timeout`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._up.wait(), timeout)
+        return self._up.is_set()
 
     async def subscribe(self, channel: str, deliver: Deliver) -> None:
-        async with self._lock:
-            routes = self._routes.setdefault(channel, [])
-            routes.append(deliver)
-            if len(routes) > 1:
-                return
-            confirmed = self._confirmed[channel] = asyncio.Event()
-            await self._pubsub.subscribe(channel)
-        # The caller reads the backlog next; it must not do so before Redis has registered the
-        # subscription, or an event published in between would be neither read nor received.
-        await asyncio.wait_for(confirmed.wait(), timeout=5)
+        """Route ``channel`` to ``deliver``; returns once Redis has registered the channel,
+        so a caller that reads the backlog next cannot miss an event published in between.
+        Raises :class:`HubUnavailable` when the hub is down or Redis does not confirm."""
+        if not self._up.is_set():
+            raise HubUnavailable("the Redis pub/sub connection is down")
+        routes = self._routes.setdefault(channel, [])
+        routes.append(deliver)
+        confirmed = self._pending.get(channel)
+        try:
+            if confirmed is None:
+                if len(routes) > 1:
+                    return  # already subscribed and confirmed
+                confirmed = self._pending[channel] = asyncio.get_running_loop().create_future()
+                async with self._lock:
+                    pubsub = self._pubsub
+                    if pubsub is None:
+                        raise HubUnavailable("the Redis pub/sub connection is down")
+                    await pubsub.subscribe(channel)
+            await asyncio.wait_for(asyncio.shield(confirmed), self.SUBSCRIBE_TIMEOUT_S)
+        except BaseException as exc:
+            self._drop_route(channel, deliver)
+            if isinstance(exc, RedisError | OSError | TimeoutError):
+                raise HubUnavailable(f"could not subscribe ({type(exc).__name__})") from exc
+            raise
+
+    def _drop_route(self, channel: str, deliver: Deliver) -> bool:
+        """Remove one route; True when the channel has none left."""
+        routes = self._routes.get(channel)
+        if routes is None or deliver not in routes:
+            return False
+        routes.remove(deliver)
+        if routes:
+            return False
+        del self._routes[channel]
+        pending = self._pending.pop(channel, None)
+        if pending is not None and not pending.done():
+            pending.cancel()
+        return True
 
     async def unsubscribe(self, channel: str, deliver: Deliver) -> None:
+        if not self._drop_route(channel, deliver) or not self._up.is_set():
+            return  # a reconnect subscribes only to the channels still routed
         async with self._lock:
-            routes = self._routes.get(channel)
-            if not routes or deliver not in routes:
-                return
-            routes.remove(deliver)
-            if not routes:
-                del self._routes[channel]
-                self._confirmed.pop(channel, None)
-                with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+            if self._pubsub is not None and channel not in self._routes:
+                with contextlib.suppress(RedisError, OSError):
                     await self._pubsub.unsubscribe(channel)
 
+    # ------------------------------------------------------------------ the connection
+
     async def _run(self) -> None:
-        backoff = 0.05
+        delay = 0.05
         while True:
             try:
-                if not self._pubsub.subscribed and not self._routes:
-                    # get_message() returns at once when nothing is subscribed; don't spin.
-                    await asyncio.sleep(0.05)
-                    continue
-                message = await self._pubsub.get_message(timeout=1.0)
-                backoff = 0.05
-                if message is None:
-                    continue
-                channel = message["channel"]
-                if isinstance(channel, bytes):
-                    channel = channel.decode()
-                kind = message["type"]
-                if kind == "subscribe":
-                    event = self._confirmed.get(channel)
-                    if event is not None:
-                        event.set()
-                elif kind == "message":
-                    data = message["data"]
-                    text = data.decode() if isinstance(data, bytes) else data
-                    routes = list(self._routes.get(channel, ()))
-                    for item in text.split("\n"):
-                        seq = seq_of(item)
-                        for deliver in routes:
-                            deliver(seq, item)
+                await self._connect()
+                delay = 0.05
+                await self._listen()
             except asyncio.CancelledError:
                 raise
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("redis pub/sub connection lost (%s); reconnecting", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-                await self._reconnect()
-            except Exception:  # the hub must never die silently (python-socketio #1581)
-                log.exception("redis hub failed to route a message")
+            except Exception as exc:  # every failure path waits below: never a hot loop
+                self._went_down(exc)
+            await self._disconnect()
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, self._backoff_max_s)
 
-    async def _reconnect(self) -> None:
+    async def _connect(self) -> None:
+        self.attempts += 1
         async with self._lock:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-            self._pubsub = self._client.pubsub(ignore_subscribe_messages=False)
-            try:
-                if self._routes:
-                    await self._pubsub.subscribe(*self._routes)
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                return  # the loop retries
+            pubsub = self._client.pubsub(ignore_subscribe_messages=False)
+            self._pubsub = pubsub
+            channels = [self._own_channel, *self._routes]
+            waiting = set(channels)
+            await pubsub.subscribe(*channels)
+            # Up only once Redis has confirmed every channel: a session that catches up on
+            # RESYNC must not read the log before its channel is live again.
+            deadline = time.monotonic() + self.SUBSCRIBE_TIMEOUT_S
+            while waiting:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("Redis did not confirm the subscriptions")
+                message = await pubsub.get_message(timeout=min(remaining, 1.0))
+                if message is not None:
+                    waiting.discard(_text(message.get("channel")))
+                    self._dispatch(message)
+        reconnected = self._connected_once
+        self._connected_once = True
+        if self.state == "down":
+            log.warning("redis pub/sub connection is back")
+        self.state, self.last_error = "up", None
+        self._up.set()
+        if reconnected:
             self.reconnects += 1
-            for routes in self._routes.values():
-                for deliver in routes:
-                    deliver(RESYNC, "")
+            for routes in list(self._routes.values()):
+                for deliver in list(routes):
+                    _call(deliver, RESYNC, "")
+
+    async def _listen(self) -> None:
+        pubsub = self._pubsub
+        assert pubsub is not None
+        while True:
+            message = await pubsub.get_message(timeout=1.0)
+            if message is not None:
+                self._dispatch(message)
+
+    def _went_down(self, exc: BaseException) -> None:
+        self._up.clear()
+        reason = f"{type(exc).__name__}: {exc}"
+        if self.state != "down":
+            log.warning("redis pub/sub connection lost (%s); reconnecting with backoff", reason)
+        else:
+            log.debug("redis pub/sub reconnect failed (%s)", reason)
+        self.state, self.last_error = "down", reason
+        # Subscribers waiting for a confirmation on the dead connection give up now.
+        for pending in self._pending.values():
+            if not pending.done():
+                pending.set_exception(HubUnavailable(reason))
+        self._pending.clear()
+
+    async def _disconnect(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        channel = _text(message.get("channel"))
+        if kind == "subscribe":
+            pending = self._pending.pop(channel, None)
+            if pending is not None and not pending.done():
+                pending.set_result(None)
+            return
+        if kind != "message":
+            return
+        routes = list(self._routes.get(channel, ()))
+        text = _text(message["data"])
+        if text == HISTORY_LOST_MARK:
+            for deliver in routes:
+                _call(deliver, LOST, "")
+            return
+        for item in text.split("\n"):
+            try:
+                seq = seq_of(item)
+            except ValueError:
+                log.error("dropped a malformed event on %s: %.80r", channel, item)
+                continue
+            for deliver in routes:
+                _call(deliver, seq, item)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -181,9 +355,22 @@ class RedisHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        with contextlib.suppress(Exception):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        self._up.clear()
+        self.state = "closed"
+        await self._disconnect()
         await self._client.aclose()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _call(deliver: Deliver, seq: int, event: str) -> None:
+    """A subscriber's failure is its own: it must not stop delivery to the others."""
+    try:
+        deliver(seq, event)
+    except Exception:
+        log.exception("a subscriber failed to take an event")
 
 
 class _RedisSubscription:
@@ -207,7 +394,9 @@ class RedisEventLog:
         max_events: int = 2000,
         hub: RedisHub | None = None,
     ) -> None:
-        self.redis = aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        self.redis = aioredis.Redis.from_url(
+            url, decode_responses=True, **client_options()
+        )
         self._ttl_s = ttl_s
         self._max_events = max_events
         self._append = self.redis.register_script(_APPEND)
@@ -215,10 +404,10 @@ class RedisEventLog:
         self._hub = hub
 
     async def create_session(self, session_id: str, user_id: str) -> SessionInfo:
-        meta, seq, keys, stream = _keys(session_id)
+        meta, seq, keys, stream, open_ = _keys(session_id)
         epoch = secrets.token_hex(8)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(meta, seq, keys, stream)
+            pipe.delete(meta, seq, keys, stream, open_)
             pipe.hset(meta, mapping={"user_id": user_id, "epoch": epoch})
             pipe.set(seq, 0)
             for key in (meta, seq):
@@ -227,7 +416,7 @@ class RedisEventLog:
         return SessionInfo(session_id, user_id, epoch, 0)
 
     async def get_session(self, session_id: str) -> SessionInfo | None:
-        meta, seq, _, _ = _keys(session_id)
+        meta, seq, *_ = _keys(session_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(meta)
             pipe.get(seq)
@@ -236,8 +425,8 @@ class RedisEventLog:
             return None
         return SessionInfo(session_id, fields["user_id"], fields["epoch"], int(head))
 
-    async def touch(self, session_id: str) -> None:
-        await self._touch(keys=_keys(session_id), args=[self._ttl_s])
+    async def touch(self, session_id: str) -> bool:
+        return bool(await self._touch(keys=_keys(session_id), args=[self._ttl_s]))
 
     async def append(
         self,
@@ -256,16 +445,18 @@ class RedisEventLog:
         *,
         scope: str | None = None,
     ) -> list[int]:
-        args: list[str | int] = [self._max_events, self._ttl_s, _channel(session_id), scope or ""]
+        args: list[str | int] = [
+            self._max_events, self._ttl_s, _channel(session_id), scope or "", HISTORY_LOST_MARK
+        ]
         for payload, key in events:
-            args += [encode_payload(payload), key or ""]
+            args += [encode_payload(payload), key or "", _open_op(payload)]
         results = await self._append(keys=_keys(session_id), args=args)
         if len(results) == 1 and len(events) > 1:  # the session is gone: nothing was written
             return [int(results[0])] * len(events)
         return [int(result) for result in results]
 
     async def claim(self, session_id: str, key: str) -> bool:
-        meta, _, keys, _ = _keys(session_id)
+        meta, _, keys, *_ = _keys(session_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.exists(meta)
             pipe.hsetnx(keys, key, 0)
@@ -293,7 +484,7 @@ class RedisEventLog:
         return str(result[1])
 
     async def read_since(self, session_id: str, after_seq: int) -> list[tuple[int, str]] | None:
-        _, seq_key, _, stream = _keys(session_id)
+        _, seq_key, _, stream, _ = _keys(session_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.get(seq_key)
             pipe.xrange(stream, min=f"{after_seq + 1}-0", max="+")
@@ -307,9 +498,20 @@ class RedisEventLog:
             return None  # trimmed past what the client has: history is lost
         return events
 
+    async def open_scans(self, session_id: str) -> dict[str, str]:
+        found = await self.redis.hgetall(_keys(session_id)[4])
+        return {_text(k): _text(v) for k, v in found.items()}
+
+    async def open_scan(self, session_id: str, request_id: str) -> str | None:
+        found = await self.redis.hget(_keys(session_id)[4], request_id)
+        return None if found is None else _text(found)
+
     async def subscribe(self, session_id: str, deliver: Deliver) -> _RedisSubscription:
         if self._hub is None:
             raise RuntimeError("this event log was built without a pub/sub hub")
+        # Ride out a blip (the hub reconnecting) rather than refuse the session at once.
+        if not await self._hub.wait_up(2.0):
+            raise HubUnavailable("the Redis pub/sub connection is down")
         channel = _channel(session_id)
         await self._hub.subscribe(channel, deliver)
         return _RedisSubscription(self._hub, channel, deliver)

@@ -12,6 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from server.events.redis import client_options
 from server.limits.base import Kind, LimitStatus, Quota, status, windows
 
 # KEYS: minute counter, day counter.
@@ -35,7 +36,7 @@ class RedisRateLimiter:
     def __init__(
         self, redis_url: str, quotas: Mapping[Kind, Quota], *, prefix: str = "wc:limit"
     ) -> None:
-        self._redis: Redis = Redis.from_url(redis_url)
+        self._redis: Redis = Redis.from_url(redis_url, **client_options())
         self._script: Any = self._redis.register_script(_SCRIPT)
         self._quotas = dict(quotas)
         self._prefix = prefix

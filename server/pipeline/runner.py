@@ -29,6 +29,9 @@ class ScanRunner(Protocol):
 
     async def submit_chat(self, job: ChatJob) -> None: ...
 
+    async def health(self) -> dict[str, str]:
+        """Readiness checks of what runs the jobs, each ``"ok"`` or why not."""
+
     async def close(self) -> None: ...
 
 
@@ -46,6 +49,9 @@ class EmbeddedRunner:
         task = asyncio.create_task(run_chat(job, self._deps), name=f"chat-{job.request_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def health(self) -> dict[str, str]:
+        return {}  # runs in this process: ready when the process is
 
     async def wait_idle(self, timeout: float) -> None:
         if self._tasks:
@@ -138,6 +144,35 @@ class CeleryRunner:
                     raise
                 self._connection, self._exchange = connection, exchange
             return self._exchange
+
+    async def health(self) -> dict[str, str]:
+        """Whether the broker connection is open and some worker consumes the queue.
+
+        A server whose jobs sit in a queue that no worker reads is not ready: the declaration
+        is passive (it changes nothing) and RabbitMQ answers with the queue's consumer count.
+        """
+        checks: dict[str, str] = {}
+        try:
+            await self._open()
+            connection = self._connection
+            assert connection is not None
+            if connection.is_closed:
+                raise ConnectionError("reconnecting")
+            channel = await asyncio.wait_for(connection.channel(), 2)
+            try:
+                queue = await asyncio.wait_for(
+                    channel.declare_queue(self._queue.name, passive=True), 2
+                )
+                consumers = queue.declaration_result.consumer_count
+            finally:
+                with contextlib.suppress(Exception):
+                    await channel.close()
+        except Exception as exc:
+            checks["broker"] = f"failed: {type(exc).__name__}"
+            return checks
+        checks["broker"] = "ok"
+        checks["workers"] = "ok" if consumers else "failed: no worker consumes the queue"
+        return checks
 
     async def _send(self, task: str, payload: dict[str, object], summary: str,
                     task_id: str) -> None:

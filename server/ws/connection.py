@@ -9,10 +9,23 @@ Three tasks run together in a TaskGroup:
 * the supervisor ends the connection at its lifetime cap (after a ``session.expiring``
   warning), when the client is too slow, or when the server shuts down.
 
-Slow-client policy: the send queue holds ``session.send_queue_size`` events. When it is full
-the connection is closed with 1013; nothing is lost, because the client resumes with its last
-seq and the log replays what it missed. Coalescing deltas would lose the per-event contract
-and dropping would lose data, so closing is the honest choice.
+Slow-client policy: a client is too slow when the session's head seq runs more than
+``session.max_unsent_events`` ahead of the last event written to its socket, or when the send
+queue (``session.send_queue_size``) fills. It is then closed with 1013; nothing is lost, because
+the client resumes with its last seq and the log replays what it missed. The measure is what the
+client has not taken, not what it was sent: the server's listening socket has a small
+``SO_SNDBUF`` (see ``server.cli``) and the WebSocket layer waits for the transport to drain, so
+a client that stops reading blocks the writer after a few tens of KiB instead of the kernel
+absorbing megabytes, and it is closed well before its history is trimmed away. Coalescing
+deltas would lose the per-event contract and dropping would lose data, so closing is the honest
+choice.
+
+Faults: when Redis (the event log, the hub, the limiter) fails under a connection, the client
+gets a ``service_unavailable`` error where it can still be sent and a 1013 close, and resumes
+later; a database failure fails only the request that needed it. A scan is accepted and
+enqueued as one step that the connection's end cannot split (:meth:`Connection._guarded`), so
+an accepted scan always gets its end. When the session's history is gone under the connection
+(expired, deleted, Redis restarted) it closes with 1011, and the client starts a new epoch.
 """
 
 from __future__ import annotations
@@ -26,6 +39,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 from starlette.websockets import WebSocket, WebSocketState
 
 from protocol.messages import (
@@ -66,7 +81,15 @@ from protocol.session import (
 )
 from server.auth.tokens import Claims
 from server.errors import AuthError, NotFound, WasteCoachError
-from server.events.base import RESYNC, AppendStatus, Subscription, encode_payload, with_seq
+from server.events.base import (
+    LOST,
+    RESYNC,
+    AppendStatus,
+    Subscription,
+    encode_payload,
+    with_seq,
+)
+from server.events.redis import HubUnavailable
 from server.limits import Kind, LimitStatus
 from server.pipeline.chat import ChatJob
 from server.pipeline.run import ScanJob
@@ -76,7 +99,15 @@ from server.users.models import new_id
 
 log = logging.getLogger(__name__)
 
-_SHUTDOWN = -2
+#: Queued after the last event to flush on shutdown (distinct from every Signal and status).
+_SHUTDOWN = -200
+
+#: Failures of the services a connection leans on (Redis above all): the connection cannot go
+#: on without them, so it ends with 1013 and the client resumes once they are back.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, HubUnavailable, OSError, TimeoutError)
+#: Most a connection waits, when it ends, for a scan it was accepting and enqueueing.
+_GUARD_WAIT_S = 20.0
+_HISTORY_LOST = "event history lost; reconnect to start a new epoch"
 
 
 class _CloseConnection(Exception):
@@ -95,6 +126,13 @@ class Connection:
         self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(self.settings.send_queue_size)
         self.closed = asyncio.Event()
         self._slow = asyncio.Event()
+        self._lost = asyncio.Event()
+        #: Highest seq delivered to this connection, and the last one written to its socket.
+        self._head = 0
+        self._written = 0
+        self._guards: set[asyncio.Task[Any]] = set()
+        self._reader_task: asyncio.Task[None] | None = None
+        self._draining = False
         self._auth_changed = asyncio.Event()
         self._subscription: Subscription | None = None
         self._claims: Claims | None = None
@@ -102,7 +140,6 @@ class Connection:
         self._scan_ids: dict[str, str] = {}
         #: The user's budgets as last seen (session start, then every hit).
         self._budgets: dict[Kind, LimitStatus] = {}
-        self._last_touch = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -114,16 +151,21 @@ class Connection:
                 raise _CloseConnection(CloseCode.SERVICE_RESTART, "server is restarting")
             await self._handshake()
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._reader(), name="ws-reader")
+                self._reader_task = group.create_task(self._reader(), name="ws-reader")
                 group.create_task(self._writer(), name="ws-writer")
                 group.create_task(self._supervisor(), name="ws-supervisor")
         except* _CloseConnection as group:
             exc = group.exceptions[0]
             assert isinstance(exc, _CloseConnection)
             await self._close(exc.code, exc.reason)
+        except* _UNAVAILABLE as group:
+            await self._unavailable(group.exceptions[0])
         except* _Disconnected:
             pass
         finally:
+            if self._guards:
+                # A scan being accepted and enqueued finishes that step, whatever ended us.
+                await asyncio.wait(set(self._guards), timeout=_GUARD_WAIT_S)
             self.machine.closed()
             if self._subscription is not None:
                 await self._subscription.close()
@@ -131,11 +173,29 @@ class Connection:
             self.closed.set()
 
     def shutdown(self) -> None:
-        """Server shutdown: flush what is queued, then close with 1012."""
+        """Server shutdown: stop reading the client (no new request is taken), flush what is
+        queued, then close with 1012."""
+        self._draining = True
+        if self._reader_task is not None:
+            # A scan being accepted is guarded (see _guarded) and completes regardless.
+            self._reader_task.cancel()
         try:
             self.queue.put_nowait((_SHUTDOWN, ""))
         except asyncio.QueueFull:
             self._slow.set()
+
+    async def _unavailable(self, exc: BaseException) -> None:
+        """A service the connection needs failed: say so where possible, close with 1013."""
+        log.info("closing a connection: %s (%s)", type(exc).__name__, exc)
+        if self.ws.application_state is WebSocketState.CONNECTED:
+            notice = Error(
+                code=ErrorCode.SERVICE_UNAVAILABLE,
+                message="the service is briefly unavailable; reconnect and resume",
+                retryable=True,
+            )
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.send_text(notice.model_dump_json()), 1)
+        await self._close(CloseCode.TRY_AGAIN_LATER, "service unavailable; reconnect and resume")
 
     async def _close(self, code: CloseCode, reason: str) -> None:
         if self.ws.application_state is WebSocketState.CONNECTED:
@@ -221,6 +281,8 @@ class Connection:
         self._claims = claims
         self._start = start
         self.machine.authenticated(info.session_id, backlog_from)
+        # What was appended before this connection is its backlog, not lag (see _deliver).
+        self._written = max(backlog_from, info.head)
         if resumed:
             self.machine.scans_in_flight(await self._scans_in_flight(info.session_id))
         now = datetime.now(UTC)
@@ -279,6 +341,8 @@ class Connection:
         assert self.machine.session_id is not None
         event_log = self.services.log
         seq = await event_log.append(self.machine.session_id, payload, key=key)
+        if seq == AppendStatus.SESSION_GONE:
+            raise _CloseConnection(CloseCode.INTERNAL_ERROR, _HISTORY_LOST)
         if seq > 0 and not event_log.delivers_on_append:
             # This connection wrote it: send it now rather than after the pub/sub round trip.
             # The copy that pub/sub brings later has a seq already sent and is dropped.
@@ -296,9 +360,21 @@ class Connection:
         if not isinstance(image, UploadImage):
             return None
         assert self._claims is not None
-        async with self.services.db.session() as session:
-            await uploads.owned_upload(session, user_id=self._claims.user_id, key=image.key)
-        if await self.services.storage.head(image.key) is None:
+        try:
+            async with self.services.db.session() as session:
+                await uploads.owned_upload(session, user_id=self._claims.user_id, key=image.key)
+            found = await self.services.storage.head(image.key)
+        except (DBAPIError, OSError) as exc:
+            # The database or the object store is away: this request fails, retryably; the
+            # session (which does not need them) goes on.
+            log.warning("could not check upload %s: %s", image.key, exc)
+            error = WasteCoachError(
+                "uploads cannot be checked right now; try again shortly",
+                code=ErrorCode.SERVICE_UNAVAILABLE,
+            )
+            error.retryable = True
+            raise error from exc
+        if found is None:
             raise NotFound(
                 f"upload {image.key!r} has not been received yet; PUT the file first",
                 code=ErrorCode.UPLOAD_NOT_FOUND,
@@ -343,6 +419,8 @@ class Connection:
         hit: asyncio.Task[LimitStatus] | None = None
         if self._budget_to_spare("scan"):
             hit = asyncio.create_task(self._hit("scan"))
+            # Its failure is read by _settle, or not at all if the scan stops before that.
+            hit.add_done_callback(lambda t: t.cancelled() or t.exception())
         elif not await self._within_budget("scan", request_id):
             return
         try:
@@ -352,12 +430,32 @@ class Connection:
             await self._settle(hit)
             await self._error(request_id, exc)
             return
+        await self._guarded(self._accept_scan(message, upload_key, hit))
+
+    async def _guarded(self, step: Any) -> None:
+        """Run ``step`` to its end even if the connection ends meanwhile (the reader is
+        cancelled at shutdown, the peer goes away): a scan.accepted is always followed by the
+        enqueue or by a scan.done. ``run`` waits for guarded steps before it returns."""
+        task: asyncio.Task[None] = asyncio.ensure_future(step)
+        self._guards.add(task)
+        task.add_done_callback(self._guards.discard)
+        await asyncio.shield(task)
+
+    async def _accept_scan(
+        self, message: ScanStart, upload_key: str | None, hit: asyncio.Task[LimitStatus] | None
+    ) -> None:
+        assert self._claims is not None and self._start is not None
+        session_id = self.machine.session_id
+        assert session_id is not None
+        request_id = message.request_id
         scan_id = new_id()
         seq = await self._append(
             event_payload(ScanAccepted(request_id=request_id, scan_id=scan_id)),
             key=f"{request_id}:accepted",
         )
-        if seq == AppendStatus.DUPLICATE:
+        if seq == AppendStatus.DUPLICATE and (
+            await self.services.log.open_scan(session_id, request_id) != scan_id
+        ):  # (the key is ours when a retried append had run already: then it is accepted)
             await self._settle(hit)
             self.machine.scan_rejected(request_id)
             await self._error(
@@ -369,16 +467,20 @@ class Connection:
             )
             return
         self._scan_ids[request_id] = scan_id
-        status = await self._settle(hit)
+        # From here on the scan has been accepted: every path ends in the enqueue or in a
+        # scan.done, whatever fails.
+        try:
+            status = await self._settle(hit)
+        except _UNAVAILABLE:
+            status = None  # the limiter is away; the budget last seen had room to spare
         if status is not None and not status.allowed:
             # Other sessions of this user spent the budget meanwhile (rare: it had room to
             # spare): the scan ends before it starts.
             error = _over_budget("scan", status)
-            done = ScanDone(
-                request_id=request_id, scan_id=scan_id, status=ScanStatus.FAILED,
-                error=ErrorInfo(code=error.code, message=error.message, retryable=True),
+            await self._end_scan(
+                request_id, scan_id,
+                ErrorInfo(code=error.code, message=error.message, retryable=True),
             )
-            await self._append(event_payload(done), key=f"{request_id}:done")
             return
         job = ScanJob(
             scan_id=scan_id,
@@ -395,43 +497,44 @@ class Connection:
         # job reaching a worker, and the writer sends while the enqueue awaits the broker.
         try:
             await self.services.runner.submit(job)
-        except Exception:
-            log.exception("could not enqueue scan %s", scan_id)
-            done = ScanDone(
-                request_id=request_id,
-                scan_id=scan_id,
-                status=ScanStatus.FAILED,
-                error=ErrorInfo(
-                    code=ErrorCode.INTERNAL, message="could not start the scan", retryable=True
-                ),
+        except Exception as exc:
+            log.warning("could not enqueue scan %s: %s: %s", scan_id, type(exc).__name__, exc)
+            await self._end_scan(
+                request_id, scan_id,
+                ErrorInfo(code=ErrorCode.SERVICE_UNAVAILABLE,
+                          message="could not start the scan; try again", retryable=True),
             )
-            await self._append(event_payload(done), key=f"{request_id}:done")
+
+    async def _end_scan(self, request_id: str, scan_id: str, error: ErrorInfo) -> None:
+        """End an accepted scan that will not run with scan.done (failed). The log may be
+        failing too (Redis going down): keep trying for a while, since without this event the
+        scan would never end for the client."""
+        done = ScanDone(request_id=request_id, scan_id=scan_id, status=ScanStatus.FAILED,
+                        error=error)
+        delay = 0.1
+        deadline = time.monotonic() + _GUARD_WAIT_S / 2
+        while True:
+            try:
+                await self._append(event_payload(done), key=f"{request_id}:done")
+                return
+            except _UNAVAILABLE:
+                if time.monotonic() + delay > deadline:
+                    log.error("scan %s was accepted and could not be ended", scan_id)
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     async def _scans_in_flight(self, session_id: str) -> set[str]:
         """Request ids of the session's scans with a scan.accepted and no scan.done yet."""
-        running: set[str] = set()
-        for _, event in await self.services.log.read_since(session_id, 0) or []:
-            accepted = '"type":"scan.accepted"' in event
-            if accepted or '"type":"scan.done"' in event:
-                request_id = json.loads(event).get("request_id")
-                if accepted:
-                    running.add(request_id)
-                else:
-                    running.discard(request_id)
-        return running
+        return set(await self.services.log.open_scans(session_id))
 
     async def _scan_id_of(self, request_id: str) -> str | None:
         scan_id = self._scan_ids.get(request_id)
         if scan_id is not None:
             return scan_id
-        # Started on an earlier connection of this session: its scan.accepted is in the log.
+        # Started on an earlier connection of this session and still running.
         assert self.machine.session_id is not None
-        marker = f'"request_id":"{request_id}"'
-        for _, event in await self.services.log.read_since(self.machine.session_id, 0) or []:
-            if '"type":"scan.accepted"' in event and marker in event:
-                found: str = json.loads(event)["scan_id"]
-                return found
-        return None
+        return await self.services.log.open_scan(self.machine.session_id, request_id)
 
     async def _cancel_scan(self, message: ScanCancel) -> None:
         assert self._claims is not None
@@ -531,24 +634,29 @@ class Connection:
     # ------------------------------------------------------------------ tasks
 
     async def _reader(self) -> None:
-        while True:
+        while not self._draining:
             text = await self._receive(self.services.settings.session.idle_timeout_s)
             actions = (
                 self.machine.receive_binary() if text is None else self.machine.receive_text(text)
             )
             await self._perform(actions)
-            await self._keep_alive()
 
     async def _keep_alive(self) -> None:
-        # The replay log expires when idle; a connected client keeps it alive.
-        now = time.monotonic()
-        if now - self._last_touch > 30:
-            self._last_touch = now
-            assert self.machine.session_id is not None
-            await self.services.log.touch(self.machine.session_id)
+        """The replay log expires when idle; a connected client keeps it alive. Its absence
+        means the history is gone (expired, deleted, Redis restarted): close with 1011."""
+        assert self.machine.session_id is not None
+        if not await self.services.log.touch(self.machine.session_id):
+            raise _CloseConnection(CloseCode.INTERNAL_ERROR, _HISTORY_LOST)
 
     def _deliver(self, seq: int, event: str) -> None:
         """Called by the event log / hub for every event of this session."""
+        if seq == LOST:
+            self._lost.set()
+            return
+        if seq > self._head:
+            self._head = seq
+            if seq - self._written > self.settings.max_unsent_events:
+                self._slow.set()  # the client has not taken what it was sent
         try:
             self.queue.put_nowait((seq, event))
         except asyncio.QueueFull:
@@ -559,9 +667,7 @@ class Connection:
         assert session_id is not None
         events = await self.services.log.read_since(session_id, self.machine.last_seq)
         if events is None:
-            raise _CloseConnection(
-                CloseCode.INTERNAL_ERROR, "event history lost; reconnect to start a new epoch"
-            )
+            raise _CloseConnection(CloseCode.INTERNAL_ERROR, _HISTORY_LOST)
         for seq, event in events:
             await self._write(seq, event)
 
@@ -575,6 +681,7 @@ class Connection:
             request_id = parsed.get("request_id")
         if self.machine.should_deliver(seq, event_type, request_id):
             await self._send_direct(event)
+        self._written = max(self._written, seq)
 
     async def _writer(self) -> None:
         await self._catch_up()
@@ -592,8 +699,11 @@ class Connection:
             await self._write(seq, event)
 
     async def _supervisor(self) -> None:
-        """Ends the connection at its lifetime cap, when its token runs out, or when the client
-        is too slow; warns before the first two."""
+        """Ends the connection at its lifetime cap, when its token runs out, when the client
+        is too slow, or when the session's history is gone; warns before the first two, and
+        keeps the history alive meanwhile."""
+        touch_every = min(30.0, self.services.settings.session.replay_ttl_s / 3)
+        next_touch = time.monotonic() + touch_every
         lifetime_warned = False
         auth_warned_for: float | None = None
         token_end = 0.0
@@ -624,15 +734,20 @@ class Connection:
                 auth_warned_for = token_end
                 notice = AuthExpiring(expires_at=datetime.fromtimestamp(token_end, UTC))
                 self._deliver(0, notice.model_dump_json())
+            if time.monotonic() >= next_touch:
+                await self._keep_alive()
+                next_touch = time.monotonic() + touch_every
             upcoming = [t for t in (warn_at, end, token_end) if t > now]
             if auth_warned_for != token_end:
                 upcoming.append(token_warn_at)
             if not lifetime_warned:
                 upcoming.append(warn_at)
             wake = min(t for t in upcoming if t > now) if upcoming else now + 60
+            wake = min(wake, now + max(0.0, next_touch - time.monotonic()))
             self._auth_changed.clear()
             waiters = {
                 asyncio.ensure_future(self._slow.wait()),
+                asyncio.ensure_future(self._lost.wait()),
                 asyncio.ensure_future(self._auth_changed.wait()),
             }
             try:
@@ -641,6 +756,8 @@ class Connection:
             finally:
                 for waiter in waiters:
                     waiter.cancel()
+            if self._lost.is_set():
+                raise _CloseConnection(CloseCode.INTERNAL_ERROR, _HISTORY_LOST)
             if self._slow.is_set():
                 raise _CloseConnection(
                     CloseCode.TRY_AGAIN_LATER, "client too slow; reconnect and resume"

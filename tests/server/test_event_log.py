@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from server.events.base import RESYNC, AppendStatus, EventLog
+from server.events.base import LOST, RESYNC, AppendStatus, EventLog
 from server.events.memory import MemoryEventLog
-from server.events.redis import RedisEventLog, RedisHub
+from server.events.redis import HubUnavailable, RedisEventLog, RedisHub
 from tests.conftest import REDIS_URL
+from tests.support.redis_server import private_redis
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -186,3 +187,115 @@ async def test_redis_publishes_a_batch_as_one_message() -> None:
         await pubsub.aclose()
         await listener.aclose()
         await log.close()
+
+
+async def test_open_scans_follow_accepted_and_done(event_log: EventLog) -> None:
+    """Open scans are kept beside the log, so they hold however far the log was trimmed."""
+    s = sid()
+    await event_log.create_session(s, "u")
+    await event_log.append(s, {"type": "scan.accepted", "request_id": "r1", "scan_id": "a"},
+                           key="r1:accepted")
+    await event_log.append(s, {"type": "scan.accepted", "request_id": "r2", "scan_id": "b"},
+                           key="r2:accepted")
+    for i in range(150):  # past max_events (100): the accepted events are trimmed away
+        await event_log.append(s, {"type": "coaching.delta", "request_id": "r1", "n": i})
+    assert await event_log.open_scans(s) == {"r1": "a", "r2": "b"}
+    await event_log.append(s, {"type": "scan.done", "request_id": "r1"}, key="r1:done")
+    assert await event_log.open_scans(s) == {"r2": "b"}
+    assert await event_log.open_scan(s, "r2") == "b"
+    assert await event_log.open_scan(s, "r1") is None
+    # A refused append (duplicate) changes nothing.
+    await event_log.append(s, {"type": "scan.done", "request_id": "r2"}, key="r1:done")
+    assert await event_log.open_scans(s) == {"r2": "b"}
+
+
+async def test_touch_says_whether_the_session_exists(event_log: EventLog) -> None:
+    s = sid()
+    assert await event_log.touch(s) is False
+    await event_log.create_session(s, "u")
+    assert await event_log.touch(s) is True
+
+
+async def test_append_to_a_deleted_session_tells_its_subscribers() -> None:
+    """Someone deletes a live session's history: its connections learn at the next append."""
+    hub = RedisHub(REDIS_URL)
+    await hub.start()
+    log = RedisEventLog(REDIS_URL, hub=hub)
+    admin = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        assert await hub.wait_up(5)
+        s = sid()
+        await log.create_session(s, "u")
+        got: list[int] = []
+        await log.subscribe(s, lambda seq, _e: got.append(seq))
+        await log.append(s, {"type": "x"})
+        await admin.delete(*[k for k in await admin.keys("wc:{" + s + "}:*")])
+        assert await log.append(s, {"type": "x"}) == AppendStatus.SESSION_GONE
+        for _ in range(40):
+            if LOST in got:
+                break
+            await asyncio.sleep(0.05)
+        assert got == [1, LOST]
+    finally:
+        await admin.aclose()
+        await log.close()
+        await hub.close()
+
+
+async def test_hub_down_waits_between_tries_and_refuses_subscribers() -> None:
+    """No Redis at all: the hub neither spins nor pretends; subscribers are refused at once."""
+    with private_redis() as redis_server:
+        url = redis_server.url
+    hub = RedisHub(url, backoff_max_s=0.4)  # nothing listens there any more
+    await hub.start()
+    try:
+        await asyncio.sleep(1.5)
+        assert not hub.healthy and hub.state == "down"
+        # 0.05, 0.1, 0.2, 0.4, 0.4 ... s apart (with jitter): a handful, not thousands.
+        assert 2 <= hub.attempts <= 20
+        with pytest.raises(HubUnavailable):
+            await hub.subscribe("wc:{x}", lambda _s, _e: None)
+    finally:
+        await asyncio.wait_for(hub.close(), 5)
+
+
+async def test_hub_survives_a_redis_restart() -> None:
+    """Redis goes away and comes back empty: the hub reconnects by itself, resubscribes, and
+    asks every subscriber to catch up (which then finds the history lost)."""
+    with private_redis() as redis_server:
+        hub = RedisHub(redis_server.url, backoff_max_s=0.2)
+        await hub.start()
+        log = RedisEventLog(redis_server.url, hub=hub)
+        try:
+            assert await hub.wait_up(5)
+            s = sid()
+            await log.create_session(s, "u")
+            got: list[int] = []
+            await log.subscribe(s, lambda seq, _e: got.append(seq))
+            redis_server.stop()
+            for _ in range(100):
+                if hub.state == "down":
+                    break
+                await asyncio.sleep(0.02)
+            assert hub.state == "down" and not hub.healthy
+            await asyncio.sleep(0.5)
+            redis_server.start()
+            assert await hub.wait_up(5)
+            assert hub.reconnects == 1
+            for _ in range(40):
+                if RESYNC in got:
+                    break
+                await asyncio.sleep(0.05)
+            assert got == [RESYNC]
+            assert await log.read_since(s, 0) is None  # Redis kept nothing: history lost
+            # The channel is live again: a new session's events arrive.
+            await log.create_session(s, "u")
+            await log.append(s, {"type": "x"})
+            for _ in range(40):
+                if 1 in got:
+                    break
+                await asyncio.sleep(0.05)
+            assert got == [RESYNC, 1]
+        finally:
+            await log.close()
+            await hub.close()

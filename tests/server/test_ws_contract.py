@@ -295,6 +295,7 @@ async def test_health_and_readiness(stack: Stack) -> None:
     assert checks["database"] == "ok"
     if stack.mode == "distributed":
         assert checks["redis"] == "ok" and checks["pubsub"] == "ok"
+        assert checks["broker"] == "ok" and checks["workers"] == "ok"
 
 
 async def test_scan_result_and_timings_are_persisted(stack: Stack, client: CoachClient) -> None:
