@@ -3,6 +3,13 @@
 Results travel as events through Redis, so there is no result backend (the Redis backend
 leaks pub/sub connections at scale). Tasks are acknowledged late and re-queued if the worker
 dies, which is safe because the pipeline is idempotent by request id.
+
+A RabbitMQ restart must not end a worker. The connection settings below say so explicitly
+rather than trusting defaults that changed between Celery releases: retry forever (Celery's
+own default gives up after 100 attempts and exits the worker), at start-up too, with the
+backoff Celery applies between attempts (2 s more each time, at most 30 s: one log line per
+attempt, not a flood). Tasks running when the connection drops are left to finish; their
+messages are redelivered anyway (see workers/pool.py).
 """
 
 from __future__ import annotations
@@ -21,10 +28,22 @@ def make_celery(broker_url: str, queue: str = "wastecoach.scans") -> Celery:
         worker_prefetch_multiplier=4,
         # Tasks run on the worker's asyncio loop (see workers/pool.py).
         worker_pool="workers.pool:LoopPool",
+        broker_connection_retry=True,
         broker_connection_retry_on_startup=True,
+        # None: never give up; a supervisor restarting the worker would do the same, slower.
+        broker_connection_max_retries=None,
+        # A channel error (say, a queue deleted during a RabbitMQ reset) reconnects as well.
+        broker_channel_error_retry=True,
+        # Seconds to establish a connection before the attempt counts as failed.
+        broker_connection_timeout=4,
+        # A silently dead connection (a network partition) is noticed within about a minute.
+        broker_heartbeat=30,
+        broker_heartbeat_checkrate=2,
+        # Running scans finish on the worker's loop (their redelivered copies find scan.done);
+        # cancelling them would need a pool that can terminate one job, and redo the work.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         task_default_queue=queue,
         worker_hijack_root_logger=False,
-        broker_heartbeat=30,
         # A scan that outlives this is stuck; the client already has its scan.done(failed)
         # or can cancel. Redelivery after a crash is what acks_late is for.
         task_time_limit=120,

@@ -14,6 +14,18 @@ At most ``--concurrency`` tasks run at once; the others wait in order. ``task_ti
 becomes a timeout on the coroutine. A task that does not use ``on_worker_loop`` runs to its end
 inside the tracer, as under the solo pool. The app selects it (``worker_pool``).
 
+Faults. When the broker connection is lost, Celery calls :meth:`LoopPool.flush`: the jobs still
+waiting came on the old channel, whose delivery tags mean nothing on the next one, and RabbitMQ
+hands those messages out again, so they are dropped here rather than run twice. Tasks already
+running go on (``worker_cancel_long_running_tasks_on_connection_loss`` is off): their
+acknowledgement then fails, which Celery logs, and their redelivered copy finds the scan done.
+Reporting to Celery never raises into the loop (a failed report would keep a slot forever). A
+task that ends with :class:`~server.pipeline.emitter.EventsNotDelivered` (the event log stayed
+unreachable, so the client never got its ``scan.done``) is not acknowledged: after
+``REQUEUE_DELAY_S`` its message is rejected with requeue through Celery's own ``Reject``, and
+RabbitMQ runs it again. The delay, on top of the emitter's 30 s of retries before it gives up,
+keeps a lasting outage from turning into a hot redelivery loop.
+
 Why not a published asyncio pool: ``celery-aio-pool`` is AGPL, and ``celery-pool-asyncio`` has
 not been released since 2020 and patches Celery's internals.
 """
@@ -28,11 +40,17 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from billiard.einfo import ExceptionInfo
 from celery.concurrency.base import BasePool
+from celery.exceptions import Reject
 
+from server.pipeline.emitter import EventsNotDelivered
 from workers.loop import open_hand_over, take_handed_over, worker_loop
 
 log = logging.getLogger(__name__)
+
+#: Pause before a job whose events could not be delivered goes back to the queue.
+REQUEUE_DELAY_S = 5.0
 
 _Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], Callable[..., Any] | None,
              Callable[..., Any] | None, float | None]
@@ -89,8 +107,7 @@ class LoopPool(BasePool):
             return
         coro = take_handed_over()
         if coro is None:  # an ordinary task: it has run to its end
-            if callback is not None:
-                callback(ret)
+            _report(callback, ret)
             self._next()
             return
         task = asyncio.get_running_loop().create_task(_bounded(coro, timeout))
@@ -103,17 +120,35 @@ class LoopPool(BasePool):
         if task.cancelled():  # cold shutdown: not acknowledged, so RabbitMQ redelivers it
             return
         error = task.exception()
-        if error is not None:  # acknowledged all the same, as Celery does a failed task
-            log.error("task failed", exc_info=error)
-        if callback is not None:
-            callback(ret)  # Request.on_success: acknowledges the message
+        if isinstance(error, EventsNotDelivered):
+            log.warning("task requeued in %.0f s: %s", REQUEUE_DELAY_S, error)
+            assert self._loop is not None
+            self._loop.call_later(REQUEUE_DELAY_S, _requeue, callback)
+        else:
+            if error is not None:  # acknowledged all the same, as Celery does a failed task
+                log.error("task failed", exc_info=error)
+            _report(callback, ret)  # Request.on_success: acknowledges the message
         self._next()
 
     def _next(self) -> None:
         while self._waiting and len(self._running) < (self.limit or 1):
             self._start(self._waiting.popleft())
 
-    # Shutdown: called from the worker's main thread.
+    # Called from the worker's main thread.
+
+    def flush(self) -> None:
+        """The broker connection was lost: drop the jobs not started yet (see the module's
+        docstring); RabbitMQ redelivers their messages on the new connection."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        # Queued behind every job admitted so far, ahead of any from the new connection.
+        self._loop.call_soon_threadsafe(self._drop_waiting)
+
+    def _drop_waiting(self) -> None:
+        if self._waiting:
+            log.warning("broker connection lost: %d waiting tasks left to redelivery",
+                        len(self._waiting))
+            self._waiting.clear()
 
     def on_stop(self) -> None:
         """Warm shutdown: wait for the running tasks (each has its time limit)."""
@@ -144,6 +179,29 @@ class LoopPool(BasePool):
         info = super()._get_info()
         info.update({"running": len(self._running), "waiting": len(self._waiting)})
         return info
+
+
+def _report(callback: Callable[..., Any] | None, ret: Any) -> None:
+    """Hand a task's end to Celery. It may fail (say, an acknowledgement on a channel that
+    closed with a lost connection); the pool must go on all the same."""
+    if callback is None:
+        return
+    try:
+        callback(ret)
+    except Exception:
+        log.exception("could not report the end of a task to Celery")
+
+
+def _requeue(callback: Callable[..., Any] | None) -> None:
+    """Reject the task's message with requeue, as Celery does for a task raising
+    ``Reject(requeue=True)``: ``callback`` is the bound ``Request.on_success``, which takes a
+    failed ``(True, ExceptionInfo, runtime)`` result to ``on_failure`` and there to
+    ``Request.reject(requeue=True)`` (after marking the request done in the worker's state)."""
+    try:
+        raise Reject("the task's events could not be delivered", requeue=True)
+    except Reject:
+        failed = (True, ExceptionInfo(), 0.0)
+    _report(callback, failed)
 
 
 async def _bounded(coro: Coroutine[Any, Any, Any], timeout: float | None) -> Any:

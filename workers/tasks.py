@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from typing import Any
 
 from celery.signals import worker_init, worker_shutdown
 
 from server.pipeline.chat import ChatJob, run_chat
+from server.pipeline.emitter import EventsNotDelivered
 from server.pipeline.run import PipelineDeps, ScanJob, run_scan
 from server.pipeline.runner import CHAT_TASK, SCAN_TASK
 from server.services import close_stages
 from workers.celery_app import app
 from workers.loop import on_worker_loop, stop_worker_loop, worker_loop
+
+log = logging.getLogger(__name__)
 
 _deps: PipelineDeps | None = None
 _deps_lock: asyncio.Lock | None = None
@@ -32,7 +37,9 @@ async def pipeline_deps() -> PipelineDeps:
                 from server.settings import get_settings
 
                 await asyncio.to_thread(warm_up)
-                _deps = await build_pipeline_deps(get_settings())
+                deps = await build_pipeline_deps(get_settings())
+                # RabbitMQ runs a job again when its worker died before acknowledging it.
+                _deps = dataclasses.replace(deps, jobs_may_rerun=True)
                 settle_heap()
     return _deps
 
@@ -42,7 +49,13 @@ async def _scan(job: ScanJob) -> str:
 
 
 async def _chat(job: ChatJob) -> None:
-    await run_chat(job, await pipeline_deps())
+    try:
+        await run_chat(job, await pipeline_deps())
+    except EventsNotDelivered:
+        # Not run again (unlike a scan): an answer is generated and stored anew each time, so a
+        # rerun could store it twice. The client asks again.
+        log.warning("chat %s: its final event could not be delivered", job.request_id,
+                    exc_info=True)
 
 
 @app.task(name=SCAN_TASK, acks_late=True)  # type: ignore[untyped-decorator]

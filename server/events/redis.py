@@ -119,6 +119,9 @@ def client_options() -> dict[str, Any]:
         "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 3),
     }
 
+#: How long past its own timeout a blocking call may take before it counts as lost.
+BLOCKING_MARGIN_S = 10.0
+
 
 def _keys(session_id: str) -> list[str]:
     tag = "wc:{" + session_id + "}"
@@ -394,8 +397,12 @@ class RedisEventLog:
         max_events: int = 2000,
         hub: RedisHub | None = None,
     ) -> None:
-        self.redis = aioredis.Redis.from_url(
-            url, decode_responses=True, **client_options()
+        self.redis = aioredis.Redis.from_url(url, decode_responses=True, **client_options())
+        # BLPOP waits up to the clarify timeout (60 s), far past redis-py's default socket
+        # timeout (5 s), which would end the wait with a TimeoutError: blocking calls get
+        # their own pool without a socket timeout, bounded per call in wait_answer.
+        self._blocking = aioredis.Redis.from_url(
+            url, decode_responses=True, **{**client_options(), "socket_timeout": None}
         )
         self._ttl_s = ttl_s
         self._max_events = max_events
@@ -477,8 +484,11 @@ class RedisEventLog:
 
     async def wait_answer(self, session_id: str, request_id: str, timeout: float) -> str | None:
         key = "wc:{" + session_id + "}:answer:" + request_id
-        # BLPOP holds a pooled connection while it waits; the pool grows for it.
-        result = await self.redis.blpop([key], timeout=max(timeout, 0.01))
+        # BLPOP holds a pooled connection while it waits; the pool grows for it. The server
+        # ends the wait; the margin bounds it should the connection die silently.
+        wait = max(timeout, 0.01)
+        async with asyncio.timeout(wait + BLOCKING_MARGIN_S):
+            result = await self._blocking.blpop([key], timeout=wait)
         if result is None:
             return None
         return str(result[1])
@@ -517,4 +527,5 @@ class RedisEventLog:
         return _RedisSubscription(self._hub, channel, deliver)
 
     async def close(self) -> None:
+        await self._blocking.aclose()
         await self.redis.aclose()

@@ -1,12 +1,41 @@
-"""The scan's locations stage: after coaching, the nearest places that take the item."""
+"""The scan's locations stage: after coaching, the nearest places that take the item.
+
+It runs after the person already has their coaching, so a database that is away (a restart,
+a failover) must not turn the whole scan into a failure: the search is retried with backoff
+for up to ``LOOKUP_PATIENCE_S``, and if the database is still unreachable the stage answers
+with no places and a note saying so, as it does when nothing is nearby.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
 from protocol.messages import BinsSuggested, Classification
+from protocol.streams import Stream
 from server.db import Database
 from server.locations import service
 from server.locations.streams import catalog
 from server.pipeline.stages import ScanInput
+
+log = logging.getLogger(__name__)
+
+#: How long a scan keeps looking for places while the database is away.
+LOOKUP_PATIENCE_S = 15.0
+_FIRST_DELAY_S = 0.1
+_MAX_DELAY_S = 2.0
+
+
+def _transient(exc: BaseException) -> bool:
+    """The database is unreachable now (as opposed to a query that can never work)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    # SQLAlchemy wraps the driver's connection errors in these; a refused connection comes
+    # through as the OSError it is.
+    return isinstance(exc, (OperationalError, InterfaceError, OSError))
 
 
 class LocationsStage:
@@ -36,15 +65,15 @@ class LocationsStage:
                 location_used=False,
                 note=catalog().note("no_location", scan.locale),
             )
-        async with self._db.session() as session:
-            found = await service.suggest(
-                session,
-                lat=scan.location.lat,
-                lon=scan.location.lon,
+        found = await self._lookup(scan, stream)
+        if found is None:
+            return BinsSuggested(
+                scan_id=scan.scan_id,
+                request_id=scan.request_id,
                 stream=stream,
-                locale=scan.locale,
-                radius_m=self._radius_m,
-                limit=self._limit,
+                places=[],
+                location_used=False,
+                note=catalog().note("unavailable", scan.locale),
             )
         return BinsSuggested(
             scan_id=scan.scan_id,
@@ -54,3 +83,35 @@ class LocationsStage:
             location_used=True,
             note=found.note,
         )
+
+    async def _lookup(self, scan: ScanInput, stream: Stream) -> service.Suggestion | None:
+        """The suggestion, retried while the database is away; None if it stayed away."""
+        assert scan.location is not None
+        delay = _FIRST_DELAY_S
+        deadline = time.monotonic() + LOOKUP_PATIENCE_S
+        failing = False
+        while True:
+            try:
+                async with self._db.session() as session:
+                    return await service.suggest(
+                        session,
+                        lat=scan.location.lat,
+                        lon=scan.location.lon,
+                        stream=stream,
+                        locale=scan.locale,
+                        radius_m=self._radius_m,
+                        limit=self._limit,
+                    )
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    log.error("scan %s: no places, the database is unreachable (%s)",
+                              scan.scan_id, exc)
+                    return None
+                if not failing:  # once per scan, not per attempt
+                    failing = True
+                    log.warning("scan %s: looking up places failed (%s); retrying for up to "
+                                "%.0f s", scan.scan_id, exc, LOOKUP_PATIENCE_S)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_DELAY_S)

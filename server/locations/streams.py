@@ -20,7 +20,7 @@ from typing import Literal
 from protocol.messages import Locale
 from protocol.streams import Stream
 
-FallbackKey = Literal["nothing_near", "household_only", "no_location"]
+FallbackKey = Literal["nothing_near", "household_only", "no_location", "unavailable"]
 
 #: Kind of the place offered when nothing that accepts the stream is within the radius.
 FALLBACK_KIND = "recycling_center"
@@ -120,7 +120,7 @@ def parse_catalog(raw: dict[str, object]) -> Catalog:
         key: {Locale.KO: str(text["ko"]), Locale.EN: str(text["en"])}
         for key, text in raw_fallback.items()
     }
-    for key in ("nothing_near", "household_only", "no_location"):
+    for key in ("nothing_near", "household_only", "no_location", "unavailable"):
         if key not in notes:
             raise ValueError(f"kinds.json: fallback note {key!r} is missing")
     return Catalog(kinds=kinds, stream_kinds=stream_kinds, notes=notes)

@@ -12,6 +12,15 @@ Each event carries an idempotency key derived from the request id, so a task tha
 (a worker crashed, the broker redelivered the job) appends nothing twice; and the log refuses a
 scan's events once its ``scan.done`` exists (cancelled), which the emitter reports by raising
 :class:`RequestClosed` from the next ``emit`` or ``flush``.
+
+Redis goes away now and then (a restart, a failover, a network blip). Because appends are
+idempotent by key, a batch whose round trip failed is simply sent again: events the first try
+did write come back as DUPLICATE, which counts as written. Every append retries with backoff
+for up to ``APPEND_PATIENCE_S`` (as the outcome's database write does); only then does the
+producer learn of the failure. The final event is always attempted, failure or not, and if it
+still cannot be written :meth:`EventEmitter.finish` raises :class:`EventsNotDelivered`: a
+worker must then leave the job unacknowledged so that the broker runs it again (the rerun
+appends what is missing and nothing twice).
 """
 
 from __future__ import annotations
@@ -19,8 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from protocol.messages import event_payload
 from server.events.base import AppendStatus, EventLog
@@ -31,15 +44,36 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 64
 #: Queued events at which ``emit`` waits for the log (a producer far faster than Redis).
 HIGH_WATER = 256
+#: How long one append keeps retrying while the log is unreachable (a Redis restart or
+#: failover takes seconds; the database write of the outcome waits as long).
+APPEND_PATIENCE_S = 30.0
+_FIRST_DELAY_S = 0.05
+_MAX_DELAY_S = 2.0
+#: Failures that say "the log is unreachable now", not "this request is wrong". redis-py's
+#: ConnectionError and TimeoutError are not the builtin ones; OSError covers those.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError, RedisTimeoutError, OSError,
+)
 
 
 class RequestClosed(Exception):
     """The request already has its final event (the scan was cancelled); stop quietly."""
 
 
+class EventsNotDelivered(Exception):
+    """The request's final event could not be appended: the log stayed unreachable for longer
+    than the emitter's patience. The job must run again (not be acknowledged)."""
+
+
 class EventEmitter:
     def __init__(
-        self, event_log: EventLog, session_id: str, request_id: str, *, scoped: bool = True
+        self,
+        event_log: EventLog,
+        session_id: str,
+        request_id: str,
+        *,
+        scoped: bool = True,
+        patience_s: float = APPEND_PATIENCE_S,
     ) -> None:
         self._log = event_log
         self._session_id = session_id
@@ -49,6 +83,7 @@ class EventEmitter:
         self._drain: asyncio.Task[None] | None = None
         self._closed = False
         self._failure: BaseException | None = None
+        self._patience_s = patience_s
         self.session_gone = False
 
     async def emit(self, event: Any, key: str) -> None:
@@ -70,15 +105,22 @@ class EventEmitter:
         """Append the request's final event after all the others, whatever their fate, in the
         same round trip as what is still queued and as ``after`` (events the caller held back
         until now, such as ``bins.suggested`` until the outcome was saved). Returns the final
-        event's seq, or the :class:`AppendStatus` that kept it out (the request was closed)."""
+        event's seq, or the :class:`AppendStatus` that kept it out (the request was closed).
+
+        Always attempted, even after an earlier append failed (what that append carried is
+        still queued and goes first). Raises :class:`EventsNotDelivered` when the log stayed
+        unreachable through every retry."""
         await self._drained()
-        if self._failure is not None:
-            raise self._failure
         batch = [] if self._closed else self._queue
         self._queue = []
         batch += [(event_payload(e), f"{self._request_id}:{k}") for e, k in after]
         batch.append((event_payload(event), f"{self._request_id}:{key}"))
-        results = await self._log.append_many(self._session_id, batch, scope=self._scope)
+        try:
+            results = await self._append(batch)
+        except TRANSIENT_ERRORS as exc:
+            raise EventsNotDelivered(
+                f"the final event of request {self._request_id} could not be appended ({exc})"
+            ) from exc
         return results[-1]
 
     async def aclose(self) -> None:
@@ -104,18 +146,59 @@ class EventEmitter:
             while self._queue and not self._closed:
                 batch = self._queue[:MAX_BATCH]
                 del self._queue[: len(batch)]
-                results = await self._log.append_many(self._session_id, batch, scope=self._scope)
-                for result in results:
-                    if result == AppendStatus.SCAN_CLOSED:
-                        self._closed = True
-                        self._queue.clear()
-                    elif result == AppendStatus.SESSION_GONE and not self.session_gone:
-                        # Nobody can receive events any more; the work goes on and is recorded.
-                        self.session_gone = True
-                        log.info("session %s is gone; request %s continues silently",
-                                 self._session_id, self._request_id)
-        except Exception as exc:  # the log is unreachable: the producer learns at its next emit
+                try:
+                    results = await self._append(batch)
+                except Exception:
+                    # Not written: keep it, in order, for finish() to carry with the final event.
+                    self._queue[:0] = batch
+                    raise
+                self._note(results)
+        except TRANSIENT_ERRORS as exc:
+            # The log stayed unreachable: the producer learns at its next emit, as a failure
+            # of delivery (run the job again), not of the request.
+            failure = EventsNotDelivered(
+                f"events of request {self._request_id} could not be appended ({exc})"
+            )
+            failure.__cause__ = exc
+            self._failure = failure
+        except Exception as exc:  # anything else is a bug; the producer learns all the same
             self._failure = exc
-            self._queue.clear()
         finally:
             self._drain = None
+
+    def _note(self, results: list[int]) -> None:
+        for result in results:
+            if result == AppendStatus.SCAN_CLOSED:
+                self._closed = True
+                self._queue.clear()
+            elif result == AppendStatus.SESSION_GONE and not self.session_gone:
+                # Nobody can receive events any more; the work goes on and is recorded.
+                self.session_gone = True
+                log.info("session %s is gone; request %s continues silently",
+                         self._session_id, self._request_id)
+
+    async def _append(self, batch: list[tuple[dict[str, Any], str | None]]) -> list[int]:
+        """``append_many`` retried with backoff while the log is unreachable, for up to the
+        emitter's patience. A retry of a batch that was in fact written is harmless: each
+        event has its key, and keys already in the log come back as DUPLICATE."""
+        delay = _FIRST_DELAY_S
+        deadline = time.monotonic() + self._patience_s
+        failing = False
+        while True:
+            try:
+                results = await self._log.append_many(self._session_id, batch, scope=self._scope)
+            except TRANSIENT_ERRORS as exc:
+                if time.monotonic() + delay > deadline:
+                    log.error("request %s: the event log is still unreachable (%s); giving up",
+                              self._request_id, exc)
+                    raise
+                if not failing:  # once per outage, not once per attempt
+                    failing = True
+                    log.warning("request %s: the event log is unreachable (%s); retrying for "
+                                "up to %.0f s", self._request_id, exc, self._patience_s)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_DELAY_S)
+                continue
+            if failing:
+                log.info("request %s: the event log is back", self._request_id)
+            return results

@@ -44,7 +44,12 @@ from server.db import Database
 from server.errors import WasteCoachError
 from server.events.base import EventLog
 from server.pipeline.clarify import resolve
-from server.pipeline.emitter import EventEmitter, RequestClosed
+from server.pipeline.emitter import (
+    TRANSIENT_ERRORS,
+    EventEmitter,
+    EventsNotDelivered,
+    RequestClosed,
+)
 from server.pipeline.stages import CoachingResult, ScanInput, Stages
 from server.scans import repository as scans
 from server.uploads.storage import Storage
@@ -76,6 +81,14 @@ class PipelineDeps:
     stages: Stages
     max_image_bytes: int
     clarify_timeout_s: float = 60.0
+    #: True where a broker may run the same job again (Celery, after a worker died); the
+    #: embedded runner runs each job once.
+    jobs_may_rerun: bool = False
+
+
+#: Kept in a request's answer list (where no client answer can look like it: answers are
+#: choice labels) to tell a rerun that the clarify wait already ended without an answer.
+CLARIFY_TIMED_OUT = "\x00timed-out"
 
 
 async def _clarify(
@@ -85,7 +98,14 @@ async def _clarify(
     classification: Classification,
     envelope: dict[str, str],
 ) -> Classification:
-    """Ask when vision is unsure; wait for the pick; continue with the best guess on timeout."""
+    """Ask when vision is unsure; wait for the pick; continue with the best guess on timeout.
+
+    A job the broker may run again (a worker died after the person answered) must reach the
+    same decision without asking again: the first run already took the answer off the list,
+    and a second wait would end only at the timeout, with the unconfirmed guess, mixing its
+    coaching into what the client already has. So where jobs may rerun, the decision goes back
+    onto the request's answer list (the pick itself, or :data:`CLARIFY_TIMED_OUT`), where the
+    rerun finds it at once."""
     clarifier = deps.stages.clarifier
     question = clarifier.question(classification, job.locale) if clarifier else None
     if question is None:
@@ -100,11 +120,12 @@ async def _clarify(
     deadline = time.monotonic() + timeout
     attempt = 0
     while (remaining := deadline - time.monotonic()) > 0:
-        answer = await deps.log.wait_answer(job.session_id, job.request_id, remaining)
-        if answer is None:
+        answer = await _next_answer(job, deps, remaining)
+        if answer is None or answer == CLARIFY_TIMED_OUT:
             break
         confirmed = resolve(classification, question, answer)
         if confirmed is not None:
+            await _remember(job, deps, answer)
             await emitter.emit(
                 ScanClassified(classification=confirmed, **envelope), "classified:confirmed"
             )
@@ -119,7 +140,37 @@ async def _clarify(
             ),
             f"clarify:invalid:{attempt}",
         )
+    await _remember(job, deps, CLARIFY_TIMED_OUT)
     return classification
+
+
+async def _next_answer(job: ScanJob, deps: PipelineDeps, timeout: float) -> str | None:
+    """The next answer within ``timeout``; a log that is briefly unreachable is waited out
+    (with backoff, warning once) rather than failing the scan."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    warned = False
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            return await deps.log.wait_answer(job.session_id, job.request_id, remaining)
+        except TRANSIENT_ERRORS as exc:
+            if not warned:
+                warned = True
+                log.warning("scan %s: waiting for the clarify answer failed (%s); retrying",
+                            job.scan_id, exc)
+            await asyncio.sleep(min(delay, max(remaining, 0.0)))
+            delay = min(delay * 2, 2.0)
+    return None
+
+
+async def _remember(job: ScanJob, deps: PipelineDeps, decision: str) -> None:
+    """Leave the clarify decision for a rerun of this job (see :func:`_clarify`)."""
+    if not deps.jobs_may_rerun:
+        return  # one run per job: nothing would ever read it
+    try:
+        await deps.log.put_answer(job.session_id, job.request_id, decision)
+    except TRANSIENT_ERRORS as exc:  # only a rerun would miss it; this run goes on
+        log.warning("scan %s: the clarify decision could not be kept (%s)", job.scan_id, exc)
 
 
 #: How long a finished scan keeps trying to save its outcome (a database restart, a failover).
@@ -237,6 +288,12 @@ async def run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
         await _record(deps, job, "cancelled", timings, **outcome)
         await emitter.aclose()
         return ScanStatus.CANCELLED
+    except EventsNotDelivered:
+        # The event log stayed unreachable through the emitter's retries: not a failure of
+        # the scan. Nothing is recorded, so that the rerun the worker asks for (the job is not
+        # acknowledged) can still record the real outcome; it appends what is missing.
+        await emitter.aclose()
+        raise
     except Exception as exc:
         if isinstance(exc, WasteCoachError):
             error = ErrorInfo(code=exc.code, message=exc.message, retryable=exc.retryable)

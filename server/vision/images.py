@@ -6,19 +6,29 @@ through :func:`decode_image`, which
 * refuses empty and oversized files before parsing anything,
 * identifies the format from the bytes (never from a file name or a declared content type) and
   accepts only JPEG, PNG and WebP,
-* refuses images whose declared size exceeds the pixel cap *before* decoding them, so a small
-  file claiming 50,000 × 50,000 pixels (a decompression bomb) costs nothing,
-* decodes fully inside ``Image.MAX_IMAGE_PIXELS`` and turns every decoder error into
-  :class:`ImageRejected`,
+* reads the size each format declares in its header with our own few lines of parsing and
+  refuses images above the pixel cap *before* Pillow sees them, so a small file claiming
+  50,000 × 50,000 pixels (a decompression bomb) costs nothing,
+* decodes fully and turns every decoder error into :class:`ImageRejected`,
 * applies the EXIF orientation (phones store portrait photos sideways plus a flag) and then
   drops all metadata: EXIF (with GPS), XMP, ICC profiles, comments. The re-encoded JPEG
   (:meth:`DecodedImage.clean_jpeg`) is what may be stored; the original bytes never are.
+
+Why no ``warnings.catch_warnings()`` here: decoding runs in threads (``asyncio.to_thread``),
+and the warnings filters are one list for the whole process. An earlier version turned every
+warning into an error for the duration of a decode; with two decodes overlapping, one restored
+the other's "error" filter at the wrong moment, and any warning anywhere in the process (a
+Celery deprecation warning during a RabbitMQ reconnect) became an exception that stopped the
+worker. Pillow's own bomb check (a warning above ``Image.MAX_IMAGE_PIXELS``) never fires for an
+image we decode, because our cap is below Pillow's and is checked first from the header; what
+Pillow may still warn about while decoding (a malformed EXIF tag) follows the process's
+ordinary warning settings and does not refuse the photo.
 """
 
 from __future__ import annotations
 
 import io
-import warnings
+import struct
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -28,6 +38,8 @@ from server.vision.errors import ImageRejected, RejectReason
 #: Largest accepted file, in bytes. Larger than the inline-frame limit: uploads may be full photos.
 MAX_FILE_BYTES = 15 * 1024 * 1024
 #: Largest accepted image, in pixels (about a 48 MP phone sensor binned to 12 MP, with margin).
+#: It must stay at or below Pillow's ``Image.MAX_IMAGE_PIXELS`` (89 MP by default), so that
+#: Pillow never warns about an image we let through.
 MAX_PIXELS = 40_000_000
 #: Smallest side we can say anything about.
 MIN_SIDE = 16
@@ -38,7 +50,10 @@ STORED_JPEG_QUALITY = 88
 # MPO is a JPEG with extra frames (depth maps, stereo pairs) that many phones write for an
 # ordinary photo; Pillow reports it as its own format. Its first frame is the photo.
 _FORMATS = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-_ALLOWED = ("JPEG", "PNG", "WEBP")
+
+# Every plugin registered once, at import, rather than lazily by the first decode (which may
+# run in several threads at once).
+Image.init()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,28 +69,124 @@ class DecodedImage:
         return _encode_clean(self.image)
 
 
-def _open(data: bytes) -> Image.Image:
-    try:
-        # ``formats`` limits which decoders Pillow will even try on these bytes.
-        return Image.open(io.BytesIO(data), formats=_ALLOWED)
-    except UnidentifiedImageError:
-        pass
-    # Tell "an image we do not take" apart from "not an image" for a clearer message.
-    try:
-        with Image.open(io.BytesIO(data)) as other:
-            found = other.format or "unknown"
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
-        raise ImageRejected(
+# --------------------------------------------------------------------------- header probing
+
+
+def _format_of(data: bytes) -> str | None:
+    """JPEG, PNG or WEBP from the magic bytes; None for anything else."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+# SOF markers carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers without a length field: TEM, SOI, RST0-7.
+_JPEG_STANDALONE = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the first frame header (the photo itself in an MPO: the other
+    frames and the EXIF thumbnail come after it or inside other segments)."""
+    pos = 2
+    while pos + 1 < len(data):
+        if data[pos] != 0xFF:
+            return None
+        while pos < len(data) and data[pos] == 0xFF:  # fill bytes may pad a marker
+            pos += 1
+        if pos >= len(data):
+            return None
+        marker = data[pos]
+        if marker in _JPEG_STANDALONE:
+            pos += 1
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header came first
+            return None
+        if pos + 3 > len(data):
+            return None
+        (length,) = struct.unpack_from(">H", data, pos + 1)
+        if marker in _JPEG_SOF:
+            if pos + 8 > len(data):
+                return None
+            height, width = struct.unpack_from(">HH", data, pos + 4)
+            return width, height
+        pos += 1 + length
+    return None
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack_from(">II", data, 16)
+    return int(width), int(height)
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack_from("<HH", data, 26)
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        (bits,) = struct.unpack_from("<I", data, 21)
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X" and len(data) >= 30:
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+        return width, height
+    return None
+
+
+_SIZE_READERS = {"JPEG": _jpeg_size, "PNG": _png_size, "WEBP": _webp_size}
+
+
+def _other_format(data: bytes) -> str | None:
+    """The name of another image format these bytes look like (for a clearer refusal), from
+    the plugins' magic-byte tests only: nothing is parsed or decoded."""
+    prefix = data[:16]
+    for name in Image.ID:
+        _factory, accept = Image.OPEN[name]
+        if accept is not None and accept(prefix):
+            return name
+    return None
+
+
+def _refuse_unreadable(data: bytes) -> ImageRejected:
+    found = _other_format(data)
+    if found is None:
+        return ImageRejected(
             RejectReason.NOT_AN_IMAGE, "The file is not an image (expected JPEG, PNG or WebP)."
-        ) from None
-    raise ImageRejected(
+        )
+    return ImageRejected(
         RejectReason.UNSUPPORTED_FORMAT,
         f"{found} images are not accepted; send a JPEG, PNG or WebP photo.",
     )
 
 
+def _check_size(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageRejected(
+            RejectReason.TOO_MANY_PIXELS,
+            f"The image is {width} × {height} pixels; the limit is "
+            f"{MAX_PIXELS // 1_000_000} megapixels.",
+        )
+    if min(width, height) < MIN_SIDE:
+        raise ImageRejected(
+            RejectReason.TOO_SMALL,
+            f"The image is {width} × {height} pixels; each side must be at least {MIN_SIDE}.",
+        )
+
+
+# --------------------------------------------------------------------------- decoding
+
+
 def decode_image(data: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> DecodedImage:
-    """Decode untrusted bytes into a clean RGB image, or raise :class:`ImageRejected`."""
+    """Decode untrusted bytes into a clean RGB image, or raise :class:`ImageRejected`.
+
+    Safe to call from several threads at once: it touches no process-wide state."""
     if not data:
         raise ImageRejected(RejectReason.EMPTY, "The file is empty.")
     if len(data) > max_bytes:
@@ -83,44 +194,40 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> DecodedImag
             RejectReason.TOO_LARGE,
             f"The file is {len(data):,} bytes; the limit is {max_bytes:,} bytes.",
         )
-    with warnings.catch_warnings():
-        # Pillow warns (DecompressionBombWarning) between MAX_IMAGE_PIXELS and twice that; we
-        # check the size ourselves below and turn every other warning into a refusal.
-        warnings.simplefilter("error")
-        try:
-            image = _open(data)
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise ImageRejected(
-                    RejectReason.TOO_MANY_PIXELS,
-                    f"The image is {width} × {height} pixels; the limit is "
-                    f"{MAX_PIXELS // 1_000_000} megapixels.",
-                )
-            if min(width, height) < MIN_SIDE:
-                raise ImageRejected(
-                    RejectReason.TOO_SMALL,
-                    f"The image is {width} × {height} pixels; each side must be at least "
-                    f"{MIN_SIDE}.",
-                )
-            source_format = _FORMATS[image.format or ""]
-            # Big phone JPEGs: let the decoder skip detail we would throw away anyway.
-            if image.format in ("JPEG", "MPO"):
-                image.draft("RGB", (STORED_MAX_SIDE, STORED_MAX_SIDE))
-            image.load()
-            upright = ImageOps.exif_transpose(image)
-        except ImageRejected:
-            raise
-        except (
-            Image.DecompressionBombError,
-            Image.DecompressionBombWarning,
-        ) as exc:
-            raise ImageRejected(RejectReason.TOO_MANY_PIXELS, str(exc)) from None
-        except (OSError, ValueError, SyntaxError, EOFError, KeyError, Warning) as exc:
-            raise ImageRejected(
-                RejectReason.CORRUPT, f"The image could not be decoded ({exc})."
-            ) from None
-    rgb = _to_rgb(upright)
-    return DecodedImage(image=rgb, source_format=source_format)
+    fmt = _format_of(data)
+    declared = _SIZE_READERS[fmt](data) if fmt is not None else None
+    if fmt is None or declared is None:
+        raise _refuse_unreadable(data)
+    _check_size(*declared)  # before Pillow allocates anything
+    try:
+        image = _open(data, fmt)
+        # Pillow parsed the header too; should it read another size than ours, its word counts.
+        _check_size(*image.size)
+        source_format = _FORMATS[image.format or ""]
+        # Big phone JPEGs: let the decoder skip detail we would throw away anyway.
+        if image.format in ("JPEG", "MPO"):
+            image.draft("RGB", (STORED_MAX_SIDE, STORED_MAX_SIDE))
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+    except ImageRejected:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected(RejectReason.TOO_MANY_PIXELS, str(exc)) from None
+    except (OSError, ValueError, SyntaxError, EOFError, KeyError, Warning) as exc:
+        # ``Warning``: only where the process itself made warnings errors (the test suite);
+        # this module never does.
+        raise ImageRejected(
+            RejectReason.CORRUPT, f"The image could not be decoded ({exc})."
+        ) from None
+    return DecodedImage(image=_to_rgb(upright), source_format=source_format)
+
+
+def _open(data: bytes, fmt: str) -> Image.Image:
+    """Pillow's lazy open (headers only), restricted to the format the magic bytes named."""
+    try:
+        return Image.open(io.BytesIO(data), formats=[fmt])
+    except UnidentifiedImageError:
+        raise _refuse_unreadable(data) from None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+import time
+from typing import Any
+
 import pytest
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from protocol.messages import Classification, GeoPoint, Locale, OfficialCategory
 from protocol.streams import OFFICIAL_PATH, Stream
 from server.db import Database
+from server.locations import service
+from server.locations import stage as stage_module
 from server.locations.geo import haversine_m
 from server.locations.normalize import PointRecord
 from server.locations.stage import LocationsStage
@@ -98,3 +105,58 @@ async def test_position_abroad_is_not_an_error(sqlite_db: Database) -> None:
     event = await LocationsStage(sqlite_db).suggest(scan(tokyo), classified(Stream.BATTERY))
     assert event.places == []
     assert event.note == catalog().note("household_only", Locale.KO)
+
+
+async def test_a_database_away_for_a_moment_is_waited_for(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = service.suggest
+    failures = 3
+
+    async def flaky(*args: Any, **kwargs: Any) -> service.Suggestion:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "suggest", flaky)
+    event = await LocationsStage(sqlite_db).suggest(scan(CITY_HALL), classified(Stream.BATTERY))
+    assert failures == 0
+    assert event.location_used is True and len(event.places) == 5
+
+
+async def test_a_database_that_stays_away_gives_no_places_and_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stage_module, "LOOKUP_PATIENCE_S", 0.5)
+    with socket.socket() as s:  # a port nobody listens on: PostgreSQL is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = Database(f"postgresql+asyncpg://wc@127.0.0.1:{port}/wc")
+    try:
+        started = time.monotonic()
+        event = await LocationsStage(down).suggest(
+            scan(CITY_HALL, Locale.EN), classified(Stream.BATTERY)
+        )
+        assert time.monotonic() - started < 5
+    finally:
+        await down.dispose()
+    assert event.places == [] and event.location_used is False
+    assert event.note == catalog().note("unavailable", Locale.EN)
+
+
+async def test_a_query_that_can_never_work_is_not_retried(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = 0
+
+    async def broken(*args: Any, **kwargs: Any) -> service.Suggestion:
+        nonlocal calls
+        calls += 1
+        raise ProgrammingError("SELECT", {}, Exception("no such column"))
+
+    monkeypatch.setattr(service, "suggest", broken)
+    with pytest.raises(ProgrammingError):
+        await LocationsStage(sqlite_db).suggest(scan(CITY_HALL), classified(Stream.BATTERY))
+    assert calls == 1

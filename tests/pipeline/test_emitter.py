@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from protocol.messages import CoachingDelta, ScanDone, ScanStatus
 from server.events.base import EventLog
 from server.events.memory import MemoryEventLog
 from server.events.redis import RedisEventLog
-from server.pipeline.emitter import EventEmitter, RequestClosed
+from server.pipeline.emitter import EventEmitter, EventsNotDelivered, RequestClosed
 from tests.conftest import REDIS_URL
 
 
@@ -147,13 +149,99 @@ async def test_a_redelivered_task_appends_nothing_twice(event_log: EventLog) -> 
 async def test_an_unreachable_log_surfaces_at_the_next_emit(event_log: EventLog) -> None:
     sid = await new_session(event_log)
     counting = Counting(event_log)
-    counting.fail = ConnectionError("redis is down")
-    emitter = EventEmitter(counting, sid, "r1")  # type: ignore[arg-type]
+    counting.fail = RedisConnectionError("redis is down")
+    emitter = EventEmitter(counting, sid, "r1", patience_s=0.3)  # type: ignore[arg-type]
     await emitter.emit(delta(0), "delta:0")
-    with pytest.raises(ConnectionError):
+    with pytest.raises(EventsNotDelivered):
         await emitter.flush()
-    with pytest.raises(ConnectionError):
+    with pytest.raises(EventsNotDelivered):
         await emitter.emit(delta(1), "delta:1")
+    assert len(counting.calls) > 2  # retried before giving up...
+    assert len(counting.calls) < 12  # ...with backoff, not in a hot loop
+
+
+class Flaky(Counting):
+    """Fails the first ``failures`` round trips; with ``written``, each failure happens after
+    the log did the work (the reply was lost), as a connection dropped mid-call would."""
+
+    def __init__(self, inner: EventLog, failures: int, *, written: bool = False) -> None:
+        super().__init__(inner)
+        self.failures = failures
+        self.written = written
+
+    async def append_many(
+        self, session_id: str, events: Sequence[tuple[dict[str, Any], str | None]], *,
+        scope: str | None = None,
+    ) -> list[int]:
+        self.calls.append(len(events))
+        if self.failures:
+            self.failures -= 1
+            if self.written:
+                await self.inner.append_many(session_id, events, scope=scope)
+            raise RedisTimeoutError("Timeout reading from socket")
+        return await self.inner.append_many(session_id, events, scope=scope)
+
+
+@pytest.mark.parametrize("written", [False, True])
+async def test_transient_failures_are_retried_and_nothing_is_appended_twice(
+    event_log: EventLog, written: bool
+) -> None:
+    sid = await new_session(event_log)
+    flaky = Flaky(event_log, failures=3, written=written)
+    emitter = EventEmitter(flaky, sid, "r1", patience_s=5)  # type: ignore[arg-type]
+    for i in range(3):
+        await emitter.emit(delta(i), f"delta:{i}")
+    await emitter.flush()
+    flaky.failures = 2
+    done = ScanDone(request_id="r1", scan_id="s1", status=ScanStatus.COMPLETED)
+    await emitter.finish(done, after=[(delta(3), "delta:3")])
+    events = await event_log.read_since(sid, 0)
+    assert events is not None
+    parsed = [json.loads(e) for _, e in events]
+    assert [p.get("index") for p in parsed] == [0, 1, 2, 3, None]
+    assert parsed[-1]["type"] == "scan.done"
+
+
+async def test_finish_writes_scan_done_after_an_earlier_failure_and_carries_what_failed(
+    event_log: EventLog,
+) -> None:
+    sid = await new_session(event_log)
+    counting = Counting(event_log)
+    counting.fail = RedisConnectionError("redis is down")
+    emitter = EventEmitter(counting, sid, "r1", patience_s=0.2)  # type: ignore[arg-type]
+    await emitter.emit(delta(0), "delta:0")
+    with pytest.raises(EventsNotDelivered):
+        await emitter.flush()
+    counting.fail = None  # Redis is back
+    done = ScanDone(request_id="r1", scan_id="s1", status=ScanStatus.FAILED)
+    assert await emitter.finish(done) > 0
+    events = await event_log.read_since(sid, 0)
+    assert events is not None
+    assert [json.loads(e)["type"] for _, e in events] == ["coaching.delta", "scan.done"]
+
+
+async def test_finish_raises_events_not_delivered_when_the_log_stays_away(
+    event_log: EventLog,
+) -> None:
+    sid = await new_session(event_log)
+    counting = Counting(event_log)
+    counting.fail = RedisConnectionError("redis is down")
+    emitter = EventEmitter(counting, sid, "r1", patience_s=0.2)  # type: ignore[arg-type]
+    done = ScanDone(request_id="r1", scan_id="s1", status=ScanStatus.COMPLETED)
+    with pytest.raises(EventsNotDelivered):
+        await emitter.finish(done)
+    assert await event_log.read_since(sid, 0) == []
+
+
+async def test_a_non_transient_failure_is_not_retried(event_log: EventLog) -> None:
+    sid = await new_session(event_log)
+    counting = Counting(event_log)
+    counting.fail = ValueError("a bug, not an outage")
+    emitter = EventEmitter(counting, sid, "r1")  # type: ignore[arg-type]
+    done = ScanDone(request_id="r1", scan_id="s1", status=ScanStatus.COMPLETED)
+    with pytest.raises(ValueError):
+        await asyncio.wait_for(emitter.finish(done), 1)
+    assert counting.calls == [1]
 
 
 async def test_a_gone_session_lets_the_work_go_on(event_log: EventLog) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
+import threading
+import time
+import warnings
 import zlib
 
 import pytest
@@ -142,3 +146,72 @@ def test_phone_mpo_jpeg_is_read_as_its_first_frame() -> None:
     assert decoded.source_format == "image/jpeg"
     red, _, blue = decoded.image.getpixel((32, 24))  # type: ignore[misc]
     assert red > 150 and blue < 80
+
+
+def _jpeg_header_only(width: int, height: int) -> bytes:
+    """SOI, a comment segment and a baseline frame header declaring ``width`` × ``height``."""
+    comment = b"\xff\xfe" + struct.pack(">H", 6) + b"bomb"
+    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8" + comment + sof + b"\xff\xd9"
+
+
+def _webp_header_only(width: int, height: int) -> bytes:
+    """An extended (VP8X) WebP header declaring a ``width`` × ``height`` canvas."""
+    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x00" * 4
+    vp8x += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    return b"RIFF" + struct.pack("<I", 4 + len(vp8x)) + b"WEBP" + vp8x
+
+
+def test_refuses_jpeg_and_webp_bombs_from_the_header_alone() -> None:
+    assert _reason(_jpeg_header_only(8000, 6000)) is RejectReason.TOO_MANY_PIXELS
+    assert _reason(_jpeg_header_only(65_000, 65_000)) is RejectReason.TOO_MANY_PIXELS
+    assert _reason(_webp_header_only(8000, 6000)) is RejectReason.TOO_MANY_PIXELS
+    assert _reason(_webp_header_only(16_000, 16_000)) is RejectReason.TOO_MANY_PIXELS
+
+
+def test_our_cap_is_below_pillows_so_pillow_never_warns_about_an_accepted_image() -> None:
+    assert Image.MAX_IMAGE_PIXELS is not None and MAX_PIXELS <= Image.MAX_IMAGE_PIXELS
+
+
+def test_decoding_in_threads_never_touches_the_process_warning_filters() -> None:
+    """The filters are one list for the whole process; a decoder that toggled them made a
+    Celery deprecation warning, raised in another thread, stop a worker."""
+    photo = jpeg_bytes(Image.effect_noise((96, 96), 64).convert("RGB"))
+    bomb = _png_header_only(8000, 6000)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def decode_until_stopped() -> None:
+        try:
+            while not stop.is_set():
+                decode_image(photo)
+                with contextlib.suppress(ImageRejected):
+                    decode_image(bomb)
+        except BaseException as exc:
+            failures.append(exc)
+
+    changed = raised = sent = 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        expected = list(warnings.filters)
+        threads = [threading.Thread(target=decode_until_stopped) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            deadline = time.monotonic() + 0.5
+            while time.monotonic() < deadline:
+                if warnings.filters != expected:
+                    changed += 1
+                try:
+                    warnings.warn("unrelated", PendingDeprecationWarning, stacklevel=1)
+                    sent += 1
+                except PendingDeprecationWarning:
+                    raised += 1
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+    assert not failures
+    assert (changed, raised) == (0, 0)
+    assert sent > 0
+    assert sum("unrelated" in str(w.message) for w in caught) == sent

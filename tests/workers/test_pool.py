@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import types
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from celery.worker.request import Request
 
+from server.pipeline.emitter import EventsNotDelivered
+from workers import pool as pool_module
 from workers.loop import HANDED_OVER, on_worker_loop, worker_loop
 from workers.pool import LoopPool
 
@@ -184,4 +188,93 @@ def test_a_failing_tracer_frees_its_slot_for_the_next_task() -> None:
         assert acks.acked == [("next", 1)]
         assert acks.accepted == ["broken", "next"]
     finally:
+        pool.stop()
+
+
+class ChannelRequest(Request):  # type: ignore[misc]
+    """Celery's own Request, with only its message channel stubbed: ``on_success`` and
+    ``on_failure`` run as in a worker and end in ``_on_ack`` or ``_on_reject``."""
+
+    def __init__(self, task_id: str) -> None:
+        self.id = task_id
+        self.acknowledged = False
+        self._connection_errors = ()
+        self._eventer = None
+        self._task = types.SimpleNamespace(acks_late=True)
+        self.acks: list[str] = []
+        self._on_ack = lambda _logger, _errors: self.acks.append("ack")
+        self._on_reject = lambda _logger, _errors, requeue: self.acks.append(
+            "requeue" if requeue else "reject"
+        )
+
+
+def _traced(body: Any) -> Any:
+    """Celery's tracer returns ``(failed, retval, runtime)`` to ``Request.on_success``."""
+    return (False, body(), 0.0)
+
+
+def test_a_task_whose_events_were_not_delivered_is_requeued_not_acknowledged(
+    pool: LoopPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool_module, "REQUEUE_DELAY_S", 0.1)
+    undelivered, fine = ChannelRequest("t1"), ChannelRequest("t2")
+
+    async def scan() -> None:
+        raise EventsNotDelivered("redis stayed away")
+
+    async def other() -> None:
+        raise RuntimeError("an ordinary failure")
+
+    pool.apply_async(lambda: _traced(lambda: on_worker_loop(scan())),
+                     callback=undelivered.on_success)
+    pool.apply_async(lambda: _traced(lambda: on_worker_loop(other())), callback=fine.on_success)
+    time.sleep(0.05)
+    assert undelivered.acks == [], "rejected at once: a lasting outage would loop hot"
+    assert fine.acks == ["ack"]  # a failed task is acknowledged, as Celery does
+    deadline = time.monotonic() + 2
+    while not undelivered.acks and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert undelivered.acks == ["requeue"]
+    # Its slot was freed at once: the pool still runs tasks.
+    acks = Acks()
+    pool.apply_async(**acks.job("next", lambda: 1))
+    acks.wait_for(1)
+
+
+def test_a_failing_acknowledgement_does_not_keep_the_slot(pool: LoopPool) -> None:
+    def lost_channel(_ret: Any) -> None:
+        raise ConnectionError("the channel of this delivery tag is closed")
+
+    async def scan() -> str:
+        return "completed"
+
+    for _ in range(3):  # more than the pool's two slots
+        pool.apply_async(lambda: on_worker_loop(scan()), callback=lost_channel)
+    acks = Acks()
+    pool.apply_async(**acks.job("next", lambda: on_worker_loop(scan())))
+    acks.wait_for(1)
+
+
+def test_flush_drops_waiting_tasks_their_messages_come_again() -> None:
+    pool = LoopPool(limit=1)
+    pool.start()
+    acks = Acks()
+    release = threading.Event()
+
+    async def long() -> None:
+        await asyncio.to_thread(release.wait)
+
+    try:
+        pool.apply_async(**acks.job("running", lambda: on_worker_loop(long())))
+        pool.apply_async(**acks.job("waiting", lambda: 1))
+        time.sleep(0.05)
+        pool.flush()  # the broker connection was lost
+        pool.apply_async(**acks.job("after", lambda: 2))  # from the new connection
+        release.set()
+        acks.wait_for(2)
+        time.sleep(0.05)
+        assert [name for name, _ in acks.acked] == ["running", "after"]
+        assert acks.accepted == ["running", "after"]
+    finally:
+        release.set()
         pool.stop()
