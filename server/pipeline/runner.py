@@ -123,6 +123,11 @@ class CeleryRunner:
                     ssl=self._broker_url.startswith("amqps"),
                     client_properties={"connection_name": "wastecoach-server"},
                     connection_class=_BrokerConnection,
+                    # Back within about a second of the broker (aio-pika waits 5 s by
+                    # default, and every scan in between fails); a first connect that
+                    # cannot be made fails this scan fast rather than holding its reader.
+                    reconnect_interval=1,
+                    timeout=3,
                 )
                 try:
                     channel = await connection.channel(
