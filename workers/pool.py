@@ -36,6 +36,8 @@ import asyncio
 import collections
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -156,6 +158,7 @@ class LoopPool(BasePool):
             return
         future = asyncio.run_coroutine_threadsafe(self._drain(), self._loop)
         future.result()
+        _reporter.close()
 
     def on_terminate(self) -> None:
         """Cold shutdown: cancel what runs; unacknowledged messages go back to the queue."""
@@ -181,15 +184,56 @@ class LoopPool(BasePool):
         return info
 
 
+class _Reporter:
+    """Hands tasks' ends to Celery on a thread of their own.
+
+    Celery's callback acknowledges (or rejects) the message with a blocking write on the
+    broker connection. On the loop's thread that write stopped every scan of the worker: after
+    a broker restart, acknowledgements on the dead connection blocked up to its socket timeout
+    each, one after the other (seen: the loop frozen 90 s). Here they wait in line on their own
+    thread, and the loop goes on; a failed acknowledgement leaves the message to be redelivered,
+    which the pipeline's idempotency makes harmless.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], Any] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, callback: Callable[..., Any] | None, ret: Any) -> None:
+        if callback is None:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="wc-acks", daemon=True)
+                self._thread.start()
+        self._queue.put((callback, ret))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            callback, ret = item
+            try:
+                callback(ret)
+            except Exception:
+                log.exception("could not report the end of a task to Celery")
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Report what is queued (up to ``timeout``), then stop the thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout)
+
+
+_reporter = _Reporter()
+
+
 def _report(callback: Callable[..., Any] | None, ret: Any) -> None:
-    """Hand a task's end to Celery. It may fail (say, an acknowledgement on a channel that
-    closed with a lost connection); the pool must go on all the same."""
-    if callback is None:
-        return
-    try:
-        callback(ret)
-    except Exception:
-        log.exception("could not report the end of a task to Celery")
+    """Hand a task's end to Celery, off the loop's thread (see :class:`_Reporter`)."""
+    _reporter.put(callback, ret)
 
 
 def _requeue(callback: Callable[..., Any] | None) -> None:

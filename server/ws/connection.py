@@ -108,6 +108,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, HubUnavailable, OSE
 #: Most a connection waits, when it ends, for a scan it was accepting and enqueueing.
 _GUARD_WAIT_S = 20.0
 _HISTORY_LOST = "event history lost; reconnect to start a new epoch"
+#: How long a 1013 close may wait to be written (it queues behind unread events).
+_SLOW_CLOSE_WAIT_S = 15.0
 
 
 class _CloseConnection(Exception):
@@ -198,9 +200,12 @@ class Connection:
         await self._close(CloseCode.TRY_AGAIN_LATER, "service unavailable; reconnect and resume")
 
     async def _close(self, code: CloseCode, reason: str) -> None:
+        # A slow client's close frame waits behind what its socket already holds: it gets
+        # longer, so that a client that reads again soon sees 1013 rather than a reset.
+        wait = _SLOW_CLOSE_WAIT_S if code is CloseCode.TRY_AGAIN_LATER else 2.0
         if self.ws.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(code=int(code), reason=reason[:120]), 2)
+                await asyncio.wait_for(self.ws.close(code=int(code), reason=reason[:120]), wait)
 
     # ------------------------------------------------------------------ socket I/O
 
