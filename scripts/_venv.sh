@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
-# Sourced by serve.sh and test.sh: creates .venv (installing python3-venv on Debian/Ubuntu when
-# it is missing) and installs the project with the given extras.
+# Usage: scripts/_venv.sh runtime|dev
+# Creates .venv (installing python3-venv on Debian/Ubuntu when it is missing), installs the
+# locked requirements (requirements/runtime.txt for serve.sh, requirements/dev.txt for test.sh;
+# exact versions, every file checked against its sha256), then the project itself, editable and
+# without dependencies. Run it, do not source it: it takes no arguments but the lock's name.
+# The lock files are written by scripts/lock.sh; see "Dependencies and the lock file" in README.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+case "$*" in
+  runtime|dev) lock=$1 ;;
+  *) echo "usage: scripts/_venv.sh runtime|dev" >&2; exit 2 ;;
+esac
+
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   if ! "$PYTHON" -m venv --help >/dev/null 2>&1 || ! "$PYTHON" -c "import ensurepip" 2>/dev/null; then
@@ -12,5 +23,6 @@ if [ ! -x .venv/bin/python ]; then
   fi
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".${1:-}"
+.venv/bin/python -m pip install -q --require-hashes -r requirements/pip.txt
+.venv/bin/python -m pip install -q --require-hashes -r "requirements/$lock.txt"
+.venv/bin/python -m pip install -q --no-deps -e .

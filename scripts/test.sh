@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 scripts/ensure_services.sh
 
-source scripts/_venv.sh "[dev]"
+bash scripts/_venv.sh dev
 if [ -x scripts/install_llm_test_server.sh ]; then scripts/install_llm_test_server.sh; fi
 
 .venv/bin/ruff check .

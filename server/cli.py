@@ -9,10 +9,13 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI
+
+if TYPE_CHECKING:
+    from server.settings import Settings
 
 #: Kernel send buffer of every accepted socket. Left to autotuning, Linux lets one socket buffer
 #: megabytes for a client that stopped reading, and the server would count all of it as taken;
@@ -63,16 +66,29 @@ class _StripQuery(logging.Filter):
         return True
 
 
-def serve(args: argparse.Namespace) -> int:
-    from server.app import create_app
+def serve_settings(args: argparse.Namespace) -> Settings:
+    """The settings with ``--host`` and ``--port`` in place of the environment's, so that what
+    derives from them (the public URL of upload links, when WASTECOACH_PUBLIC_URL is unset)
+    follows the flags too, not only the listening socket."""
     from server.settings import get_settings
 
-    settings = get_settings()
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    return get_settings().model_copy(update=overrides)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from server.app import create_app
+
+    settings = serve_settings(args)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=settings.host,
+        port=settings.port,
         log_level=settings.log_level,
         ws_ping_interval=settings.session.heartbeat_interval_s,
         ws_ping_timeout=settings.session.heartbeat_interval_s,

@@ -48,7 +48,7 @@ def build_storage(settings: Settings, secret: str) -> Storage:
     if settings.embedded and settings.s3.endpoint_url is None:
         key = hashlib.sha256(b"local-uploads\n" + secret.encode()).digest()
         return LocalStorage(
-            settings.data_dir / "uploads", public_url=settings.public_url, secret=key
+            settings.data_dir / "uploads", public_url=settings.public_base_url, secret=key
         )
     s3 = settings.s3
     return S3Storage(

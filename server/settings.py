@@ -7,6 +7,7 @@ an in-process bus and runner, files under ``~/.local/share/wastecoach`` and the 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from enum import StrEnum
 from functools import lru_cache
@@ -113,8 +114,9 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     celery_queue: str = "wastecoach.scans"
-    #: Public base URL used to build upload links in embedded mode.
-    public_url: str = "http://127.0.0.1:8000"
+    #: Public base URL used to build upload links in embedded mode. Unset, it follows ``host``
+    #: and ``port``: read it as ``public_base_url``.
+    public_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
@@ -149,10 +151,28 @@ class Settings(BaseSettings):
         return self.embedded
 
     @property
+    def public_base_url(self) -> str:
+        """``public_url`` when set; else where ``serve`` listens, ``http://host:port``, with
+        the loopback address for a wildcard host (0.0.0.0, ::), which no client can reach."""
+        if self.public_url:
+            return self.public_url
+        return f"http://{_url_host(self.host)}:{self.port}"
+
+    @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'wastecoach.db'}"
+
+
+def _url_host(host: str) -> str:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "127.0.0.1"  # a name; empty listens everywhere, as uvicorn reads it
+    if ip.is_unspecified:
+        return "127.0.0.1" if ip.version == 4 else "localhost"
+    return f"[{ip}]" if ip.version == 6 else str(ip)
 
 
 @lru_cache(maxsize=1)

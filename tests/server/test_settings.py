@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import SecretStr, ValidationError
 
@@ -52,3 +54,80 @@ def test_access_log_drops_query_strings() -> None:
     assert _StripQuery().filter(record)
     assert "SECRET" not in record.getMessage()
     assert "/api/v1/auth/kakao/callback" in record.getMessage()
+
+
+@pytest.fixture
+def listen_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No host, port or public URL from the environment the tests happen to run in."""
+    for name in ("WASTECOACH_HOST", "WASTECOACH_PORT", "WASTECOACH_PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_public_url_defaults_to_where_the_server_listens(listen_env: pytest.MonkeyPatch) -> None:
+    assert Settings().public_base_url == "http://127.0.0.1:8000"
+    listen_env.setenv("WASTECOACH_PORT", "8111")
+    assert Settings().public_base_url == "http://127.0.0.1:8111"
+
+
+@pytest.mark.parametrize(
+    ("host", "url_host"),
+    [
+        ("0.0.0.0", "127.0.0.1"),  # every interface: reached through loopback
+        ("::", "localhost"),
+        ("", "127.0.0.1"),
+        ("::1", "[::1]"),
+        ("192.168.0.7", "192.168.0.7"),
+        ("coach.lan", "coach.lan"),
+    ],
+)
+def test_public_url_uses_a_reachable_address_for_the_host(
+    listen_env: pytest.MonkeyPatch, host: str, url_host: str
+) -> None:
+    listen_env.setenv("WASTECOACH_HOST", host)
+    listen_env.setenv("WASTECOACH_PORT", "8111")
+    assert Settings().public_base_url == f"http://{url_host}:8111"
+
+
+def test_explicit_public_url_wins(listen_env: pytest.MonkeyPatch) -> None:
+    listen_env.setenv("WASTECOACH_PUBLIC_URL", "https://coach.example.kr")
+    listen_env.setenv("WASTECOACH_PORT", "8111")
+    assert Settings().public_base_url == "https://coach.example.kr"
+
+
+def _serve_settings(argv: list[str]) -> Settings:
+    import argparse
+
+    from server.cli import serve_settings
+    from server.settings import get_settings
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    get_settings.cache_clear()
+    try:
+        return serve_settings(parser.parse_args(argv))
+    finally:
+        get_settings.cache_clear()
+
+
+def test_serve_flags_move_the_public_url_too(listen_env: pytest.MonkeyPatch) -> None:
+    listen_env.setenv("WASTECOACH_PORT", "9000")
+    settings = _serve_settings(["--host", "0.0.0.0", "--port", "8111"])
+    assert (settings.host, settings.port) == ("0.0.0.0", 8111)
+    assert settings.public_base_url == "http://127.0.0.1:8111"
+    assert _serve_settings([]).public_base_url == "http://127.0.0.1:9000"
+    listen_env.setenv("WASTECOACH_PUBLIC_URL", "https://coach.example.kr")
+    assert _serve_settings(["--port", "8111"]).public_base_url == "https://coach.example.kr"
+
+
+async def test_upload_links_point_at_the_public_url(
+    listen_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from server.services import build_storage
+
+    settings = Settings(data_dir=tmp_path, port=8111)
+    ticket = await build_storage(settings, "secret").presign_put(
+        "u/1.jpg", content_type="image/jpeg", size=10, ttl_s=60
+    )
+    assert ticket.url.startswith("http://127.0.0.1:8111/api/v1/uploads/local/u/1.jpg?")
