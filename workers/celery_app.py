@@ -42,6 +42,12 @@ def make_celery(broker_url: str, queue: str = "wastecoach.scans") -> Celery:
         # Running scans finish on the worker's loop (their redelivered copies find scan.done);
         # cancelling them would need a pool that can terminate one job, and redo the work.
         worker_cancel_long_running_tasks_on_connection_loss=False,
+        # After a reconnect Celery lowers the prefetch count by the tasks still running and
+        # raises it again with a synchronous basic.qos in every acknowledgement's callback.
+        # Seen in the fault suite (RabbitMQ stop_app 10 s): the consumer then waited for a
+        # qos-ok forever and took no new task; the known workaround is to turn it off
+        # (celery #9512). Our pool queues what exceeds its concurrency itself.
+        worker_enable_prefetch_count_reduction=False,
         task_default_queue=queue,
         worker_hijack_root_logger=False,
         # A scan that outlives this is stuck; the client already has its scan.done(failed)
