@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from protocol.messages import ErrorCode
@@ -78,16 +80,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers=getattr(exc, "headers", None),
         )
 
-    @app.exception_handler(DBAPIError)
-    async def _database_away(_: Request, exc: DBAPIError) -> JSONResponse:
-        # The database is unreachable or failing (a restart, a failover): a JSON 503 that
-        # says to retry, not a plain-text 500.
-        log.warning("database error: %s", type(exc.orig or exc).__name__)
+    # The database or Redis is unreachable (a restart, a failover): a JSON 503 that says to
+    # retry, not a plain-text 500. Only the errors a retry can cure: a constraint violation or
+    # a bad query stays a 500.
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _database_away(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
         return _unavailable("the database is briefly unavailable; try again shortly")
 
-    @app.exception_handler(RedisError)
-    async def _redis_away(_: Request, exc: RedisError) -> JSONResponse:
-        log.warning("redis error: %s", type(exc).__name__)
+    @app.exception_handler(RedisConnectionError)
+    @app.exception_handler(RedisTimeoutError)
+    async def _redis_away(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("redis unavailable: %s", type(exc).__name__)
         return _unavailable("the service is briefly unavailable; try again shortly")
 
     @app.exception_handler(RequestValidationError)
@@ -149,7 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             content={"status": "ready" if ready else "not ready", "checks": checks},
         )
 
-    @app.exception_handler(OSError)
+    @app.exception_handler(ConnectionError)
     @app.exception_handler(TimeoutError)
     async def _unreachable(_: Request, exc: Exception) -> JSONResponse:
         # A connection refused or timed out under a request (a service restarting).

@@ -164,6 +164,8 @@ class RedisHub:
     """
 
     SUBSCRIBE_TIMEOUT_S = 5.0
+    #: A connection that held this long resets the backoff.
+    STABLE_AFTER_S = 10.0
 
     def __init__(self, url: str, *, backoff_max_s: float = 2.0) -> None:
         self._client = aioredis.Redis.from_url(
@@ -225,9 +227,23 @@ class RedisHub:
             await asyncio.wait_for(asyncio.shield(confirmed), self.SUBSCRIBE_TIMEOUT_S)
         except BaseException as exc:
             self._drop_route(channel, deliver)
+            if isinstance(exc, TimeoutError):
+                # Redis did not confirm: the connection may be half-open (a partition), which
+                # reads alone would not notice for minutes. Drop it; the loop reconnects.
+                self._kick()
             if isinstance(exc, RedisError | OSError | TimeoutError):
                 raise HubUnavailable(f"could not subscribe ({type(exc).__name__})") from exc
             raise
+
+    def _kick(self) -> None:
+        pubsub = self._pubsub
+        connection = pubsub.connection if pubsub is not None else None
+        if connection is not None and self._up.is_set():
+            log.warning("redis did not confirm a subscription; reconnecting the hub")
+            # Closing the transport makes the reader fail at once; the loop then reconnects.
+            writer = getattr(connection, "_writer", None)
+            if writer is not None:
+                writer.close()
 
     def _drop_route(self, channel: str, deliver: Deliver) -> bool:
         """Remove one route; True when the channel has none left."""
@@ -256,15 +272,20 @@ class RedisHub:
     async def _run(self) -> None:
         delay = 0.05
         while True:
+            up_since: float | None = None
             try:
                 await self._connect()
-                delay = 0.05
+                up_since = time.monotonic()
                 await self._listen()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # every failure path waits below: never a hot loop
                 self._went_down(exc)
             await self._disconnect()
+            # The wait grows again unless the connection had held a while: one that Redis
+            # drops as soon as it is made (say, for its output buffer) must not thrash.
+            if up_since is not None and time.monotonic() - up_since > self.STABLE_AFTER_S:
+                delay = 0.05
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self._backoff_max_s)
 

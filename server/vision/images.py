@@ -149,8 +149,11 @@ def _other_format(data: bytes) -> str | None:
     prefix = data[:16]
     for name in Image.ID:
         _factory, accept = Image.OPEN[name]
-        if accept is not None and accept(prefix):
-            return name
+        try:
+            if accept is not None and accept(prefix):
+                return name
+        except Exception:  # some tests index past a very short prefix (struct.error)
+            continue
     return None
 
 

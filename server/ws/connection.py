@@ -39,8 +39,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.websockets import WebSocket, WebSocketState
 
 from protocol.messages import (
@@ -92,7 +93,8 @@ from server.events.base import (
 from server.events.redis import HubUnavailable
 from server.limits import Kind, LimitStatus
 from server.pipeline.chat import ChatJob
-from server.pipeline.run import ScanJob
+from server.pipeline.run import ScanJob, job_columns
+from server.scans import repository as scans
 from server.services import Services
 from server.uploads import service as uploads
 from server.users.models import new_id
@@ -108,6 +110,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, HubUnavailable, OSE
 #: Most a connection waits, when it ends, for a scan it was accepting and enqueueing.
 _GUARD_WAIT_S = 20.0
 _HISTORY_LOST = "event history lost; reconnect to start a new epoch"
+#: A client is stalled when no event could be written to it for this long.
+_STALL_S = 1.0
 #: How long a 1013 close may wait to be written (it queues behind unread events).
 _SLOW_CLOSE_WAIT_S = 15.0
 
@@ -134,6 +138,7 @@ class Connection:
         self._written = 0
         self._guards: set[asyncio.Task[Any]] = set()
         self._reader_task: asyncio.Task[None] | None = None
+        self._progress_at = time.monotonic()
         self._draining = False
         self._auth_changed = asyncio.Event()
         self._subscription: Subscription | None = None
@@ -164,6 +169,9 @@ class Connection:
             await self._unavailable(group.exceptions[0])
         except* _Disconnected:
             pass
+        except* Exception as group:  # a bug: log it, and let the client resume
+            log.error("connection failed", exc_info=group)
+            await self._close(CloseCode.INTERNAL_ERROR, "internal error; reconnect and resume")
         finally:
             if self._guards:
                 # A scan being accepted and enqueued finishes that step, whatever ended us.
@@ -270,6 +278,8 @@ class Connection:
                 )
                 return
             if info is not None and info.epoch == start.resume.epoch:
+                # Events arriving from here on are lag only past the head seen now.
+                self._head = self._written = info.head
                 self._subscription = await event_log.subscribe(info.session_id, self._deliver)
                 # Subscribed first, then check the history: nothing can fall in between.
                 if await event_log.read_since(info.session_id, start.resume.last_seq) is not None:
@@ -278,6 +288,7 @@ class Connection:
                 else:
                     await self._subscription.close()
                     self._subscription = None
+                    self._forget_deliveries()
         if not resumed:
             session_id = secrets.token_urlsafe(16)
             info = await event_log.create_session(session_id, claims.user_id)
@@ -287,7 +298,8 @@ class Connection:
         self._start = start
         self.machine.authenticated(info.session_id, backlog_from)
         # What was appended before this connection is its backlog, not lag (see _deliver).
-        self._written = max(backlog_from, info.head)
+        self._written = max(backlog_from, info.head, self._written)
+        self._progress_at = time.monotonic()
         if resumed:
             self.machine.scans_in_flight(await self._scans_in_flight(info.session_id))
         now = datetime.now(UTC)
@@ -369,7 +381,7 @@ class Connection:
             async with self.services.db.session() as session:
                 await uploads.owned_upload(session, user_id=self._claims.user_id, key=image.key)
             found = await self.services.storage.head(image.key)
-        except (DBAPIError, OSError) as exc:
+        except (SQLAlchemyError, BotoCoreError, ClientError, OSError) as exc:
             # The database or the object store is away: this request fails, retryably; the
             # session (which does not need them) goes on.
             log.warning("could not check upload %s: %s", image.key, exc)
@@ -444,6 +456,7 @@ class Connection:
         task: asyncio.Task[None] = asyncio.ensure_future(step)
         self._guards.add(task)
         task.add_done_callback(self._guards.discard)
+        task.add_done_callback(_log_failure)
         await asyncio.shield(task)
 
     async def _accept_scan(
@@ -474,19 +487,6 @@ class Connection:
         self._scan_ids[request_id] = scan_id
         # From here on the scan has been accepted: every path ends in the enqueue or in a
         # scan.done, whatever fails.
-        try:
-            status = await self._settle(hit)
-        except _UNAVAILABLE:
-            status = None  # the limiter is away; the budget last seen had room to spare
-        if status is not None and not status.allowed:
-            # Other sessions of this user spent the budget meanwhile (rare: it had room to
-            # spare): the scan ends before it starts.
-            error = _over_budget("scan", status)
-            await self._end_scan(
-                request_id, scan_id,
-                ErrorInfo(code=error.code, message=error.message, retryable=True),
-            )
-            return
         job = ScanJob(
             scan_id=scan_id,
             request_id=request_id,
@@ -498,6 +498,18 @@ class Connection:
             upload_key=upload_key,
             enqueued_at=time.time(),
         )
+        try:
+            status = await self._settle(hit)
+        except _UNAVAILABLE:
+            status = None  # the limiter is away; the budget last seen had room to spare
+        if status is not None and not status.allowed:
+            # Other sessions of this user spent the budget meanwhile (rare: it had room to
+            # spare): the scan ends before it starts.
+            error = _over_budget("scan", status)
+            await self._end_scan(
+                job, ErrorInfo(code=error.code, message=error.message, retryable=True)
+            )
+            return
         # Enqueue before the writer gets to send scan.accepted: every later event waits on the
         # job reaching a worker, and the writer sends while the enqueue awaits the broker.
         try:
@@ -505,15 +517,27 @@ class Connection:
         except Exception as exc:
             log.warning("could not enqueue scan %s: %s: %s", scan_id, type(exc).__name__, exc)
             await self._end_scan(
-                request_id, scan_id,
+                job,
                 ErrorInfo(code=ErrorCode.SERVICE_UNAVAILABLE,
                           message="could not start the scan; try again", retryable=True),
             )
 
-    async def _end_scan(self, request_id: str, scan_id: str, error: ErrorInfo) -> None:
-        """End an accepted scan that will not run with scan.done (failed). The log may be
+    async def _end_scan(self, job: ScanJob, error: ErrorInfo) -> None:
+        """End an accepted scan that will not run: its outcome (failed) is recorded like any
+        scan's, so the scan id the client got has its row, then scan.done. The log may be
         failing too (Redis going down): keep trying for a while, since without this event the
         scan would never end for the client."""
+        request_id, scan_id = job.request_id, job.scan_id
+        try:
+            await asyncio.wait_for(
+                scans.record_outcome(
+                    self.services.db, **job_columns(job), status="failed", timings_ms={},
+                    error=error.model_dump(mode="json"),
+                ),
+                _GUARD_WAIT_S / 4,
+            )
+        except Exception as exc:  # the database is away too: the client still gets its end
+            log.warning("could not record failed scan %s: %s", scan_id, type(exc).__name__)
         done = ScanDone(request_id=request_id, scan_id=scan_id, status=ScanStatus.FAILED,
                         error=error)
         delay = 0.1
@@ -589,6 +613,14 @@ class Connection:
         assert session_id is not None
         if not await self._within_budget("chat", message.request_id):
             return
+        # Claimed and enqueued as one step, like a scan: a claimed request id always gets
+        # its answer or its error.
+        await self._guarded(self._accept_chat(message))
+
+    async def _accept_chat(self, message: ChatMessage) -> None:
+        assert self._claims is not None and self._start is not None
+        session_id = self.machine.session_id
+        assert session_id is not None
         if not await self.services.log.claim(session_id, f"{message.request_id}:accepted"):
             self.machine.scan_rejected(message.request_id)
             await self._error(
@@ -653,6 +685,15 @@ class Connection:
         if not await self.services.log.touch(self.machine.session_id):
             raise _CloseConnection(CloseCode.INTERNAL_ERROR, _HISTORY_LOST)
 
+    def _forget_deliveries(self) -> None:
+        """A resume fell back to a new session: what the old one delivered meanwhile is not
+        this connection's any more."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self._head = self._written = 0
+        self._slow.clear()
+        self._lost.clear()
+
     def _deliver(self, seq: int, event: str) -> None:
         """Called by the event log / hub for every event of this session."""
         if seq == LOST:
@@ -660,8 +701,13 @@ class Connection:
             return
         if seq > self._head:
             self._head = seq
-            if seq - self._written > self.settings.max_unsent_events:
-                self._slow.set()  # the client has not taken what it was sent
+            if (
+                seq - self._written > self.settings.max_unsent_events
+                and time.monotonic() - self._progress_at > _STALL_S
+            ):
+                # Far behind and not moving: it has not taken what it was sent. (A client
+                # catching up after a resume or a hub reconnect is behind, but moving.)
+                self._slow.set()
         try:
             self.queue.put_nowait((seq, event))
         except asyncio.QueueFull:
@@ -687,6 +733,7 @@ class Connection:
         if self.machine.should_deliver(seq, event_type, request_id):
             await self._send_direct(event)
         self._written = max(self._written, seq)
+        self._progress_at = time.monotonic()
 
     async def _writer(self) -> None:
         await self._catch_up()
@@ -771,6 +818,15 @@ class Connection:
 
 class _Disconnected(Exception):
     pass
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    """A guarded step that failed after its connection ended has nobody left to tell."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None and not isinstance(exc, (_CloseConnection, _Disconnected, *_UNAVAILABLE)):
+        log.error("a scan's start failed", exc_info=exc)
 
 
 def _budget(status: LimitStatus) -> Budget:

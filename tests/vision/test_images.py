@@ -215,3 +215,10 @@ def test_decoding_in_threads_never_touches_the_process_warning_filters() -> None
     assert (changed, raised) == (0, 0)
     assert sent > 0
     assert sum("unrelated" in str(w.message) for w in caught) == sent
+
+
+@pytest.mark.parametrize("data", [b"\xff", b"\xff\xd8", b"\xff\xd8\xff", b"BM", b"\x00\x00\x01"])
+def test_a_few_bytes_are_refused_as_not_an_image(data: bytes) -> None:
+    """Some Pillow magic-byte tests read past a prefix this short; that is our refusal too."""
+    with pytest.raises(ImageRejected):
+        decode_image(data)
