@@ -50,10 +50,12 @@ def make_celery(broker_url: str, queue: str = "wastecoach.scans") -> Celery:
         worker_enable_prefetch_count_reduction=False,
         task_default_queue=queue,
         worker_hijack_root_logger=False,
-        # A scan that outlives this is stuck; the client already has its scan.done(failed)
-        # or can cancel. Redelivery after a crash is what acks_late is for.
-        task_time_limit=120,
-        task_soft_time_limit=100,
+        # A scan that outlives this is stuck. The pipeline ends its own stages at 150 s
+        # (server.pipeline.run.SCAN_DEADLINE_S) with a scan.done, and saving and announcing
+        # the outcome may take up to 30 s more each while a service is away: the limit sits
+        # above that. Redelivery after a crash is what acks_late is for.
+        task_time_limit=240,
+        task_soft_time_limit=230,
     )
     return app
 

@@ -173,6 +173,10 @@ async def _remember(job: ScanJob, deps: PipelineDeps, decision: str) -> None:
         log.warning("scan %s: the clarify decision could not be kept (%s)", job.scan_id, exc)
 
 
+#: Longest a scan's stages may take together (vision, the clarify wait, coaching, locations).
+#: The worker's task time limit (workers/celery_app.py) is above this plus the outcome's save.
+SCAN_DEADLINE_S = 150.0
+
 #: How long a finished scan keeps trying to save its outcome (a database restart, a failover).
 RECORD_PATIENCE_S = 30.0
 
@@ -235,55 +239,65 @@ async def run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
     envelope = {"scan_id": job.scan_id, "request_id": job.request_id}
     outcome: dict[str, Any] = {}
     try:
-        image, content_type = await _image_bytes(job, deps)
-        scan = ScanInput(
-            scan_id=job.scan_id,
-            request_id=job.request_id,
-            session_id=job.session_id,
-            user_id=job.user_id,
-            locale=job.locale,
-            image=image,
-            content_type=content_type,
-            location=job.location,
-        )
+        # Every stage together, clarify wait included, within one deadline: a scan that
+        # overruns it ends failed (retryable) with its scan.done, before the worker's
+        # task time limit would cut it off without one.
+        async with asyncio.timeout(SCAN_DEADLINE_S):
+            image, content_type = await _image_bytes(job, deps)
+            scan = ScanInput(
+                scan_id=job.scan_id,
+                request_id=job.request_id,
+                session_id=job.session_id,
+                user_id=job.user_id,
+                locale=job.locale,
+                image=image,
+                content_type=content_type,
+                location=job.location,
+            )
 
-        started = time.perf_counter()
-        classification = await deps.stages.vision.classify(scan)
-        timings[Stage.VISION] = (time.perf_counter() - started) * 1000
-        outcome["classification"] = classification.model_dump(mode="json")
-        await emitter.emit(ScanClassified(classification=classification, **envelope), "classified")
-        classification = await _clarify(job, deps, emitter, classification, envelope)
+            started = time.perf_counter()
+            classification = await deps.stages.vision.classify(scan)
+            timings[Stage.VISION] = (time.perf_counter() - started) * 1000
+            outcome["classification"] = classification.model_dump(mode="json")
+            await emitter.emit(
+                ScanClassified(classification=classification, **envelope), "classified"
+            )
+            classification = await _clarify(job, deps, emitter, classification, envelope)
 
-        started = time.perf_counter()
-        result: CoachingResult | None = None
-        index = 0
-        async for chunk in deps.stages.coach.coach(scan, classification):
-            if isinstance(chunk, CoachingResult):
-                result = chunk
-                break
-            await emitter.emit(CoachingDelta(index=index, text=chunk, **envelope), f"delta:{index}")
-            index += 1
-        if result is None:
-            raise WasteCoachError("the coach ended without a result", code=ErrorCode.STAGE_FAILED)
-        timings[Stage.COACHING] = (time.perf_counter() - started) * 1000
-        outcome.update(
-            coaching_text=result.text, rule_ids=result.rule_ids, coach_backend=result.backend
-        )
-        await emitter.emit(
-            CoachingDone(
-                text=result.text,
-                rule_ids=result.rule_ids,
-                backend=result.backend,
-                fallback_reason=result.fallback_reason,
-                **envelope,
-            ),
-            "coaching.done",
-        )
+            started = time.perf_counter()
+            result: CoachingResult | None = None
+            index = 0
+            async for chunk in deps.stages.coach.coach(scan, classification):
+                if isinstance(chunk, CoachingResult):
+                    result = chunk
+                    break
+                await emitter.emit(
+                    CoachingDelta(index=index, text=chunk, **envelope), f"delta:{index}"
+                )
+                index += 1
+            if result is None:
+                raise WasteCoachError(
+                    "the coach ended without a result", code=ErrorCode.STAGE_FAILED
+                )
+            timings[Stage.COACHING] = (time.perf_counter() - started) * 1000
+            outcome.update(
+                coaching_text=result.text, rule_ids=result.rule_ids, coach_backend=result.backend
+            )
+            await emitter.emit(
+                CoachingDone(
+                    text=result.text,
+                    rule_ids=result.rule_ids,
+                    backend=result.backend,
+                    fallback_reason=result.fallback_reason,
+                    **envelope,
+                ),
+                "coaching.done",
+            )
 
-        started = time.perf_counter()
-        bins = await deps.stages.locations.suggest(scan, classification)
-        timings[Stage.LOCATIONS] = (time.perf_counter() - started) * 1000
-        outcome["bins"] = bins.model_dump(mode="json", exclude={"seq", "ts"})
+            started = time.perf_counter()
+            bins = await deps.stages.locations.suggest(scan, classification)
+            timings[Stage.LOCATIONS] = (time.perf_counter() - started) * 1000
+            outcome["bins"] = bins.model_dump(mode="json", exclude={"seq", "ts"})
     except RequestClosed:
         await _record(deps, job, "cancelled", timings, **outcome)
         await emitter.aclose()
@@ -297,6 +311,12 @@ async def run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
     except Exception as exc:
         if isinstance(exc, WasteCoachError):
             error = ErrorInfo(code=exc.code, message=exc.message, retryable=exc.retryable)
+        elif isinstance(exc, TimeoutError):
+            log.warning("scan %s overran its %.0f s deadline", job.scan_id, SCAN_DEADLINE_S)
+            error = ErrorInfo(
+                code=ErrorCode.STAGE_FAILED, message="the scan took too long; try again",
+                retryable=True,
+            )
         else:
             log.exception("scan %s failed", job.scan_id)
             error = ErrorInfo(

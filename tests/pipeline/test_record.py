@@ -3,6 +3,7 @@ row that cannot be saved (SQLite file database, in-memory event log, instant sta
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -97,3 +98,42 @@ async def test_a_row_that_can_never_be_saved_is_not_retried(db: Database) -> Non
     _, events = await scan(db, "deleted-user")  # no such user: the foreign key refuses it
     assert time.monotonic() - started < 2
     assert events[-1]["status"] == "failed"
+
+
+class StuckCoach:
+    """A coach whose model never answers (no timeout of its own fired)."""
+
+    async def coach(
+        self, scan: Any, classification: Any
+    ) -> Any:
+        yield "first step. "
+        await asyncio.sleep(3600)
+
+
+async def test_a_scan_past_its_deadline_ends_failed_with_its_scan_done(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the worker's time limit cancelled such a scan: no scan.done, no row."""
+    monkeypatch.setattr(pipeline, "SCAN_DEADLINE_S", 0.3)
+    user_id = await a_user(db)
+    log = MemoryEventLog()
+    session_id = new_id()
+    await log.create_session(session_id, user_id)
+    deps = PipelineDeps(
+        log=log, db=db, storage=None,  # type: ignore[arg-type]  # inline image: not used
+        stages=Stages(vision=InstantVision(), coach=StuckCoach(), locations=InstantLocations()),
+        max_image_bytes=1 << 20,
+    )
+    job = ScanJob(
+        scan_id=new_id(), request_id="r1", session_id=session_id, user_id=user_id,
+        locale=Locale.KO, enqueued_at=time.time(),
+        image=InlineImage(content_type="image/jpeg", data=base64.b64encode(b"JPEG" * 8).decode()),
+    )
+    assert await asyncio.wait_for(run_scan(job, deps), 5) == "failed"
+    events = [json.loads(e) for _, e in await log.read_since(session_id, 0) or []]
+    done = events[-1]
+    assert done["type"] == "scan.done" and done["status"] == "failed"
+    assert done["error"]["retryable"] is True and "too long" in done["error"]["message"]
+    async with db.session() as session:
+        row = await session.get(Scan, job.scan_id)
+    assert row is not None and row.status == "failed"
