@@ -20,8 +20,9 @@ hands those messages out again, so they are dropped here rather than run twice. 
 running go on (``worker_cancel_long_running_tasks_on_connection_loss`` is off): their
 acknowledgement then fails, which Celery logs, and their redelivered copy finds the scan done.
 Reporting to Celery never raises into the loop (a failed report would keep a slot forever). A
-task that ends with :class:`~server.pipeline.emitter.EventsNotDelivered` (the event log stayed
-unreachable, so the client never got its ``scan.done``) is not acknowledged: after
+task that ends with :class:`~server.pipeline.emitter.RunLater` (the event log stayed unreachable,
+so the client never got its ``scan.done``; or another run of the same scan holds its lease) is
+not acknowledged: after
 ``REQUEUE_DELAY_S`` its message is rejected with requeue through Celery's own ``Reject``, and
 RabbitMQ runs it again. The delay, on top of the emitter's 30 s of retries before it gives up,
 keeps a lasting outage from turning into a hot redelivery loop.
@@ -46,7 +47,7 @@ from billiard.einfo import ExceptionInfo
 from celery.concurrency.base import BasePool
 from celery.exceptions import Reject
 
-from server.pipeline.emitter import EventsNotDelivered
+from server.pipeline.emitter import RunLater
 from workers.loop import open_hand_over, take_handed_over, worker_loop
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class LoopPool(BasePool):
         if task.cancelled():  # cold shutdown: not acknowledged, so RabbitMQ redelivers it
             return
         error = task.exception()
-        if isinstance(error, EventsNotDelivered):
+        if isinstance(error, RunLater):
             log.warning("task requeued in %.0f s: %s", REQUEUE_DELAY_S, error)
             assert self._loop is not None
             self._loop.call_later(REQUEUE_DELAY_S, _requeue, callback)

@@ -97,6 +97,16 @@ class EventLog(Protocol):
     async def claim(self, session_id: str, key: str) -> bool:
         """Reserve an idempotency key without an event; False if it was taken."""
 
+    async def lease(
+        self, session_id: str, request_id: str, owner: str, ttl_s: float
+    ) -> bool:
+        """Take (or, for the same ``owner``, renew) the right to run a request for ``ttl_s``
+        seconds; False while another owner holds it. Keeps two runs of one job (a redelivery
+        while the first still runs) from interleaving their output."""
+
+    async def release(self, session_id: str, request_id: str, owner: str) -> None:
+        """Give a lease back, if ``owner`` still holds it."""
+
     async def put_answer(self, session_id: str, request_id: str, answer: str) -> None:
         """Hand a client's answer (to ``scan.clarify``) to whichever process runs the scan."""
 

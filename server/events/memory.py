@@ -50,6 +50,7 @@ class MemoryEventLog:
         self._max_events = max_events
         self._sessions: dict[str, _SessionLog] = {}
         self._answers: dict[tuple[str, str], asyncio.Queue[str]] = {}
+        self._leases: dict[tuple[str, str], tuple[str, float]] = {}
 
     def _live(self, session_id: str) -> _SessionLog | None:
         log = self._sessions.get(session_id)
@@ -144,6 +145,21 @@ class MemoryEventLog:
             return False
         log.keys[key] = 0
         return True
+
+    async def lease(
+        self, session_id: str, request_id: str, owner: str, ttl_s: float
+    ) -> bool:
+        now = time.monotonic()
+        held = self._leases.get((session_id, request_id))
+        if held is not None and held[0] != owner and held[1] > now:
+            return False
+        self._leases[(session_id, request_id)] = (owner, now + ttl_s)
+        return True
+
+    async def release(self, session_id: str, request_id: str, owner: str) -> None:
+        held = self._leases.get((session_id, request_id))
+        if held is not None and held[0] == owner:
+            del self._leases[(session_id, request_id)]
 
     def _answers_for(self, session_id: str, request_id: str) -> asyncio.Queue[str]:
         return self._answers.setdefault((session_id, request_id), asyncio.Queue(maxsize=8))

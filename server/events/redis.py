@@ -103,6 +103,19 @@ return 1
 """
 
 
+_LEASE = """
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+
 def client_options() -> dict[str, Any]:
     """Connection options of every Redis client but the hub's.
 
@@ -429,6 +442,8 @@ class RedisEventLog:
         self._max_events = max_events
         self._append = self.redis.register_script(_APPEND)
         self._touch = self.redis.register_script(_TOUCH)
+        self._lease = self.redis.register_script(_LEASE)
+        self._release = self.redis.register_script(_RELEASE)
         self._hub = hub
 
     async def create_session(self, session_id: str, user_id: str) -> SessionInfo:
@@ -494,6 +509,15 @@ class RedisEventLog:
             await self.redis.hdel(keys, key)
             return False
         return bool(fresh)
+
+    async def lease(
+        self, session_id: str, request_id: str, owner: str, ttl_s: float
+    ) -> bool:
+        key = "wc:{" + session_id + "}:run:" + request_id
+        return bool(await self._lease(keys=[key], args=[owner, int(ttl_s * 1000)]))
+
+    async def release(self, session_id: str, request_id: str, owner: str) -> None:
+        await self._release(keys=["wc:{" + session_id + "}:run:" + request_id], args=[owner])
 
     async def put_answer(self, session_id: str, request_id: str, answer: str) -> None:
         key = "wc:{" + session_id + "}:answer:" + request_id

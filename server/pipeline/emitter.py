@@ -60,9 +60,19 @@ class RequestClosed(Exception):
     """The request already has its final event (the scan was cancelled); stop quietly."""
 
 
-class EventsNotDelivered(Exception):
+class RunLater(Exception):
+    """The job must run again later: its message goes back to the queue, unacknowledged."""
+
+
+class EventsNotDelivered(RunLater):
     """The request's final event could not be appended: the log stayed unreachable for longer
     than the emitter's patience. The job must run again (not be acknowledged)."""
+
+
+class AlreadyRunning(RunLater):
+    """Another run of the same job holds its lease (the broker redelivered it while the first
+    still runs, after a lost connection): this copy waits its turn in the queue, and then
+    finds the scan ended and appends nothing."""
 
 
 class EventEmitter:

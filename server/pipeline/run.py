@@ -14,7 +14,9 @@ saw finish is never lost; while it is written, the last events are already on th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +48,7 @@ from server.events.base import EventLog
 from server.pipeline.clarify import resolve
 from server.pipeline.emitter import (
     TRANSIENT_ERRORS,
+    AlreadyRunning,
     EventEmitter,
     EventsNotDelivered,
     RequestClosed,
@@ -233,7 +236,44 @@ async def _image_bytes(job: ScanJob, deps: PipelineDeps) -> tuple[bytes, str]:
     return data, "application/octet-stream"
 
 
+#: A run's lease on its scan: held this long, renewed a third of the way through. A worker that
+#: dies holding it delays the redelivered copy by at most this much.
+LEASE_TTL_S = 15.0
+
+
 async def run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
+    """Run one scan, unless another run of it holds its lease (then :class:`AlreadyRunning`:
+    the job goes back to the queue)."""
+    owner = secrets.token_hex(8)
+    try:
+        leased = await deps.log.lease(job.session_id, job.request_id, owner, LEASE_TTL_S)
+    except Exception as exc:  # the log is away: nothing can be delivered either
+        raise EventsNotDelivered(f"could not take the scan's lease: {exc}") from exc
+    if not leased:
+        raise AlreadyRunning(f"scan {job.scan_id} is running elsewhere")
+    renewal = asyncio.create_task(_renew(deps.log, job, owner), name=f"lease-{job.scan_id}")
+    try:
+        return await _run_scan(job, deps)
+    finally:
+        renewal.cancel()
+        with contextlib.suppress(BaseException):
+            await renewal
+        with contextlib.suppress(Exception):
+            await deps.log.release(job.session_id, job.request_id, owner)
+
+
+async def _renew(log_: EventLog, job: ScanJob, owner: str) -> None:
+    while True:
+        await asyncio.sleep(LEASE_TTL_S / 3)
+        try:
+            if not await log_.lease(job.session_id, job.request_id, owner, LEASE_TTL_S):
+                log.warning("scan %s lost its lease to another run", job.scan_id)
+                return
+        except Exception as exc:  # Redis away for a moment: the next renewal may succeed
+            log.info("could not renew the lease of scan %s: %s", job.scan_id, exc)
+
+
+async def _run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
     emitter = EventEmitter(deps.log, job.session_id, job.request_id)
     timings: dict[Stage, float] = {Stage.QUEUE: max(0.0, (time.time() - job.enqueued_at) * 1000)}
     envelope = {"scan_id": job.scan_id, "request_id": job.request_id}

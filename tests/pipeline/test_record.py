@@ -137,3 +137,35 @@ async def test_a_scan_past_its_deadline_ends_failed_with_its_scan_done(
     async with db.session() as session:
         row = await session.get(Scan, job.scan_id)
     assert row is not None and row.status == "failed"
+
+
+async def test_a_second_run_of_a_running_scan_waits_its_turn(db: Database) -> None:
+    """The broker redelivers a job while its first run still streams (a lost connection):
+    the copy must not interleave its output with the first's; it goes back to the queue, and
+    when it runs again the scan has ended and it appends nothing."""
+    from server.pipeline.emitter import AlreadyRunning
+
+    user_id = await a_user(db)
+    log = MemoryEventLog()
+    session_id = new_id()
+    await log.create_session(session_id, user_id)
+    deps = PipelineDeps(
+        log=log, db=db, storage=None,  # type: ignore[arg-type]  # inline image: not used
+        stages=Stages(vision=InstantVision(), coach=InstantCoach(), locations=InstantLocations()),
+        max_image_bytes=1 << 20,
+    )
+    job = ScanJob(
+        scan_id=new_id(), request_id="r1", session_id=session_id, user_id=user_id,
+        locale=Locale.KO, enqueued_at=time.time(),
+        image=InlineImage(content_type="image/jpeg", data=base64.b64encode(b"SLOW").decode()),
+    )
+    first = asyncio.create_task(run_scan(job, deps))
+    await asyncio.sleep(0.2)
+    with pytest.raises(AlreadyRunning):
+        await run_scan(job, deps)
+    assert await first == "completed"
+    assert await run_scan(job, deps) == "cancelled"  # finds scan.done: stops at once
+    events = [json.loads(e) for _, e in await log.read_since(session_id, 0) or []]
+    kinds = [e["type"] for e in events]
+    assert kinds.count("scan.done") == 1 and kinds.count("coaching.done") == 1
+    assert [e["index"] for e in events if e["type"] == "coaching.delta"] == list(range(20))

@@ -299,3 +299,17 @@ async def test_hub_survives_a_redis_restart() -> None:
         finally:
             await log.close()
             await hub.close()
+
+
+async def test_a_lease_has_one_owner_at_a_time(event_log: EventLog) -> None:
+    s = sid()
+    assert await event_log.lease(s, "r1", "a", 0.3)
+    assert not await event_log.lease(s, "r1", "b", 0.3)
+    assert await event_log.lease(s, "r1", "a", 0.3)  # renewed by its owner
+    assert await event_log.lease(s, "r2", "b", 0.3)  # another request is another lease
+    await event_log.release(s, "r1", "b")  # not b's to give back
+    assert not await event_log.lease(s, "r1", "b", 0.3)
+    await event_log.release(s, "r1", "a")
+    assert await event_log.lease(s, "r1", "b", 0.2)
+    await asyncio.sleep(0.35)  # expired: its owner died
+    assert await event_log.lease(s, "r1", "c", 0.3)
