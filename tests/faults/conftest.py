@@ -53,5 +53,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("fault suite: measured figures")
     for summary in SUMMARIES:
         figures = {k: v for k, v in summary.items()
-                   if k.endswith(("_s", "_ms")) or k in ("ok", "n_violations", "scan_outcomes")}
+                   if k.endswith(("_s", "_ms"))
+                   or k in ("invariants_ok", "n_violations", "scan_outcomes")}
         terminalreporter.write_line(f"{summary['test']}: {figures}")

@@ -46,7 +46,11 @@ class FaultStack:
         full_env = stack_env(services, data_dir, s3_endpoint, queue=queue, **env)
         return cls(services, log_dir, full_env, ServerProc(full_env, log_dir))
 
-    def start(self, workers: int = 1, *, server: bool = True) -> None:
+    def configure(self, **env: str) -> None:
+        """Set environment variables of the server and the workers (before they start)."""
+        self.env.update(env)
+
+    def start(self, workers: int = 1, *, server: bool = True, warm: bool = True) -> None:
         """Start the server and the workers side by side (each takes seconds to load)."""
         self.workers = [WorkerProc(self.env, self.log_dir, i + 1) for i in range(workers)]
         if server:
@@ -66,10 +70,17 @@ class FaultStack:
             self.server.wait_healthy(90)
         for t in threads:
             t.join(120)
-        if errors:
-            raise errors[0]
         if not hasattr(self, "_watching"):
             self.watch_logs()
+        if errors:
+            raise errors[0]
+        if server and warm:
+            try:
+                self.server.warm_up()
+            except Exception as exc:
+                raise RuntimeError(
+                    f"the fresh server did not open its first session ({exc!r}); it froze? "
+                    "log:\n" + "\n".join(self.server.log_text().splitlines()[-15:])) from exc
 
     def watch_logs(self, limit: int = 4 * MAX_LOG_BYTES) -> None:
         """Kill a process whose log runs away (a tight error loop writes hundreds of MB a
@@ -196,6 +207,7 @@ async def settle(load: Load, stack: FaultStack, *, timeout: float = 30,
 
 
 def summarise(name: str, tmp: Path, verdict: Verdict, **extra: Any) -> None:
-    record_summary(name, tmp, {"ok": bool(verdict), "violations": verdict.violations[:20],
+    record_summary(name, tmp, {"invariants_ok": bool(verdict),
+                               "violations": verdict.violations[:20],
                                "n_violations": len(verdict.violations), **verdict.stats,
                                **extra})

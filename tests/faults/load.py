@@ -76,6 +76,10 @@ class LoadSession:
     concurrency: int = 1
     #: Clarify answers: ``None`` (do not answer) or the delay before answering.
     clarify_delay: float | None = 0.0
+    #: Which of the offered choices the client picks.
+    clarify_choice: int = 0
+    #: Sent with every scan.start when set ({"lat": ..., "lon": ...}).
+    location: dict[str, float] | None = None
     locale: str = "en"
     session_id: str | None = None
     epoch: str | None = None
@@ -226,9 +230,11 @@ class LoadSession:
     async def _send_scan(self, record: ScanRecord) -> None:
         assert self.ws is not None
         self._pending[record.request_id] = record
-        message = {"type": "scan.start", "request_id": record.request_id,
+        message: dict[str, Any] = {"type": "scan.start", "request_id": record.request_id,
                    "image": {"kind": "inline", "content_type": "image/jpeg",
                              "data": base64.b64encode(record.image).decode()}}
+        if self.location is not None:
+            message["location"] = self.location
         await self.ws.send(json.dumps(message))
 
     async def start_scan(self, image: bytes | None = None) -> ScanRecord:
@@ -298,7 +304,8 @@ class LoadSession:
         elif kind == "scan.clarify":
             record.clarified = True
             if self.clarify_delay is not None and self.ws is not None:
-                choice = event["choices"][0]["label"]
+                choices = event["choices"]
+                choice = choices[min(self.clarify_choice, len(choices) - 1)]["label"]
                 asyncio.get_running_loop().create_task(
                     self._answer(record.request_id, choice, self.clarify_delay))
         elif kind == "scan.done":

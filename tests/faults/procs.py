@@ -162,6 +162,22 @@ class ServerProc(_Proc):
             time.sleep(0.2)
 
 
+    def warm_up(self, timeout: float = 15) -> None:
+        """One session.start before the test's load: the server's first pub/sub subscription
+        then happens alone (a race on it is what the handshake-burst test is about)."""
+        import json
+
+        from websockets.sync.client import connect
+
+        token = httpx.post(self.base_url + "/api/v1/auth/guest", timeout=timeout).json()[
+            "access_token"]
+        with connect(self.ws_url, open_timeout=timeout) as ws:
+            ws.send(json.dumps({"type": "session.start", "token": token}))
+            ready = json.loads(ws.recv(timeout=timeout))
+            if ready.get("type") != "session.ready":
+                raise RuntimeError(f"warm-up session.start refused: {ready}")
+
+
 class WorkerProc(_Proc):
     name = "worker"
 
