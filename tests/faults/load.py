@@ -96,6 +96,8 @@ class LoadSession:
     #: (epoch, start time, end time): when a new epoch replaced one the client still had.
     epochs_lost: list[tuple[str, float, str]] = field(default_factory=list)
     sending: bool = True
+    #: No new scan before this time (a client backs off after a failed scan, section 8).
+    _hold_until: float = 0.0
     ws: ClientConnection | None = None
     _counter: int = 0
     _pending: dict[str, ScanRecord] = field(default_factory=dict)  # sent, not yet answered
@@ -254,7 +256,8 @@ class LoadSession:
                 self.sending = False
                 if not self.unsettled():
                     return
-            if self.sending and len(self._pending) + len(self.in_flight()) < self.concurrency:
+            if (self.sending and time.time() >= self._hold_until
+                    and len(self._pending) + len(self.in_flight()) < self.concurrency):
                 await self.start_scan()
             try:
                 raw = await asyncio.wait_for(self.ws.recv(), 0.5)
@@ -299,6 +302,7 @@ class LoadSession:
             if code in ("too_many_scans", "rate_limited"):
                 # Retryable refusals: resend later with a new request id.
                 record.refused = code
+                self._hold_until = now + 0.5
                 return
             record.refused = code or "error"
         elif kind == "scan.clarify":
@@ -314,6 +318,9 @@ class LoadSession:
             record.done_at = now
             record.status = event.get("status")
             record.error = event.get("error")
+            if record.status == "failed":
+                # "Retry after a few seconds" (section 8): shortened for the tests.
+                self._hold_until = now + 1.0
 
     async def _answer(self, request_id: str, choice: str, delay: float) -> None:
         await asyncio.sleep(delay)
