@@ -168,10 +168,9 @@ class LoadSession:
             if stop.is_set() and not self.unsettled():
                 break
             try:
-                await self.connect()
+                ready = await self.connect()
                 backoff = 0.2
-                await self._resend_pending()
-                await self._session(stop)
+                await self._session(stop, replay_until=ready["last_seq"])
                 break  # _session returns only when done
             except ConnectionClosed as exc:
                 await self._closed(exc)
@@ -249,14 +248,19 @@ class LoadSession:
         assert self.ws is not None
         await self.ws.send(json.dumps(message))
 
-    async def _session(self, stop: asyncio.Event) -> None:
+    async def _session(self, stop: asyncio.Event, replay_until: int = 0) -> None:
         assert self.ws is not None
+        replayed = False
         while True:
+            if not replayed and self.last_seq >= replay_until:
+                # 7.2 step 4: once the replay is done, settle unfinished requests.
+                replayed = True
+                await self._resend_pending()
             if stop.is_set():
                 self.sending = False
                 if not self.unsettled():
                     return
-            if (self.sending and time.time() >= self._hold_until
+            if (replayed and self.sending and time.time() >= self._hold_until
                     and len(self._pending) + len(self.in_flight()) < self.concurrency):
                 await self.start_scan()
             try:

@@ -50,7 +50,7 @@ async def test_sigterm_drains_with_1012_three_times(
         if code is None:
             problems.append(f"round {round_no}: the server did not exit within 30 s of SIGTERM")
             stack.server.kill()
-        elif code != 0:
+        elif code not in (0, -signal.SIGTERM):  # uvicorn re-raises the signal it handled
             problems.append(f"round {round_no}: the server exited with {code}")
         # Every connection open at SIGTERM must have been closed with 1012.
         for s in load.sessions:
