@@ -161,7 +161,8 @@ async def test_history_deleted_under_live_session(
         "redis_history_deleted", tmp_path, verdict,
         deleted_keys=deleted, close_code=close_code, close_reason=close_reason,
         closed_after_s=None if closed_after is None else round(closed_after, 2),
-        events_after_delete=[e.get("type") for e in after_delete],
+        events_after_delete=[(e.get("type"), e.get("seq"), e.get("request_id"))
+                             for e in after_delete],
         resumed_after=ready2["resumed"], scan_after_resume=record.status,
         old_session_rows={rid: st for (s, rid), st in rows.items() if s == sid},
     )
