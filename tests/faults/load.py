@@ -291,12 +291,12 @@ class LoadSession:
         record = self.scans.get(request_id) if isinstance(request_id, str) else None
         if record is None:
             return
-        kind = event.get("type")
-        if kind == "scan.accepted":
+        event_type = event.get("type")
+        if event_type == "scan.accepted":
             self._pending.pop(record.request_id, None)
             record.accepted_at = now
             record.session_id, record.epoch = self.session_id, self.epoch
-        elif kind == "error" and record.accepted_at is None:
+        elif event_type == "error" and record.accepted_at is None:
             self._pending.pop(record.request_id, None)
             code = event.get("code")
             if code == "duplicate_request":
@@ -309,14 +309,14 @@ class LoadSession:
                 self._hold_until = now + 0.5
                 return
             record.refused = code or "error"
-        elif kind == "scan.clarify":
+        elif event_type == "scan.clarify":
             record.clarified = True
             if self.clarify_delay is not None and self.ws is not None:
                 choices = event["choices"]
                 choice = choices[min(self.clarify_choice, len(choices) - 1)]["label"]
                 asyncio.get_running_loop().create_task(
                     self._answer(record.request_id, choice, self.clarify_delay))
-        elif kind == "scan.done":
+        elif event_type == "scan.done":
             if record.status is not None:
                 return  # a second scan.done: the checker reports it from `received`
             record.done_at = now

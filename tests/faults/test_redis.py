@@ -208,6 +208,8 @@ async def test_server_starts_while_redis_is_down(
 
     # A handshake while Redis is down: a documented close, not a crash.
     handshake: dict[str, object] = {}
+    handshake_events: list[object] = []
+    handshake["events"] = handshake_events
     try:
         ws = await asyncio.wait_for(websockets.connect(stack.server.ws_url, ping_interval=None),
                                     10)
@@ -215,7 +217,7 @@ async def test_server_starts_while_redis_is_down(
         try:
             while True:
                 event = json.loads(await asyncio.wait_for(ws.recv(), 15))
-                handshake.setdefault("events", []).append(event.get("type"))  # type: ignore[union-attr]
+                handshake_events.append(event.get("type"))
         except ConnectionClosed as exc:
             handshake["code"] = exc.rcvd.code if exc.rcvd else None
             handshake["reason"] = exc.rcvd.reason if exc.rcvd else ""
