@@ -114,7 +114,8 @@ async def test_history_deleted_under_live_session(
     while not any(e.get("type") == "scan.done" for e in events):
         events.append(json.loads(await asyncio.wait_for(ws.recv(), 15)))
     await ws.send(_scan("slow", b"SLOW"))
-    while not any(e.get("type") == "coaching.delta" for e in events):
+    while not any(e.get("type") == "coaching.delta" and e.get("request_id") == "slow"
+                  for e in events):
         events.append(json.loads(await asyncio.wait_for(ws.recv(), 15)))
 
     deleted = await asyncio.to_thread(stack.services.redis.delete_session, sid)
