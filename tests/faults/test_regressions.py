@@ -27,6 +27,13 @@ async def _read_until(session: LoadSession, done: object, timeout: float) -> Non
             continue
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "product bug: wait_answer's BLPOP times out at redis-py's 5 s socket timeout; the scan "
+        "fails with stage_failed"
+    ),
+)
 @pytest.mark.timeout(90)
 async def test_clarify_answer_after_6s_completes(fault_stack: FaultStack, tmp_path: Path) -> None:
     stack = fault_stack
@@ -63,6 +70,13 @@ async def test_clarify_answer_after_6s_completes(fault_stack: FaultStack, tmp_pa
 SCANS = 50
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "product bug: after a resume, scan.cancel looks the scan up with read_since(0), which is "
+        "None once the log is trimmed: unknown_request"
+    ),
+)
 @pytest.mark.timeout(150)
 async def test_cancel_after_replay_log_trimmed(fault_stack: FaultStack, tmp_path: Path) -> None:
     stack = fault_stack
