@@ -7,6 +7,7 @@ that tests and benchmarks measure the orchestration only. The image bytes steer 
 * ``SLOW...``  the coach streams 20 deltas 50 ms apart (time to cancel or drop a connection);
 * ``MANY...``  the coach streams 1500 deltas of 1 KiB at once (a flood for slow-client tests);
 * ``UNSURE...`` the vision stage is unsure (confidence 0.4), so the scan asks the person;
+  ``UNSURESLOW...`` also streams slowly after the answer (a worker can die mid-coaching);
 * anything else: 3 deltas at once.
 
 Follow-up chat uses the product's real chat service (embedded backend): it is the subject of
@@ -65,7 +66,7 @@ class InstantCoach:
     async def coach(
         self, scan: ScanInput, classification: Classification
     ) -> AsyncIterator[str | CoachingResult]:
-        if scan.image.startswith(b"SLOW"):
+        if scan.image.startswith((b"SLOW", b"UNSURESLOW")):
             count, delay = 20, 0.05
         elif scan.image.startswith(b"MANY"):
             count, delay = 1500, 0.0
@@ -136,3 +137,13 @@ async def build_battery_with_real_locations(settings: Settings, db: Database) ->
     from server.locations.stage import LocationsStage
 
     return Stages(vision=BatteryVision(), coach=EmbeddedCoach(), locations=LocationsStage(db))
+
+
+async def build_with_real_locations(settings: Settings, db: Database) -> Stages:
+    """The instant stand-ins, but the product's locations stage on the database: a scan with a
+    location queries PostgreSQL (for database fault tests)."""
+    import dataclasses
+
+    from server.locations.stage import LocationsStage
+
+    return dataclasses.replace(await build(settings, db), locations=LocationsStage(db))
