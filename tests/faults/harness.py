@@ -143,7 +143,7 @@ class LatencyProxy:
         self.delay = delay
         self.port = 0
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> LatencyProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -151,28 +151,31 @@ class LatencyProxy:
         return self
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(self.delay)
+        # Tracked from the start and closed on every path: a connection still waiting out its
+        # delay when the proxy stops must not leak its socket.
+        me = asyncio.current_task()
+        assert me is not None
+        self._tasks.add(me)
+        up_writer: asyncio.StreamWriter | None = None
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.close()
-            return
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(self.delay)
             try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (OSError, asyncio.CancelledError):
-                pass
-            finally:
-                dst.close()
-
-        tasks = [asyncio.create_task(pipe(reader, up_writer)),
-                 asyncio.create_task(pipe(up_reader, writer))]
-        self._tasks.update(tasks)
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.difference_update(tasks)
+                up_reader, up_writer = await asyncio.open_connection(
+                    "127.0.0.1", self.target_port
+                )
+            except OSError:
+                return
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer),
+                                 return_exceptions=True)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._tasks.discard(me)
+            for w in (writer, up_writer):
+                if w is not None:
+                    w.close()
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(w.wait_closed(), 1)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -183,6 +186,18 @@ class LatencyProxy:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 3)
+
+
+async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    """Copy one direction of a proxied connection until it ends."""
+    try:
+        while data := await src.read(65536):
+            dst.write(data)
+            await dst.drain()
+    except (OSError, asyncio.CancelledError):
+        pass
+    finally:
+        dst.close()
 
 
 class Probe:
@@ -236,6 +251,20 @@ class Probe:
         return [status for t, status, _ in self.samples if since <= t <= until]
 
 
+async def checked(stack: FaultStack, sessions: list[LoadSession], *,
+                  allowed_closes: set[int | None] | None = None) -> Verdict:
+    """The invariants, re-reading the database (up to 10 s) while rows are missing or differ:
+    a worker records a cancelled scan's outcome just after the client saw its scan.done."""
+    deadline = time.monotonic() + 10
+    while True:
+        rows = await asyncio.to_thread(db_rows, stack.services.pg, session_ids(sessions))
+        verdict = check_sessions(sessions, rows, allowed_closes=allowed_closes)
+        if verdict or time.monotonic() > deadline or not any(
+                "no row" in x or "row says" in x for x in verdict.violations):
+            return verdict
+        await asyncio.sleep(0.5)
+
+
 async def settle(load: Load, stack: FaultStack, *, timeout: float = 30,
                  allowed_closes: set[int | None] | None = None,
                  sessions: list[LoadSession] | None = None) -> Verdict:
@@ -243,14 +272,7 @@ async def settle(load: Load, stack: FaultStack, *, timeout: float = 30,
     re-reading the database until rows written just after scan.done are there."""
     stuck = await load.finish(timeout)
     chosen = sessions if sessions is not None else load.sessions
-    deadline = time.monotonic() + 10
-    while True:
-        rows = await asyncio.to_thread(db_rows, stack.services.pg, session_ids(chosen))
-        verdict = check_sessions(chosen, rows, allowed_closes=allowed_closes)
-        if verdict or time.monotonic() > deadline or not any(
-                "no row" in x or "row says" in x for x in verdict.violations):
-            break
-        await asyncio.sleep(0.5)
+    verdict = await checked(stack, chosen, allowed_closes=allowed_closes)
     if stuck:
         verdict.violations.insert(0, f"sessions still unsettled after {timeout} s: {stuck}")
     verdict.violations.extend(f"log too big: {x}" for x in stack.oversized_logs())

@@ -22,13 +22,6 @@ ROUND_DELAYS = (0.0, 0.0, 0.0, 0.2, 0.2)
 READY_BOUND_S = 10.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: RedisHub spins without yielding when its first subscription is still "
-        "connecting: the server freezes and floods its log"
-    ),
-)
 @pytest.mark.timeout(240)
 async def test_burst_of_session_starts_on_fresh_server(
     fault_stack: FaultStack, tmp_path: Path

@@ -20,13 +20,6 @@ RECOVERY_BOUND_S = 15.0
 SEOUL = {"lat": 37.5665, "lon": 126.978}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: guest endpoint answers plain-text 500 with PostgreSQL down; locations stage"
-        " fails scans (stage_failed) instead of waiting/degrading"
-    ),
-)
 @pytest.mark.timeout(150)
 async def test_postgres_down_10s(fault_stack: FaultStack, tmp_path: Path) -> None:
     stack = fault_stack

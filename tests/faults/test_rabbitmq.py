@@ -18,13 +18,6 @@ DOWN_S = 10.0
 RECOVERY_BOUND_S = 20.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: /readyz ignores the broker (200 throughout the outage); after start_app "
-        "accepted scans can hang (worker alive but idle)"
-    ),
-)
 @pytest.mark.timeout(150)
 async def test_rabbitmq_stop_app_10s(fault_stack: FaultStack, tmp_path: Path) -> None:
     stack = fault_stack

@@ -25,13 +25,6 @@ DOWN_S = 5.0
 RECOVERY_BOUND_S = 15.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: RedisHub spins on RuntimeError 'pubsub connection not set' after a failed "
-        "reconnect (log flood, frozen loop, no 1011/new epoch, scans hang)"
-    ),
-)
 @pytest.mark.timeout(150)
 async def test_redis_down_5s_under_load(fault_stack: FaultStack, tmp_path: Path) -> None:
     stack = fault_stack
@@ -101,13 +94,6 @@ def _scan(request_id: str, image: bytes = b"JPEGDATA") -> str:
 HISTORY_LOST_BOUND_S = 5.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: no 1011 when a live session's log is deleted (silence); scan.start after it"
-        " is enqueued and runs unseen (SESSION_GONE ignored)"
-    ),
-)
 @pytest.mark.timeout(120)
 async def test_history_deleted_under_live_session(
     fault_stack: FaultStack, tmp_path: Path
@@ -196,13 +182,6 @@ async def test_history_deleted_under_live_session(
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: session.start with Redis down crashes the ASGI app (close 1006), not a "
-        "documented close"
-    ),
-)
 @pytest.mark.timeout(150)
 async def test_server_starts_while_redis_is_down(
     fault_stack: FaultStack, tmp_path: Path

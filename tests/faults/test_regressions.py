@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.checks import check_sessions, db_rows, session_ids
-from tests.faults.harness import FaultStack, summarise
+from tests.faults.harness import FaultStack, checked, summarise
 from tests.faults.load import LoadSession, guest_tokens
 
 pytestmark = [pytest.mark.fault]
@@ -27,13 +26,6 @@ async def _read_until(session: LoadSession, done: object, timeout: float) -> Non
             continue
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: wait_answer's BLPOP times out at redis-py's 5 s socket timeout; the scan "
-        "fails with stage_failed"
-    ),
-)
 @pytest.mark.timeout(90)
 async def test_clarify_answer_after_6s_completes(fault_stack: FaultStack, tmp_path: Path) -> None:
     stack = fault_stack
@@ -50,8 +42,7 @@ async def test_clarify_answer_after_6s_completes(fault_stack: FaultStack, tmp_pa
     clarify_at = next((r.at for r in session.received if r.event["type"] == "scan.clarify"),
                       None)
     bins = [e for e in events if e["type"] == "bins.suggested"]
-    rows = await asyncio.to_thread(db_rows, stack.services.pg, session_ids([session]))
-    verdict = check_sessions([session], rows)
+    verdict = await checked(stack, [session])
     summarise("clarify_after_6s", tmp_path, verdict, status=record.status, events=kinds,
               clarify_to_done_s=None if clarify_at is None or record.done_at is None
               else round(record.done_at - clarify_at, 2))
@@ -70,13 +61,6 @@ async def test_clarify_answer_after_6s_completes(fault_stack: FaultStack, tmp_pa
 SCANS = 50
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: after a resume, scan.cancel looks the scan up with read_since(0), which is "
-        "None once the log is trimmed: unknown_request"
-    ),
-)
 @pytest.mark.timeout(150)
 async def test_cancel_after_replay_log_trimmed(fault_stack: FaultStack, tmp_path: Path) -> None:
     stack = fault_stack
@@ -116,8 +100,7 @@ async def test_cancel_after_replay_log_trimmed(fault_stack: FaultStack, tmp_path
                           "errors": [f"{e['code']}: {e['message']}" for e in errors]}
         await _read_until(session, lambda s=slow: s.status is not None, 10)
     await session._drop()
-    rows = await asyncio.to_thread(db_rows, stack.services.pg, session_ids([session]))
-    verdict = check_sessions([session], rows)
+    verdict = await checked(stack, [session])
     summarise("cancel_after_trim", tmp_path, verdict, last_seq=session.last_seq,
               results=results)
     problems = list(verdict.violations)

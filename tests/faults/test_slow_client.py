@@ -30,13 +30,6 @@ def _scan(request_id: str, image: bytes) -> str:
                                  "data": base64.b64encode(image).decode()}})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: a paused reader is never sent a 1013 close; the connection goes silent "
-        "instead"
-    ),
-)
 @pytest.mark.timeout(120)
 async def test_paused_reader_gets_1013_and_resumes_losslessly(
     fault_stack: FaultStack, tmp_path: Path

@@ -19,13 +19,6 @@ SESSIONS = 10
 REDELIVERY_BOUND_S = 20.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: a redelivered scan waits again for the clarify answer the dead worker "
-        "consumed; BLPOP hits redis-py's 5 s socket timeout, so the scan fails"
-    ),
-)
 @pytest.mark.timeout(180)
 async def test_worker_sigkill_and_restart(fault_stack: FaultStack, tmp_path: Path) -> None:
     stack = fault_stack
