@@ -115,20 +115,8 @@ async def test_a_scan_past_its_deadline_ends_failed_with_its_scan_done(
 ) -> None:
     """Before, the worker's time limit cancelled such a scan: no scan.done, no row."""
     monkeypatch.setattr(pipeline, "SCAN_DEADLINE_S", 0.3)
-    user_id = await a_user(db)
-    log = MemoryEventLog()
-    session_id = new_id()
-    await log.create_session(session_id, user_id)
-    deps = PipelineDeps(
-        log=log, db=db, storage=None,  # type: ignore[arg-type]  # inline image: not used
-        stages=Stages(vision=InstantVision(), coach=StuckCoach(), locations=InstantLocations()),
-        max_image_bytes=1 << 20,
-    )
-    job = ScanJob(
-        scan_id=new_id(), request_id="r1", session_id=session_id, user_id=user_id,
-        locale=Locale.KO, enqueued_at=time.time(),
-        image=InlineImage(content_type="image/jpeg", data=base64.b64encode(b"JPEG" * 8).decode()),
-    )
+    log, deps, job = await _setup(db, StuckCoach(), b"JPEG" * 8)
+    session_id = job.session_id
     assert await asyncio.wait_for(run_scan(job, deps), 5) == "failed"
     events = [json.loads(e) for _, e in await log.read_since(session_id, 0) or []]
     done = events[-1]
@@ -145,20 +133,8 @@ async def test_a_second_run_of_a_running_scan_waits_its_turn(db: Database) -> No
     when it runs again the scan has ended and it appends nothing."""
     from server.pipeline.emitter import AlreadyRunning
 
-    user_id = await a_user(db)
-    log = MemoryEventLog()
-    session_id = new_id()
-    await log.create_session(session_id, user_id)
-    deps = PipelineDeps(
-        log=log, db=db, storage=None,  # type: ignore[arg-type]  # inline image: not used
-        stages=Stages(vision=InstantVision(), coach=InstantCoach(), locations=InstantLocations()),
-        max_image_bytes=1 << 20,
-    )
-    job = ScanJob(
-        scan_id=new_id(), request_id="r1", session_id=session_id, user_id=user_id,
-        locale=Locale.KO, enqueued_at=time.time(),
-        image=InlineImage(content_type="image/jpeg", data=base64.b64encode(b"SLOW").decode()),
-    )
+    log, deps, job = await _setup(db, InstantCoach(), b"SLOW")
+    session_id = job.session_id
     first = asyncio.create_task(run_scan(job, deps))
     await asyncio.sleep(0.2)
     with pytest.raises(AlreadyRunning):
@@ -169,3 +145,24 @@ async def test_a_second_run_of_a_running_scan_waits_its_turn(db: Database) -> No
     kinds = [e["type"] for e in events]
     assert kinds.count("scan.done") == 1 and kinds.count("coaching.done") == 1
     assert [e["index"] for e in events if e["type"] == "coaching.delta"] == list(range(20))
+
+
+async def _setup(
+    db: Database, coach: Any, image: bytes
+) -> tuple[MemoryEventLog, PipelineDeps, ScanJob]:
+    """An in-memory session, instant stages but ``coach``, and a job for ``image``."""
+    user_id = await a_user(db)
+    log = MemoryEventLog()
+    session_id = new_id()
+    await log.create_session(session_id, user_id)
+    deps = PipelineDeps(
+        log=log, db=db, storage=None,  # type: ignore[arg-type]  # inline image: not used
+        stages=Stages(vision=InstantVision(), coach=coach, locations=InstantLocations()),
+        max_image_bytes=1 << 20,
+    )
+    job = ScanJob(
+        scan_id=new_id(), request_id="r1", session_id=session_id, user_id=user_id,
+        locale=Locale.KO, enqueued_at=time.time(),
+        image=InlineImage(content_type="image/jpeg", data=base64.b64encode(image).decode()),
+    )
+    return log, deps, job
