@@ -163,7 +163,7 @@ class ServerProc(_Proc):
                 raise RuntimeError("server did not answer /healthz:\n" + self.log_text()[-4000:])
             time.sleep(0.2)
 
-    def warm_up(self, timeout: float = 15) -> None:
+    def warm_up(self, timeout: float = 15, *, keep: bool = True) -> None:
         """Open one session before the test's load and keep it open (pinging) until the server
         stops: the server's pub/sub hub then subscribes alone, and never drops back to no
         subscription at all. (The race on a first subscription is the handshake-burst test's
@@ -178,14 +178,14 @@ class ServerProc(_Proc):
         opened = threading.Event()
         outcome: list[object] = []
 
-        def keep() -> None:
+        def hold() -> None:
             try:
                 with connect(self.ws_url, open_timeout=timeout) as ws:
                     ws.send(json.dumps({"type": "session.start", "token": token}))
                     outcome.append(json.loads(ws.recv(timeout=timeout)))
                     self._warm = ws
                     opened.set()
-                    while self._warm is ws:
+                    while keep and self._warm is ws:
                         with contextlib.suppress(TimeoutError):
                             ws.recv(timeout=5)
                             continue
@@ -195,11 +195,12 @@ class ServerProc(_Proc):
             finally:
                 opened.set()
 
-        threading.Thread(target=keep, daemon=True, name="warm-session").start()
+        threading.Thread(target=hold, daemon=True, name="warm-session").start()
         opened.wait(timeout + 5)
         ready = outcome[0] if outcome else None
-        if not isinstance(ready, dict) or ready.get("type") != "session.ready":
+        if not keep or not isinstance(ready, dict) or ready.get("type") != "session.ready":
             self._close_warm()
+        if not isinstance(ready, dict) or ready.get("type") != "session.ready":
             raise RuntimeError(f"warm-up session.start failed: {ready!r}")
 
     def _close_warm(self) -> None:

@@ -31,10 +31,10 @@ def _scan(request_id: str, image: bytes) -> str:
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason=(
-        "product bug: a paused reader is never sent a 1013 close; the connection goes silent "
-        "instead"
+        "product bug, intermittent (about half the runs): a paused reader is never closed "
+        "with 1013; it gets ~2,400-2,900 of 4,515 events, then silence, no close frame"
     ),
 )
 @pytest.mark.timeout(120)
