@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+from websockets.sync.client import ClientConnection
 
 from tests.faults.services import PrivateServices, free_port
 
@@ -131,6 +132,7 @@ class ServerProc(_Proc):
     def __init__(self, env: dict[str, str], log_dir: Path, port: int | None = None) -> None:
         super().__init__(env, log_dir)
         self.port = port or free_port()
+        self._warm: ClientConnection | None = None
 
     @property
     def base_url(self) -> str:
@@ -161,21 +163,65 @@ class ServerProc(_Proc):
                 raise RuntimeError("server did not answer /healthz:\n" + self.log_text()[-4000:])
             time.sleep(0.2)
 
-
-    def warm_up(self, timeout: float = 15) -> None:
-        """One session.start before the test's load: the server's first pub/sub subscription
-        then happens alone (a race on it is what the handshake-burst test is about)."""
+    def warm_up(self, timeout: float = 15, *, keep: bool = True) -> None:
+        """Open one session before the test's load and keep it open (pinging) until the server
+        stops: the server's pub/sub hub then subscribes alone, and never drops back to no
+        subscription at all. (The race on a first subscription is the handshake-burst test's
+        subject; other tests should not trip over it.)"""
         import json
+        import threading
 
         from websockets.sync.client import connect
 
         token = httpx.post(self.base_url + "/api/v1/auth/guest", timeout=timeout).json()[
             "access_token"]
-        with connect(self.ws_url, open_timeout=timeout) as ws:
-            ws.send(json.dumps({"type": "session.start", "token": token}))
-            ready = json.loads(ws.recv(timeout=timeout))
-            if ready.get("type") != "session.ready":
-                raise RuntimeError(f"warm-up session.start refused: {ready}")
+        opened = threading.Event()
+        outcome: list[object] = []
+
+        def hold() -> None:
+            try:
+                with connect(self.ws_url, open_timeout=timeout) as ws:
+                    ws.send(json.dumps({"type": "session.start", "token": token}))
+                    outcome.append(json.loads(ws.recv(timeout=timeout)))
+                    self._warm = ws
+                    opened.set()
+                    while keep and self._warm is ws:
+                        with contextlib.suppress(TimeoutError):
+                            ws.recv(timeout=5)
+                            continue
+                        ws.send(json.dumps({"type": "ping"}))
+            except Exception as exc:
+                outcome.append(exc)
+            finally:
+                opened.set()
+
+        threading.Thread(target=hold, daemon=True, name="warm-session").start()
+        opened.wait(timeout + 5)
+        ready = outcome[0] if outcome else None
+        if not keep or not isinstance(ready, dict) or ready.get("type") != "session.ready":
+            self._close_warm()
+        if not isinstance(ready, dict) or ready.get("type") != "session.ready":
+            raise RuntimeError(f"warm-up session.start failed: {ready!r}")
+
+    def _close_warm(self) -> None:
+        ws = self._warm
+        if ws is not None:
+            self._warm = None
+            with contextlib.suppress(Exception):
+                ws.close()
+
+    def kill(self) -> None:
+        self._close_warm()
+        super().kill()
+
+    def stop(self, timeout: float = 25) -> None:
+        self._close_warm()
+        super().stop(timeout)
+
+    def signal(self, sig: int) -> None:
+        if sig == signal.SIGTERM:
+            self._close_warm()
+        super().signal(sig)
 
 
 class WorkerProc(_Proc):
