@@ -9,6 +9,8 @@ deleted through this process, see :func:`server.users.service.delete_account`).
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import select
 
 from server.auth.tokens import Claims
@@ -21,7 +23,8 @@ ACCOUNT_GONE = "this account was deleted; its tokens no longer work"
 
 async def ensure_account_exists(db: Database, claims: Claims) -> None:
     """Raise :class:`AuthError` when the token's account was deleted."""
-    async with db.session() as session:
+    # Bounded: an unreachable database (a partition) must not hold a handshake for minutes.
+    async with asyncio.timeout(3), db.session() as session:
         found = await session.scalar(select(User.id).where(User.id == claims.user_id))
     if found is None:
         raise AuthError(ACCOUNT_GONE)

@@ -267,11 +267,11 @@ class Connection:
         claims = self.services.tokens.verify_access(token)
         try:
             await ensure_account_exists(self.services.db, claims)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            # The database is away (a restart, a failover): sessions and scans do not need it
+            # until an outcome is saved, which waits for it. The signature and the expiry were
+            # checked; a deletion during the outage is caught at the next keep-alive.
             log.warning("could not check the account of a token: %s", type(exc).__name__)
-            raise _CloseConnection(
-                CloseCode.TRY_AGAIN_LATER, "service unavailable; reconnect and resume"
-            ) from exc
         return claims
 
     async def _authenticate(self, start: SessionStart) -> None:
@@ -709,7 +709,7 @@ class Connection:
             await ensure_account_exists(self.services.db, self._claims)
         except AuthError as exc:
             raise _CloseConnection(CloseCode.AUTH_FAILED, ACCOUNT_GONE) from exc
-        except SQLAlchemyError as exc:  # the database is away: the session needs it not
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:  # the database is away
             log.warning("could not check a connection's account: %s", type(exc).__name__)
 
     def _forget_deliveries(self) -> None:
