@@ -39,12 +39,17 @@ PROTOCOL_VERSION: Literal[1] = 1
 
 #: Largest text frame the session accepts. Inline camera frames must fit in it.
 MAX_MESSAGE_BYTES = 1_572_864
+#: Largest text frame accepted before ``session.start`` succeeded: a ``session.start`` with the
+#: longest token fits, and an unauthenticated client cannot make the server parse megabytes.
+MAX_START_MESSAGE_BYTES = 16_384
 #: Largest decoded inline image.
 MAX_INLINE_IMAGE_BYTES = 1_048_576
 
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
+
 RequestId = Annotated[
     str,
-    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$"),
+    Field(min_length=1, max_length=64, pattern=REQUEST_ID_PATTERN),
 ]
 
 
@@ -65,11 +70,11 @@ class Locale(StrEnum):
 
 
 class GeoPoint(_Model):
-    """A WGS84 position."""
+    """A WGS84 position. Numbers must be JSON numbers: ``"37.5"`` is refused, not coerced."""
 
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-    accuracy_m: float | None = Field(default=None, ge=0)
+    lat: float = Field(ge=-90, le=90, strict=True, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, strict=True, allow_inf_nan=False)
+    accuracy_m: float | None = Field(default=None, ge=0, strict=True, allow_inf_nan=False)
 
 
 class UploadImage(_Model):
@@ -107,7 +112,7 @@ ImageRef = Annotated[UploadImage | InlineImage, Field(discriminator="kind")]
 class Resume(_Model):
     session_id: str = Field(min_length=1, max_length=64)
     epoch: str = Field(min_length=1, max_length=64)
-    last_seq: int = Field(ge=0)
+    last_seq: int = Field(ge=0, strict=True)
 
 
 # --------------------------------------------------------------------------- client messages

@@ -6,19 +6,28 @@ that does not need I/O: message size, JSON and schema validation, the order of m
 (``session.start`` first), the cap on concurrent scans, and de-duplication of delivered events
 by ``seq``. It never awaits and imports nothing from the server, so it is tested synchronously
 and any transport can drive it.
+
+Input is distrusted in order of cost: the frame's length first (a small limit until
+``session.start`` is accepted), then its JSON shape (depth and number of values, see
+:mod:`protocol.bounded_json`) before it is parsed, then the schema. Every refusal is an
+``error`` event and the connection goes on, except that ``max_invalid_frames`` refused frames
+in a row close it with 1008: a client that only sends garbage is not worth a socket.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 
 from pydantic import ValidationError
 
+from protocol.bounded_json import JsonRejected, parse
 from protocol.messages import (
     MAX_MESSAGE_BYTES,
+    MAX_START_MESSAGE_BYTES,
     PROTOCOL_VERSION,
+    REQUEST_ID_PATTERN,
     AuthRefresh,
     ChatMessage,
     ClarifyAnswer,
@@ -39,12 +48,29 @@ class CloseCode(IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001  # lifetime cap or idle timeout: reconnect and resume
+    POLICY_VIOLATION = 1008  # too many refused frames in a row: fix the client, do not retry
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012  # server restarting: reconnect (with backoff) and resume
     TRY_AGAIN_LATER = 1013  # the client read too slowly: reconnect and resume
     AUTH_FAILED = 4001  # token missing, malformed, forged or expired: get a new token
     RESUME_FORBIDDEN = 4003  # the session to resume belongs to someone else
     AUTH_TIMEOUT = 4008  # no session.start in time
+
+
+#: Refused frames in a row after which the connection is closed with 1008.
+MAX_INVALID_FRAMES = 10
+
+#: Codes of frames refused for what they are (not for the state they arrive in): these count
+#: towards ``max_invalid_frames``.
+_FRAME_ERRORS = frozenset(
+    {
+        ErrorCode.INVALID_JSON,
+        ErrorCode.INVALID_MESSAGE,
+        ErrorCode.UNKNOWN_TYPE,
+        ErrorCode.MESSAGE_TOO_LARGE,
+        ErrorCode.UNSUPPORTED_VERSION,
+    }
+)
 
 
 class State(Enum):
@@ -120,6 +146,8 @@ class SessionMachine:
     max_concurrent_scans: int = 4
     max_concurrent_chats: int = 2
     max_message_bytes: int = MAX_MESSAGE_BYTES
+    max_start_message_bytes: int = MAX_START_MESSAGE_BYTES
+    max_invalid_frames: int = MAX_INVALID_FRAMES
     state: State = State.AWAITING_START
     session_id: str | None = None
     #: Highest seq delivered to the client; events at or below it are duplicates.
@@ -127,22 +155,33 @@ class SessionMachine:
     active_scans: set[str] = field(default_factory=set)
     active_chats: set[str] = field(default_factory=set)
     _authenticating: bool = False
+    #: Frames refused in a row (see ``_FRAME_ERRORS``).
+    _invalid_in_a_row: int = 0
 
     # ------------------------------------------------------------------ input from the client
 
     def receive_text(self, text: str) -> list[Action]:
         if self.state is State.CLOSED:
             return []
-        if len(text) > self.max_message_bytes or len(text.encode()) > self.max_message_bytes:
+        limit = (
+            self.max_message_bytes if self.state is State.OPEN else self.max_start_message_bytes
+        )
+        # A str's length bounds its UTF-8 size from below: the common refusal costs nothing.
+        if len(text) <= limit:
+            try:
+                size = len(text.encode())
+            except UnicodeEncodeError:  # a transport handed over a lone surrogate
+                return self._reject(ErrorCode.INVALID_JSON, "the frame is not valid UTF-8", None)
+        if len(text) > limit or size > limit:
+            when = "" if self.state is State.OPEN else " before session.start is accepted"
             return self._reject(
-                ErrorCode.MESSAGE_TOO_LARGE,
-                f"message is larger than {self.max_message_bytes} bytes",
-                None,
+                ErrorCode.MESSAGE_TOO_LARGE, f"message is larger than {limit} bytes{when}", None
             )
         try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            return self._reject(ErrorCode.INVALID_JSON, f"not valid JSON: {exc}", None)
+            raw = parse(text)
+        except JsonRejected as exc:
+            code = ErrorCode.INVALID_MESSAGE if exc.too_complex else ErrorCode.INVALID_JSON
+            return self._reject(code, exc.message, None)
         request_id = _request_id_of(raw)
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
             return self._reject(
@@ -152,6 +191,7 @@ class SessionMachine:
             message: ClientMessage = client_message_adapter.validate_python(raw)
         except ValidationError as exc:
             return self._reject(*_describe(exc, raw), request_id)
+        self._invalid_in_a_row = 0
         return self._dispatch(message)
 
     def receive_binary(self) -> list[Action]:
@@ -222,7 +262,18 @@ class SessionMachine:
     ) -> list[Action]:
         error = Error(code=code, message=message, request_id=request_id, retryable=retryable)
         # Before the session exists there is no log to put the error in.
-        return [SendEvent(error, logged=self.state is State.OPEN)]
+        actions: list[Action] = [SendEvent(error, logged=self.state is State.OPEN)]
+        if code in _FRAME_ERRORS:
+            self._invalid_in_a_row += 1
+            if self._invalid_in_a_row >= self.max_invalid_frames:
+                self.state = State.CLOSED
+                actions.append(
+                    Close(
+                        CloseCode.POLICY_VIOLATION,
+                        f"{self._invalid_in_a_row} invalid frames in a row",
+                    )
+                )
+        return actions
 
     # ------------------------------------------------------------------ results of the I/O layer
 
@@ -273,10 +324,17 @@ class SessionMachine:
         self.state = State.CLOSED
 
 
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+
+
 def _request_id_of(raw: object) -> str | None:
+    """The request id of a refused message, to echo in the error, if it is a valid one.
+
+    An invalid id is never echoed: the error is logged and replayed, and a value the schema
+    refuses (a lone surrogate, say) would be written into the session's history."""
     if isinstance(raw, dict):
         value = raw.get("request_id")
-        if isinstance(value, str) and 0 < len(value) <= 64:
+        if isinstance(value, str) and 0 < len(value) <= 64 and _REQUEST_ID.match(value):
             return value
     return None
 

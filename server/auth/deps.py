@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from server.auth.revocation import ensure_account_exists
 from server.auth.service import Accounts
 from server.auth.tokens import Claims
 from server.errors import AuthError
@@ -20,7 +21,9 @@ async def current_claims(
 ) -> Claims:
     if credentials is None:
         raise AuthError("send 'Authorization: Bearer <access token>'")
-    claims: Claims = request.app.state.services.tokens.verify_access(credentials.credentials)
+    services = request.app.state.services
+    claims: Claims = services.tokens.verify_access(credentials.credentials)
+    await ensure_account_exists(services.db, claims)
     return claims
 
 

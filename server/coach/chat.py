@@ -700,6 +700,9 @@ async def converse(
     if result is None:  # pragma: no cover - answer() always ends with a result
         return
     async with database.session() as session:
+        if not await repo.account_exists(session, user_id):
+            log.info("not storing a chat of %s: the account was deleted", user_id)
+            return
         await repo.append(
             session,
             user_id=user_id,

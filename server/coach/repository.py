@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.coach.models import ChatMessage
+from server.users.models import User
 
 #: Rows kept per conversation; older ones are deleted when a new message is appended. Bounds
 #: storage for a chatty client; the prompt uses far fewer (see ``ChatService.history_turns``).
@@ -71,6 +72,14 @@ class ChatRepository:
             )
             for row in reversed(rows)
         ]
+
+    async def account_exists(self, session: AsyncSession, user_id: str) -> bool:
+        """Whether the account exists, holding it until the transaction ends: an erasure
+        (which deletes the row) waits for this transaction, or this one sees it gone."""
+        found = await session.scalar(
+            select(User.id).where(User.id == user_id).with_for_update(key_share=True)
+        )
+        return found is not None
 
     async def append(
         self,

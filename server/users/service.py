@@ -136,6 +136,10 @@ async def delete_account(services: Services, user_id: str) -> None:
         await services.storage.delete(key)
     async with services.db.session() as session:
         erased = await repository.erase(session, user_id)
+    # Its tokens stopped working with the row; its open connections here close now (those in
+    # other processes at their next check, see server.auth.revocation).
+    for connection in list(services.connections):
+        connection.account_deleted(user_id)
     for key in set(erased) - set(known):
         await services.storage.delete(key)
     log.info("account %s erased with %d uploads", user_id, len(set(erased) | set(known)))

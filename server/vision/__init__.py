@@ -7,6 +7,6 @@ Backends, all implementing :class:`server.pipeline.stages.VisionStage`:
   classes that TrashNet lacks. Runs on a CPU in milliseconds, needs no key and no network.
 * :class:`server.vision.openai_backend.OpenAIVisionClassifier`: an OpenAI-compatible vision
   model, falling back to the embedded classifier on any failure.
-* :class:`server.vision.cache.CachedVision`: answers a photo seen before (by perceptual hash)
-  without asking the backend it wraps.
+* :class:`server.vision.cache.CachedVision`: answers a photo the same user sent before (the
+  same bytes) without asking the backend it wraps.
 """

@@ -1,55 +1,50 @@
-"""Answer a photo seen before without classifying it again.
+"""Answer a photo this user sent before without classifying it again.
 
-Two shots of the same item a second apart differ in every byte but look the same, so the key is
-a perceptual hash, not a checksum. :func:`dhash` is the 64-bit difference hash (the image
-shrunk to 9 × 8 grey pixels, one bit per horizontal neighbour pair): cheap (well under a
-millisecond), steady under re-encoding, rescaling and small exposure changes, different for a
-different item. Two hashes within ``max_distance`` bits (Hamming distance) count as the same
-photo. The default of 4 bits out of 64 was chosen on the TrashNet photos: re-encoded or
-slightly shifted copies of one photo stay within it, while no two different photos of the
-set come that close (``tests/vision/test_cache.py`` checks both).
+The key is the user and the SHA-256 of the image bytes, and nothing looser:
 
-The cache is in-process and bounded (least recently used goes first); a miss costs one linear
-scan of at most ``capacity`` integers, which for a few thousand entries is microseconds.
+* Per user, because a cache shared between people answers one person with what another's
+  photo was classified as: one user could plant labels for others, and the speed of a hit
+  tells whether someone else scanned a similar photo.
+* By exact content, not by perceptual hash. The cache used to match a 64-bit difference hash
+  within 4 bits so that a re-taken frame of the same item would hit; on the TrashNet photos
+  that radius joins 243 pairs of different classes (a cardboard box answered as a metal can),
+  and some cardboard and paper photos share a dHash exactly, so no radius is safe even for one
+  person's own frames. A re-taken frame now costs a classification; a wrong answer from the
+  cache cost the person a wrong disposal instruction.
+
+What still hits is what matters for cost: the same bytes sent again by the same person (a retry
+after a failed or cancelled scan, a resend after a reconnect, the same upload scanned twice).
+
+The cache is in-process and bounded (least recently used goes first).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 from collections import OrderedDict
-
-import numpy as np
-from PIL import Image
 
 from protocol.messages import Classification
 from server.pipeline.stages import ScanInput, VisionStage
 from server.vision.images import decode_image
 
-HASH_SIZE = 8
+#: (user id, SHA-256 of the image bytes)
+CacheKey = tuple[str, bytes]
 
 
-def dhash(image: Image.Image) -> int:
-    """64-bit difference hash of ``image``."""
-    grey = image.convert("L").resize((HASH_SIZE + 1, HASH_SIZE), Image.Resampling.BILINEAR)
-    pixels = np.asarray(grey, dtype=np.int16)
-    bits = (pixels[:, 1:] > pixels[:, :-1]).flatten()
-    return int(np.packbits(bits).view(">u8")[0])
+def cache_key(scan: ScanInput) -> CacheKey:
+    return scan.user_id, hashlib.sha256(scan.image).digest()
 
 
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()
+class ResultCache:
+    """Bounded LRU from (user, content hash) to classification, thread-safe."""
 
-
-class PerceptualCache:
-    """Bounded LRU from perceptual hash to classification, thread-safe."""
-
-    def __init__(self, capacity: int = 2048, max_distance: int = 4) -> None:
+    def __init__(self, capacity: int = 2048) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
-        self.max_distance = max_distance
-        self._entries: OrderedDict[int, Classification] = OrderedDict()
+        self._entries: OrderedDict[CacheKey, Classification] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -57,13 +52,9 @@ class PerceptualCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: int) -> Classification | None:
+    def get(self, key: CacheKey) -> Classification | None:
         with self._lock:
             found = self._entries.get(key)
-            if found is None:
-                nearest = min(self._entries, key=lambda other: hamming(key, other), default=None)
-                if nearest is not None and hamming(key, nearest) <= self.max_distance:
-                    key, found = nearest, self._entries[nearest]
             if found is None:
                 self.misses += 1
                 return None
@@ -71,7 +62,7 @@ class PerceptualCache:
             self.hits += 1
             return found
 
-    def put(self, key: int, value: Classification) -> None:
+    def put(self, key: CacheKey, value: Classification) -> None:
         with self._lock:
             self._entries[key] = value
             self._entries.move_to_end(key)
@@ -80,19 +71,19 @@ class PerceptualCache:
 
 
 class CachedVision:
-    """A :class:`VisionStage` that asks ``inner`` only about photos it has not seen."""
+    """A :class:`VisionStage` that asks ``inner`` only about photos this user has not sent."""
 
-    def __init__(self, inner: VisionStage, cache: PerceptualCache | None = None) -> None:
+    def __init__(self, inner: VisionStage, cache: ResultCache | None = None) -> None:
         self.inner = inner
-        self.cache = cache if cache is not None else PerceptualCache()
+        self.cache = cache if cache is not None else ResultCache()
 
     async def classify(self, scan: ScanInput) -> Classification:
-        # Decoding also validates the bytes, so garbage is refused before the cache or the
-        # backend sees it (ImageRejected propagates).
-        key = await asyncio.to_thread(lambda: dhash(decode_image(scan.image).image))
+        key = cache_key(scan)
         cached = self.cache.get(key)
-        if cached is not None:
+        if cached is not None:  # these very bytes were decoded and classified before
             return cached
+        # Garbage is refused before the backend sees it (ImageRejected propagates).
+        await asyncio.to_thread(decode_image, scan.image)
         result = await self.inner.classify(scan)
         # A fallback answer is not worth remembering: the better backend may be back next time.
         if "fallback" not in result.model:

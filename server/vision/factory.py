@@ -1,16 +1,17 @@
 """Puts the vision stage together from the settings.
 
 Without an API key: the embedded classifier. With one: the OpenAI backend, falling back to the
-embedded classifier. Either way behind the perceptual-hash cache, so a photo taken twice is
-answered at once. The embedded models are loaded (and their checksums verified) here, at start
-up, so a damaged install fails before the first user waits on it.
+embedded classifier. Either way behind a per-user cache of exact image bytes, so a photo the
+same person sends again is answered at once. The embedded models are loaded (and their
+checksums verified) here, at start up, so a damaged install fails before the first user waits
+on it.
 """
 
 from __future__ import annotations
 
 from server.pipeline.stages import VisionStage
 from server.settings import Settings
-from server.vision.cache import CachedVision, PerceptualCache
+from server.vision.cache import CachedVision, ResultCache
 from server.vision.embedded import EmbeddedClassifier
 from server.vision.openai_backend import OpenAIVisionClassifier
 
@@ -21,4 +22,4 @@ def build_vision(settings: Settings, *, cache_capacity: int = 2048) -> CachedVis
     backend: VisionStage = embedded
     if settings.openai.api_key is not None:
         backend = OpenAIVisionClassifier(settings.openai, fallback=embedded)
-    return CachedVision(backend, PerceptualCache(capacity=cache_capacity))
+    return CachedVision(backend, ResultCache(capacity=cache_capacity))

@@ -80,6 +80,7 @@ from protocol.session import (
     StartChat,
     StartScan,
 )
+from server.auth.revocation import ACCOUNT_GONE, ensure_account_exists
 from server.auth.tokens import Claims
 from server.errors import AuthError, NotFound, WasteCoachError
 from server.events.base import (
@@ -141,6 +142,8 @@ class Connection:
         self._progress_at = time.monotonic()
         self._draining = False
         self._auth_changed = asyncio.Event()
+        #: Set when the account was deleted through this process: the supervisor closes.
+        self._account_gone = asyncio.Event()
         self._subscription: Subscription | None = None
         self._claims: Claims | None = None
         self._start: SessionStart | None = None
@@ -254,9 +257,26 @@ class Connection:
             if self._claims is not None:
                 return
 
+    def account_deleted(self, user_id: str) -> None:
+        """The account ``user_id`` was just deleted: if it is this connection's, close it."""
+        if self._claims is not None and self._claims.user_id == user_id:
+            self._account_gone.set()
+
+    async def _verify(self, token: str) -> Claims:
+        """The token's claims, if it is valid and its account still exists."""
+        claims = self.services.tokens.verify_access(token)
+        try:
+            await ensure_account_exists(self.services.db, claims)
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            # The database is away (a restart, a failover): sessions and scans do not need it
+            # until an outcome is saved, which waits for it. The signature and the expiry were
+            # checked; a deletion during the outage is caught at the next keep-alive.
+            log.warning("could not check the account of a token: %s", type(exc).__name__)
+        return claims
+
     async def _authenticate(self, start: SessionStart) -> None:
         try:
-            claims = self.services.tokens.verify_access(start.token)
+            claims = await self._verify(start.token)
         except AuthError as exc:
             await self._perform(
                 self.machine.authentication_failed(exc.code, exc.message, start.request_id)
@@ -653,7 +673,7 @@ class Connection:
     async def _refresh_auth(self, message: AuthRefresh) -> None:
         assert self._claims is not None
         try:
-            claims = self.services.tokens.verify_access(message.token)
+            claims = await self._verify(message.token)
             if claims.user_id != self._claims.user_id:
                 raise AuthError("the new token belongs to another user")
         except AuthError as exc:
@@ -681,9 +701,16 @@ class Connection:
     async def _keep_alive(self) -> None:
         """The replay log expires when idle; a connected client keeps it alive. Its absence
         means the history is gone (expired, deleted, Redis restarted): close with 1011."""
-        assert self.machine.session_id is not None
+        assert self.machine.session_id is not None and self._claims is not None
         if not await self.services.log.touch(self.machine.session_id):
             raise _CloseConnection(CloseCode.INTERNAL_ERROR, _HISTORY_LOST)
+        # An account deleted through another process is noticed here, within touch_every.
+        try:
+            await ensure_account_exists(self.services.db, self._claims)
+        except AuthError as exc:
+            raise _CloseConnection(CloseCode.AUTH_FAILED, ACCOUNT_GONE) from exc
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:  # the database is away
+            log.warning("could not check a connection's account: %s", type(exc).__name__)
 
     def _forget_deliveries(self) -> None:
         """A resume fell back to a new session: what the old one delivered meanwhile is not
@@ -801,6 +828,7 @@ class Connection:
                 asyncio.ensure_future(self._slow.wait()),
                 asyncio.ensure_future(self._lost.wait()),
                 asyncio.ensure_future(self._auth_changed.wait()),
+                asyncio.ensure_future(self._account_gone.wait()),
             }
             try:
                 await asyncio.wait(waiters, timeout=max(0.0, wake - now),
@@ -808,6 +836,8 @@ class Connection:
             finally:
                 for waiter in waiters:
                     waiter.cancel()
+            if self._account_gone.is_set():
+                raise _CloseConnection(CloseCode.AUTH_FAILED, ACCOUNT_GONE)
             if self._lost.is_set():
                 raise _CloseConnection(CloseCode.INTERNAL_ERROR, _HISTORY_LOST)
             if self._slow.is_set():

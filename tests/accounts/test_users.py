@@ -140,7 +140,8 @@ async def test_deleted_account_is_gone(
     await add_chat(services, me["user_id"], "q", "a")
     assert (await api.delete("/api/v1/users/me", headers=bearer(me))).status_code == 204
 
-    assert (await api.get("/api/v1/users/me", headers=bearer(me))).status_code == 404
+    # Its access token went with it (401, not a 404 answered to a token that still works).
+    assert (await api.get("/api/v1/users/me", headers=bearer(me))).status_code == 401
     refresh = await api.post("/api/v1/auth/refresh", json={"refresh_token": me["refresh_token"]})
     assert refresh.status_code == 401
     async with services.db.session() as session:

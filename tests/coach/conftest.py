@@ -169,13 +169,19 @@ def kb() -> KnowledgeBase:
 
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    """A fresh SQLite file with the chat table created from the models' metadata."""
+    """A fresh SQLite file with the chat and user tables created from the models' metadata,
+    and the users the tests talk as (chat is stored only for accounts that exist)."""
+    from server.users.models import User
+
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}")
     engine: AsyncEngine = db.engine
     async with engine.begin() as conn:
         await conn.run_sync(
-            Base.metadata.create_all, tables=[Base.metadata.tables[ChatMessage.__tablename__]]
+            Base.metadata.create_all,
+            tables=[Base.metadata.tables[t] for t in (ChatMessage.__tablename__, "users")],
         )
+    async with db.session() as session:
+        session.add_all([User(id="u1"), User(id="u2")])
     try:
         yield db
     finally:

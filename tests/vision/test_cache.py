@@ -1,9 +1,8 @@
-"""Perceptual-hash cache: the same item photographed twice is answered without the backend."""
+"""The vision cache: the same person's same photo is answered without the backend; nobody is
+ever answered with another person's result."""
 
 from __future__ import annotations
 
-import io
-from itertools import combinations
 from pathlib import Path
 
 import pytest
@@ -12,18 +11,18 @@ from PIL import Image, ImageEnhance
 from protocol.messages import Classification, Locale, OfficialCategory
 from protocol.streams import Stream
 from server.pipeline.stages import ScanInput
-from server.vision.cache import CachedVision, PerceptualCache, dhash, hamming
+from server.vision.cache import CachedVision, ResultCache, cache_key
 from server.vision.dataset import Sample
 from server.vision.errors import ImageRejected
 from tests.vision.conftest import jpeg_bytes
 
 
-def _scan(image: bytes) -> ScanInput:
+def _scan(image: bytes, user_id: str = "u") -> ScanInput:
     return ScanInput(
         scan_id="s1",
         request_id="r1",
         session_id="sess",
-        user_id="u",
+        user_id=user_id,
         locale=Locale.KO,
         image=image,
         content_type="image/jpeg",
@@ -54,41 +53,58 @@ class CountingStage:
         return _result(f"item{self.calls}", self.model)
 
 
-def _retake(path: Path) -> bytes:
-    """The same photo as a phone might send it again: rescaled, brighter, re-encoded."""
-    image = Image.open(path).convert("RGB")
-    image = image.resize((image.width * 9 // 10, image.height * 9 // 10))
-    image = ImageEnhance.Brightness(image).enhance(1.08)
-    return jpeg_bytes(image, quality=70)
+class LabelByFolder:
+    """A VisionStage that answers a TrashNet photo with its folder (its true class)."""
+
+    def __init__(self, photos: dict[bytes, str]) -> None:
+        self.photos = photos
+        self.calls = 0
+
+    async def classify(self, scan: ScanInput) -> Classification:
+        self.calls += 1
+        return _result(self.photos[scan.image])
 
 
-def test_same_photo_stays_within_the_threshold_different_photos_do_not(
-    validation_samples: list[Sample],
-) -> None:
-    cache = PerceptualCache()
-    sample = validation_samples[:120:4]
-    originals = {s.path: dhash(Image.open(s.path).convert("RGB")) for s in sample}
-    for s in sample:
-        retaken = dhash(Image.open(io.BytesIO(_retake(s.path))).convert("RGB"))
-        assert hamming(originals[s.path], retaken) <= cache.max_distance, s.path
-    for (a, ha), (b, hb) in combinations(originals.items(), 2):
-        assert hamming(ha, hb) > cache.max_distance, (a, b)
-
-
-async def test_cached_vision_answers_a_retaken_photo_without_the_backend(
+async def test_the_same_photo_from_the_same_user_is_answered_from_the_cache(
     validation_samples: list[Sample],
 ) -> None:
     inner = CountingStage()
     vision = CachedVision(inner)
-    first, other = validation_samples[0].path, validation_samples[-1].path
-    a = await vision.classify(_scan(first.read_bytes()))
-    b = await vision.classify(_scan(_retake(first)))
-    assert inner.calls == 1
-    assert b == a
-    c = await vision.classify(_scan(other.read_bytes()))
+    data = validation_samples[0].path.read_bytes()
+    a = await vision.classify(_scan(data))
+    b = await vision.classify(_scan(data))
+    assert inner.calls == 1 and b == a
+    assert (vision.cache.hits, vision.cache.misses) == (1, 1)
+
+
+async def test_another_users_photo_is_never_answered_with_this_users_result(
+    trashnet_dir: Path,
+) -> None:
+    # Two real photos of different items whose 64-bit dHashes are equal: the perceptual cache
+    # answered the paper with "cardboard", to whoever sent it.
+    cardboard = (trashnet_dir / "cardboard" / "cardboard208.jpg").read_bytes()
+    paper = (trashnet_dir / "paper" / "paper361.jpg").read_bytes()
+    inner = LabelByFolder({cardboard: "cardboard", paper: "paper"})
+    vision = CachedVision(inner)
+    assert (await vision.classify(_scan(cardboard, user_id="a"))).label == "cardboard"
+    assert (await vision.classify(_scan(paper, user_id="b"))).label == "paper"
+    # Not even the same bytes are shared across users.
+    assert (await vision.classify(_scan(cardboard, user_id="b"))).label == "cardboard"
+    assert inner.calls == 3 and vision.cache.hits == 0
+    # Nor does one user's own similar photo answer for another of their photos.
+    assert (await vision.classify(_scan(paper, user_id="a"))).label == "paper"
+    assert inner.calls == 4
+
+
+async def test_a_retaken_photo_is_classified_again(validation_samples: list[Sample]) -> None:
+    inner = CountingStage()
+    vision = CachedVision(inner)
+    path = validation_samples[0].path
+    image = Image.open(path).convert("RGB")
+    retaken = jpeg_bytes(ImageEnhance.Brightness(image).enhance(1.08), quality=70)
+    await vision.classify(_scan(path.read_bytes()))
+    await vision.classify(_scan(retaken))
     assert inner.calls == 2
-    assert c.label != a.label
-    assert (vision.cache.hits, vision.cache.misses) == (1, 2)
 
 
 async def test_fallback_answers_are_not_cached(validation_samples: list[Sample]) -> None:
@@ -102,13 +118,14 @@ async def test_fallback_answers_are_not_cached(validation_samples: list[Sample])
 
 
 def test_lru_evicts_the_least_recently_used() -> None:
-    cache = PerceptualCache(capacity=2, max_distance=0)
-    cache.put(0b0001, _result("a"))
-    cache.put(0b1110 << 8, _result("b"))
-    assert cache.get(0b0001) is not None  # a is now the most recent
-    cache.put(0xFF << 32, _result("c"))  # evicts b
-    assert cache.get(0b1110 << 8) is None
-    found = cache.get(0b0001)
+    cache = ResultCache(capacity=2)
+    a, b, c = (cache_key(_scan(data)) for data in (b"a", b"b", b"c"))
+    cache.put(a, _result("a"))
+    cache.put(b, _result("b"))
+    assert cache.get(a) is not None  # a is now the most recent
+    cache.put(c, _result("c"))  # evicts b
+    assert cache.get(b) is None
+    found = cache.get(a)
     assert found is not None and found.label == "a"
     assert len(cache) == 2
 

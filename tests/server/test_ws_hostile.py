@@ -1,0 +1,67 @@
+"""Hostile frames over a real WebSocket: refused with an error event, the session lives on."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import websockets
+
+from tests.conftest import Stack
+from tests.support.client import CoachClient
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.parametrize("stack", ["embedded"], indirect=True),
+]
+
+
+async def test_a_thousand_deep_frame_is_an_error_and_the_session_lives_on(
+    stack: Stack, guest_token: str
+) -> None:
+    client = CoachClient(stack.ws_url, guest_token)
+    assert (await client.connect())["type"] == "session.ready"
+    try:
+        await client.send('{"type": "ping", "x": ' + "[" * 1_000 + "]" * 1_000 + "}")
+        event = await client.recv()
+        assert event["type"] == "error" and event["code"] == "invalid_message", event
+        assert "nested deeper" in event["message"]
+        events = await client.run_scan(location={"lat": 37.5665, "lon": 126.978})
+        assert events[-1]["status"] == "completed"
+        await client.send({"type": "scan.start", "request_id": client.next_id(),
+                           "image": {"kind": "upload", "key": "k"},
+                           "location": {"lat": "37.5", "lon": 126.9}})
+        event = await client.recv()
+        assert event["code"] == "invalid_message" and "location.lat" in event["message"]
+    finally:
+        await client.close()
+
+
+async def test_a_huge_frame_before_session_start_is_refused_fast(
+    stack: Stack, guest_token: str
+) -> None:
+    frame = '{"type":"session.start",' + ",".join(f'"{i:x}":0' for i in range(140_000)) + "}"
+    async with websockets.connect(stack.ws_url, max_size=8 * 1024 * 1024) as ws:
+        started = time.monotonic()
+        await ws.send(frame)
+        event = json.loads(await ws.recv())
+        elapsed = time.monotonic() - started
+        assert event["type"] == "error" and event["code"] == "message_too_large", event
+        assert event["seq"] == 0
+        # Most of this is moving 1.4 MB over loopback; parsing it took ~380 ms before.
+        assert elapsed < 1.0, elapsed
+        await ws.send(json.dumps({"type": "session.start", "token": guest_token}))
+        ready = json.loads(await ws.recv())
+        assert ready["type"] == "session.ready"
+
+
+async def test_garbage_in_a_row_closes_with_1008(stack: Stack) -> None:
+    async with websockets.connect(stack.ws_url) as ws:
+        for _ in range(10):
+            await ws.send("{not json")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            for _ in range(11):
+                event = json.loads(await ws.recv())
+                assert event["code"] == "invalid_json"
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
