@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import Dialect, Insert, MetaData, Table, event, make_url
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.dialects.sqlite import pysqlite as sqlite_pysqlite
@@ -29,6 +30,25 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 log = logging.getLogger(__name__)
+
+
+#: Errors of a query that no retry can cure.
+_PERMANENT_ERRORS = (
+    sa_exc.ProgrammingError, sa_exc.DataError, sa_exc.IntegrityError, sa_exc.NotSupportedError
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is unreachable or restarting right now, as opposed to
+    a query that can never work. The driver's errors vary with the moment of the outage (a
+    refused connection comes through as the OSError it is; a server shutting down as a plain
+    DBAPI error; a connection lost mid-query as an interface or internal error), so every DBAPI
+    error counts but the ones that describe the query itself."""
+    if isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or not isinstance(exc, _PERMANENT_ERRORS)
+    return False
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

@@ -12,11 +12,9 @@ import asyncio
 import logging
 import time
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
 from protocol.messages import BinsSuggested, Classification
 from protocol.streams import Stream
-from server.db import Database
+from server.db import Database, database_unavailable
 from server.locations import service
 from server.locations.streams import catalog
 from server.pipeline.stages import ScanInput
@@ -27,15 +25,6 @@ log = logging.getLogger(__name__)
 LOOKUP_PATIENCE_S = 15.0
 _FIRST_DELAY_S = 0.1
 _MAX_DELAY_S = 2.0
-
-
-def _transient(exc: BaseException) -> bool:
-    """The database is unreachable now (as opposed to a query that can never work)."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    # SQLAlchemy wraps the driver's connection errors in these; a refused connection comes
-    # through as the OSError it is.
-    return isinstance(exc, (OperationalError, InterfaceError, OSError))
 
 
 class LocationsStage:
@@ -103,7 +92,7 @@ class LocationsStage:
                         limit=self._limit,
                     )
             except Exception as exc:
-                if not _transient(exc):
+                if not database_unavailable(exc):
                     raise
                 if time.monotonic() + delay > deadline:
                     log.error("scan %s: no places, the database is unreachable (%s)",
