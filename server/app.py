@@ -13,11 +13,12 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import text
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from protocol.messages import ErrorCode
+from server.db import database_unavailable
 from server.errors import WasteCoachError
 from server.pipeline.factory import warm_up
 from server.runtime import settle_heap
@@ -83,10 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The database or Redis is unreachable (a restart, a failover): a JSON 503 that says to
     # retry, not a plain-text 500. Only the errors a retry can cure: a constraint violation or
     # a bad query stays a 500.
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
+    @app.exception_handler(DBAPIError)
     @app.exception_handler(SQLAlchemyTimeoutError)
     async def _database_away(_: Request, exc: Exception) -> JSONResponse:
+        if not database_unavailable(exc):
+            raise exc  # a query that can never work: the JSON 500 below, and its traceback
         log.warning("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
         return _unavailable("the database is briefly unavailable; try again shortly")
 

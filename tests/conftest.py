@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -252,15 +253,21 @@ def stack(
     server.stop()
 
 
-@pytest.fixture
-async def guest_token(stack: Stack) -> str:
+async def new_guest(stack: Stack) -> dict[str, Any]:
+    """A new guest account on ``stack``: the body of ``POST /api/v1/auth/guest``."""
     import httpx
 
     async with httpx.AsyncClient(base_url=stack.base_url) as http:
         response = await http.post("/api/v1/auth/guest")
         response.raise_for_status()
-        token: str = response.json()["access_token"]
-        return token
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture
+async def guest_token(stack: Stack) -> str:
+    token: str = (await new_guest(stack))["access_token"]
+    return token
 
 
 @pytest.fixture

@@ -82,6 +82,7 @@ from protocol.session import (
 )
 from server.auth.revocation import ACCOUNT_GONE, ensure_account_exists
 from server.auth.tokens import Claims
+from server.db import database_unavailable
 from server.errors import AuthError, NotFound, WasteCoachError
 from server.events.base import (
     LOST,
@@ -265,13 +266,7 @@ class Connection:
     async def _verify(self, token: str) -> Claims:
         """The token's claims, if it is valid and its account still exists."""
         claims = self.services.tokens.verify_access(token)
-        try:
-            await ensure_account_exists(self.services.db, claims)
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
-            # The database is away (a restart, a failover): sessions and scans do not need it
-            # until an outcome is saved, which waits for it. The signature and the expiry were
-            # checked; a deletion during the outage is caught at the next keep-alive.
-            log.warning("could not check the account of a token: %s", type(exc).__name__)
+        await ensure_account_exists(self.services.db, claims, when_unreachable="a session")
         return claims
 
     async def _authenticate(self, start: SessionStart) -> None:
@@ -402,6 +397,8 @@ class Connection:
                 await uploads.owned_upload(session, user_id=self._claims.user_id, key=image.key)
             found = await self.services.storage.head(image.key)
         except (SQLAlchemyError, BotoCoreError, ClientError, OSError) as exc:
+            if isinstance(exc, SQLAlchemyError) and not database_unavailable(exc):
+                raise  # a query that can never work is a bug, not an outage
             # The database or the object store is away: this request fails, retryably; the
             # session (which does not need them) goes on.
             log.warning("could not check upload %s: %s", image.key, exc)
@@ -706,11 +703,11 @@ class Connection:
             raise _CloseConnection(CloseCode.INTERNAL_ERROR, _HISTORY_LOST)
         # An account deleted through another process is noticed here, within touch_every.
         try:
-            await ensure_account_exists(self.services.db, self._claims)
+            await ensure_account_exists(
+                self.services.db, self._claims, when_unreachable="a keep-alive"
+            )
         except AuthError as exc:
             raise _CloseConnection(CloseCode.AUTH_FAILED, ACCOUNT_GONE) from exc
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:  # the database is away
-            log.warning("could not check a connection's account: %s", type(exc).__name__)
 
     def _forget_deliveries(self) -> None:
         """A resume fell back to a new session: what the old one delivered meanwhile is not

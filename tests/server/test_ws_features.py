@@ -8,19 +8,8 @@ from datetime import UTC, datetime
 import pytest
 import websockets
 
-from tests.conftest import Stack
+from tests.conftest import Stack, new_guest
 from tests.support.client import CoachClient
-
-
-async def guest_id(stack: Stack) -> str:
-    """A guest account's id: tokens work only for accounts that exist."""
-    import httpx
-
-    async with httpx.AsyncClient(base_url=stack.base_url) as http:
-        response = await http.post("/api/v1/auth/guest")
-        response.raise_for_status()
-        user_id: str = response.json()["user_id"]
-        return user_id
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -86,7 +75,7 @@ async def test_chat_about_a_scan_remembers_it(client: CoachClient) -> None:
 
 async def test_token_refresh_keeps_the_session(stack: Stack) -> None:
     services = stack.app.state.services  # type: ignore[attr-defined]
-    user = await guest_id(stack)
+    user = (await new_guest(stack))["user_id"]
     c = CoachClient(stack.ws_url, services.tokens.issue_access(user, guest=True, ttl_s=4))
     await c.connect()
     warning = await c.recv(timeout=5)
@@ -101,7 +90,7 @@ async def test_token_refresh_keeps_the_session(stack: Stack) -> None:
     await asyncio.sleep(2.5)  # past the first token's expiry
     await c.send({"type": "ping", "request_id": "still-here"})
     assert (await c.recv())["type"] == "pong"
-    other = services.tokens.issue_access(await guest_id(stack), guest=True)
+    other = services.tokens.issue_access((await new_guest(stack))["user_id"], guest=True)
     await c.send({"type": "auth.refresh", "request_id": "a2", "token": other})
     error = await c.recv()
     assert error["type"] == "error" and error["code"] == "auth_invalid"
@@ -110,7 +99,7 @@ async def test_token_refresh_keeps_the_session(stack: Stack) -> None:
 
 async def test_unrefreshed_token_closes_with_4001(stack: Stack) -> None:
     services = stack.app.state.services  # type: ignore[attr-defined]
-    token = services.tokens.issue_access(await guest_id(stack), guest=True, ttl_s=2)
+    token = services.tokens.issue_access((await new_guest(stack))["user_id"], guest=True, ttl_s=2)
     c = CoachClient(stack.ws_url, token)
     await c.connect()
     assert c.ws is not None
