@@ -15,8 +15,9 @@ queue (``session.send_queue_size``) fills. It is then closed with 1013; nothing 
 the client resumes with its last seq and the log replays what it missed. The measure is what the
 client has not taken, not what it was sent: the server's listening socket has a small
 ``SO_SNDBUF`` (see ``server.cli``) and the WebSocket layer waits for the transport to drain, so
-a client that stops reading blocks the writer after a few tens of KiB instead of the kernel
-absorbing megabytes, and it is closed well before its history is trimmed away. Coalescing
+a client that stops reading blocks the writer after about 200 KiB (the send buffer, doubled by
+Linux, plus the transport's 64 KiB) instead of the kernel absorbing megabytes, and it is closed
+before its history is trimmed away. Coalescing
 deltas would lose the per-event contract and dropping would lose data, so closing is the honest
 choice.
 
