@@ -29,8 +29,8 @@ from protocol.messages import Alternative, Classification, Locale, OfficialCateg
 from protocol.streams import OFFICIAL_PATH, Stream
 from server.coach.composer import EmbeddedCoach
 from server.coach.llm import LLMCoach
+from server.contracts import CoachingResult, CoachStage, ScanInput
 from server.knowledge.kb import KnowledgeBase
-from server.pipeline.stages import CoachingResult, CoachStage, ScanInput
 from server.settings import OpenAISettings
 
 LABELS = {

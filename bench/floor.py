@@ -176,7 +176,7 @@ async def worker(queue: str) -> None:
 
 
 def celery_app(queue: str) -> Any:
-    from workers.celery_app import make_celery
+    from workers.app import make_celery
 
     return make_celery(AMQP, queue)
 
@@ -188,7 +188,6 @@ def celery_worker(queue: str) -> None:
     from workers.loop import on_worker_loop, worker_loop
 
     app = celery_app(queue)
-    app.conf.include = []
     steps = Steps()
 
     @app.task(name="floor.scan", acks_late=True)  # type: ignore[untyped-decorator]

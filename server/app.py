@@ -18,12 +18,13 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from protocol.messages import ErrorCode
+from server.container import Container
 from server.db import database_unavailable
 from server.errors import WasteCoachError
-from server.pipeline.factory import warm_up
 from server.runtime import settle_heap
-from server.services import Services
+from server.sessions.service import SessionDeps
 from server.settings import Settings, get_settings
+from server.ws.registry import Connections
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +38,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from server.bootstrap import prepare_embedded
 
             await prepare_embedded(settings)
-        # Load the knowledge base and the item search index now, off the event loop, rather
-        # than inside the first user's request.
-        await asyncio.to_thread(warm_up)
-        services = await Services.build(settings)
+        container = await Container.build(settings)
         settle_heap()
-        app.state.services = services
-        app.state.db = services.db
-        app.state.accounts = services.accounts
-        app.state.limiter = services.limiter
+        connections = Connections()
+        app.state.container = container
+        app.state.connections = connections
+        app.state.session_deps = SessionDeps(
+            log=container.log,
+            db=container.db,
+            storage=container.storage,
+            runner=container.runner,
+            limiter=container.limiter,
+            tokens=container.tokens,
+        )
+        app.state.db = container.db
+        app.state.accounts = container.accounts
+        app.state.limiter = container.limiter
+        app.state.item_search = container.knowledge.search
         try:
             yield
         finally:
-            await services.drain()
-            await services.close()
+            await connections.drain(container.runner)
+            await container.close()
 
     app = FastAPI(
         title="Waste Coach",
@@ -125,7 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Readiness: what a scan needs really serves. The database answers; in distributed
         mode also Redis (the event log), the pub/sub hub's subscription, the broker
         connection, and at least one worker consuming the queue."""
-        services: Services = request.app.state.services
+        services: Container = request.app.state.container
         checks: dict[str, str] = {}
         try:
             async with asyncio.timeout(2):
@@ -149,7 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             checks.update(await asyncio.wait_for(services.runner.health(), 3))
         except Exception as exc:
             checks["broker"] = f"failed: {type(exc).__name__}"
-        if services.draining:
+        if request.app.state.connections.draining:
             checks["draining"] = "yes"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from fastapi import FastAPI
 
+from protocol.messages import MAX_FRAME_BYTES
+
 if TYPE_CHECKING:
     from server.settings import Settings
 
@@ -46,12 +48,14 @@ class GracefulServer(uvicorn.Server):
         super().run(sockets=sockets)
 
     async def shutdown(self, sockets: Any = None) -> None:
-        services = getattr(self._app.state, "services", None)
-        if services is not None:
+        state = self._app.state
+        connections = getattr(state, "connections", None)
+        container = getattr(state, "container", None)
+        if connections is not None and container is not None:
             # Stop taking connections first, so nobody connects to a draining server.
             for server in getattr(self, "servers", []):
                 server.close()
-            await services.drain()
+            await connections.drain(container.runner)
         await super().shutdown(sockets=sockets)
 
 
@@ -92,9 +96,7 @@ def serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         ws_ping_interval=settings.session.heartbeat_interval_s,
         ws_ping_timeout=settings.session.heartbeat_interval_s,
-        # A little over the protocol's limit, so an oversized message gets an error event
-        # instead of a 1009 close.
-        ws_max_size=4 * 1024 * 1024,
+        ws_max_size=MAX_FRAME_BYTES,
         # permessage-deflate costs ~64 KiB of zlib state per connection; camera frames are
         # already compressed JPEG. Off by default for many idle mobile clients.
         ws_per_message_deflate=False,
@@ -108,7 +110,11 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
-    from workers.celery_app import app
+    from server.settings import get_settings
+    from workers.tasks import make_worker_app
+
+    settings = get_settings()
+    app = make_worker_app(settings.broker_url, settings.celery_queue)
 
     argv = [
         "worker",

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from protocol.messages import GeoPoint, InlineImage, Locale, ScanAccepted, event_payload
 from server.bootstrap import prepare_embedded
-from server.pipeline.run import ScanJob, run_scan
-from server.services import build_pipeline_deps
+from server.container import build_pipeline
+from server.events.base import Delivery, Event
+from server.pipeline.jobs import ScanJob
+from server.pipeline.run import run_scan
 from server.settings import Mode, get_settings
 from server.users import repository as users
 from server.users.models import new_id
@@ -57,14 +59,17 @@ async def scan_photo(photo: Path, args: argparse.Namespace) -> int:
         print(f"{photo}: not a JPEG, PNG or WebP image")
         return 2
     await prepare_embedded(settings)
-    deps = await build_pipeline_deps(settings)
+    deps = await build_pipeline(settings)
     async with deps.db.session() as session:
         user_id = (await users.create_guest(session)).id
     session_id = new_id()
     await deps.log.create_session(session_id, user_id)
     finished = asyncio.Event()
 
-    def show(_: int, event_json: str) -> None:
+    def show(delivery: Delivery) -> None:
+        if not isinstance(delivery, Event):
+            return
+        event_json = delivery.text
         event = json.loads(event_json)
         text = event_json if args.json else _render(event)
         if text:

@@ -80,7 +80,14 @@ class SessionSettings(BaseModel):
     replay_ttl_s: int = Field(default=600, ge=10)
     replay_max_events: int = Field(default=2000, ge=100)
     #: How long a scan waits for the answer to scan.clarify before going on with its best guess.
-    clarify_timeout_s: float = Field(default=60.0, gt=0)
+    #: At most 120 s: the wait is part of the scan's 150 s deadline
+    #: (``server.pipeline.run.SCAN_DEADLINE_S``), which leaves the other stages 30 s.
+    clarify_timeout_s: float = Field(default=60.0, gt=0, le=120.0)
+
+    @property
+    def touch_interval_s(self) -> float:
+        """How often a connected session's log is kept alive: well inside its TTL."""
+        return min(30.0, self.replay_ttl_s / 3)
 
     @model_validator(mode="after")
     def _lag_fits_history(self) -> SessionSettings:

@@ -59,7 +59,7 @@ _Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], Callable[..., 
              Callable[..., Any] | None, float | None]
 
 
-class LoopPool(BasePool):
+class LoopPool(BasePool):  # type: ignore[misc]  # celery ships no type information
     signal_safe = False
     body_can_be_buffer = True
 
@@ -180,7 +180,7 @@ class LoopPool(BasePool):
             await asyncio.wait(set(self._running))
 
     def _get_info(self) -> dict[str, Any]:
-        info = super()._get_info()
+        info: dict[str, Any] = super()._get_info()
         info.update({"running": len(self._running), "waiting": len(self._waiting)})
         return info
 

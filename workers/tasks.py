@@ -1,4 +1,8 @@
-"""Celery tasks. They take a job, open what they need and call the pipeline; nothing else."""
+"""Celery tasks. They take a job, open what they need and call the pipeline; nothing else.
+
+The worker process builds what runs scans with the one wiring module
+(:func:`server.container.build_pipeline`): the pipeline's parts only, nothing of the web app.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,14 @@ import dataclasses
 import logging
 from typing import Any
 
+from celery import Celery
 from celery.signals import worker_init, worker_shutdown
 
-from server.pipeline.chat import ChatJob, run_chat
+from server.pipeline.chat import run_chat
 from server.pipeline.emitter import EventsNotDelivered
-from server.pipeline.run import PipelineDeps, ScanJob, run_scan
-from server.pipeline.runner import CHAT_TASK, SCAN_TASK
-from server.services import close_stages
-from workers.celery_app import app
+from server.pipeline.jobs import ChatJob, ScanJob
+from server.pipeline.run import PipelineDeps, run_scan
+from workers.app import CHAT_TASK, SCAN_TASK, make_celery
 from workers.loop import on_worker_loop, stop_worker_loop, worker_loop
 
 log = logging.getLogger(__name__)
@@ -31,13 +35,11 @@ async def pipeline_deps() -> PipelineDeps:
             _deps_lock = asyncio.Lock()
         async with _deps_lock:
             if _deps is None:
-                from server.pipeline.factory import warm_up
+                from server.container import build_pipeline
                 from server.runtime import settle_heap
-                from server.services import build_pipeline_deps
                 from server.settings import get_settings
 
-                await asyncio.to_thread(warm_up)
-                deps = await build_pipeline_deps(get_settings())
+                deps = await build_pipeline(get_settings())
                 # RabbitMQ runs a job again when its worker died before acknowledging it.
                 _deps = dataclasses.replace(deps, jobs_may_rerun=True)
                 settle_heap()
@@ -58,17 +60,14 @@ async def _chat(job: ChatJob) -> None:
                     exc_info=True)
 
 
-@app.task(name=SCAN_TASK, acks_late=True)  # type: ignore[untyped-decorator]
 def scan(job: dict[str, Any]) -> str:
     return on_worker_loop(_scan(ScanJob.model_validate(job)))
 
 
-@app.task(name=CHAT_TASK, acks_late=True)  # type: ignore[untyped-decorator]
 def chat(job: dict[str, Any]) -> str | None:
     return on_worker_loop(_chat(ChatJob.model_validate(job)))
 
 
-@worker_init.connect  # type: ignore[untyped-decorator]
 def _prepare(**_: Any) -> None:
     # Models, connections and the frozen heap before the first task, not during it.
     worker_loop().run(pipeline_deps())
@@ -77,13 +76,22 @@ def _prepare(**_: Any) -> None:
 async def _close() -> None:
     global _deps
     if _deps is not None:
+        from server.container import close_pipeline
+
         deps, _deps = _deps, None
-        await deps.log.close()
-        await close_stages(deps.stages)
-        await deps.db.dispose()
+        await close_pipeline(deps)
 
 
-@worker_shutdown.connect  # type: ignore[untyped-decorator]
 def _shutdown(**_: Any) -> None:
     worker_loop().run(_close())
     stop_worker_loop()
+
+
+def make_worker_app(broker_url: str, queue: str) -> Celery:
+    """The worker's Celery app: the tasks, and the worker process's start and stop hooks."""
+    app = make_celery(broker_url, queue)
+    app.task(name=SCAN_TASK, acks_late=True)(scan)
+    app.task(name=CHAT_TASK, acks_late=True)(chat)
+    worker_init.connect(_prepare, weak=False)
+    worker_shutdown.connect(_shutdown, weak=False)
+    return app

@@ -21,9 +21,9 @@ async def current_claims(
 ) -> Claims:
     if credentials is None:
         raise AuthError("send 'Authorization: Bearer <access token>'")
-    services = request.app.state.services
-    claims: Claims = services.tokens.verify_access(credentials.credentials)
-    await ensure_account_exists(services.db, claims)
+    container = request.app.state.container
+    claims: Claims = container.tokens.verify_access(credentials.credentials)
+    await ensure_account_exists(container.db, claims)
     return claims
 
 
@@ -36,7 +36,7 @@ def accounts(request: Request) -> Accounts:
     existing = getattr(state, "accounts", None)
     if isinstance(existing, Accounts):
         return existing
-    made = Accounts.from_settings(state.services.settings)
+    made = Accounts.from_settings(state.container.settings)
     state.accounts = made
     return made
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
 from protocol.messages import ErrorCode
 from server.auth import service
 from server.auth.deps import AccountsDep
+from server.deps import ContainerDep
 from server.errors import Forbidden
-from server.services import Services
 from server.users import repository as users
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -68,16 +68,15 @@ def _tokens(pair: service.TokenPair) -> SessionTokens:
 
 
 @router.post("/guest", response_model=TokenResponse, status_code=201)
-async def guest_token(request: Request) -> TokenResponse:
-    services: Services = request.app.state.services
-    if not services.settings.guest_enabled:
+async def guest_token(container: ContainerDep) -> TokenResponse:
+    if not container.settings.guest_enabled:
         raise Forbidden("guest login is disabled on this server", code=ErrorCode.FORBIDDEN)
-    async with services.db.session() as session:
+    async with container.db.session() as session:
         user = await users.create_guest(session)
         user_id = user.id
-    token = services.tokens.issue_access(user_id, guest=True)
+    token = container.tokens.issue_access(user_id, guest=True)
     return TokenResponse(
-        access_token=token, expires_in=services.tokens.access_ttl_s, user_id=user_id
+        access_token=token, expires_in=container.tokens.access_ttl_s, user_id=user_id
     )
 
 
@@ -88,11 +87,11 @@ async def guest_token(request: Request) -> TokenResponse:
 )
 async def authorize(
     provider: str,
-    request: Request,
+    container: ContainerDep,
     accounts: AccountsDep,
     redirect: Annotated[bool, Query()] = True,
 ) -> Response | AuthorizeResponse:
-    url, state = await service.start_sign_in(request.app.state.services, accounts, provider)
+    url, state = await service.start_sign_in(container.db, accounts, provider)
     if redirect:
         return RedirectResponse(url, status_code=302)
     return AuthorizeResponse(url=url, state=state)
@@ -101,24 +100,25 @@ async def authorize(
 @router.get("/{provider}/callback", response_model=SessionTokens)
 async def callback(
     provider: str,
-    request: Request,
+    container: ContainerDep,
     accounts: AccountsDep,
     code: Annotated[str | None, Query(max_length=2048)] = None,
     state: Annotated[str | None, Query(max_length=200)] = None,
     error: Annotated[str | None, Query(max_length=200)] = None,
 ) -> SessionTokens:
     pair = await service.finish_sign_in(
-        request.app.state.services, accounts, provider, code=code, state=state, error=error
+        container.db, container.tokens, accounts, provider, code=code, state=state, error=error
     )
     return _tokens(pair)
 
 
 @router.post("/{provider}/token", response_model=SessionTokens)
 async def provider_token(
-    provider: str, body: ProviderToken, request: Request, accounts: AccountsDep
+    provider: str, body: ProviderToken, container: ContainerDep, accounts: AccountsDep
 ) -> SessionTokens:
     pair = await service.exchange_provider_token(
-        request.app.state.services,
+        container.db,
+        container.tokens,
         accounts,
         provider,
         id_token=body.id_token,
@@ -128,12 +128,16 @@ async def provider_token(
 
 
 @router.post("/refresh", response_model=SessionTokens)
-async def refresh(body: RefreshRequest, request: Request, accounts: AccountsDep) -> SessionTokens:
-    pair = await service.refresh_tokens(request.app.state.services, accounts, body.refresh_token)
+async def refresh(
+    body: RefreshRequest, container: ContainerDep, accounts: AccountsDep
+) -> SessionTokens:
+    pair = await service.refresh_tokens(
+        container.db, container.tokens, accounts, body.refresh_token
+    )
     return _tokens(pair)
 
 
 @router.post("/logout", status_code=204)
-async def logout(body: RefreshRequest, request: Request) -> Response:
-    await service.sign_out(request.app.state.services, body.refresh_token)
+async def logout(body: RefreshRequest, container: ContainerDep) -> Response:
+    await service.sign_out(container.db, body.refresh_token)
     return Response(status_code=204)

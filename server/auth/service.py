@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from server.auth import oauth, refresh, repository
 from server.auth.config import AccountsSettings, OAuthProviderSettings, accounts_settings
@@ -21,10 +21,9 @@ from server.auth.providers import (
     kakao_app_check,
     verify_google_id_token,
 )
+from server.auth.tokens import TokenService
+from server.db import Database
 from server.errors import AuthError, InvalidInput
-
-if TYPE_CHECKING:
-    from server.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +68,15 @@ class Accounts:
         return cache
 
 
-async def start_sign_in(services: Services, accounts: Accounts, provider: str) -> tuple[str, str]:
+async def start_sign_in(db: Database, accounts: Accounts, provider: str) -> tuple[str, str]:
     """(authorization URL, state) for a browser sign-in."""
     config = accounts.provider(provider)
-    async with services.db.session() as session:
+    async with db.session() as session:
         return await oauth.begin(session, provider, config, ttl_s=accounts.settings.state_ttl_s)
 
 
 async def finish_sign_in(
-    services: Services,
+    db: Database, tokens: TokenService,
     accounts: Accounts,
     provider: str,
     *,
@@ -91,7 +90,7 @@ async def finish_sign_in(
         raise AuthError("the callback carries no state")
     # Spend the state first and commit that, whatever happens next: a state is good for one
     # callback, including one that reports an error.
-    async with services.db.session() as session:
+    async with db.session() as session:
         pending = await oauth.consume_state(session, provider, state)
     if error:
         log.info("%s sign-in ended with error %r", provider, error[:64])
@@ -108,11 +107,11 @@ async def finish_sign_in(
     except ProviderRefused as exc:
         log.info("%s sign-in refused after the code exchange: %s", provider, exc.message)
         raise
-    return await _sign_in(services, accounts, profile)
+    return await _sign_in(db, tokens, accounts, profile)
 
 
 async def exchange_provider_token(
-    services: Services,
+    db: Database, tokens: TokenService,
     accounts: Accounts,
     provider: str,
     *,
@@ -138,7 +137,7 @@ async def exchange_provider_token(
         # The message names the check that failed, never the token.
         log.info("%s native sign-in refused: %s", provider, exc.message)
         raise
-    return await _sign_in(services, accounts, profile)
+    return await _sign_in(db, tokens, accounts, profile)
 
 
 async def _profile_from_token_response(
@@ -162,8 +161,10 @@ async def _profile_from_token_response(
     return await USERINFO_PROVIDERS[provider](config, access_token)
 
 
-async def _sign_in(services: Services, accounts: Accounts, profile: ProviderProfile) -> TokenPair:
-    async with services.db.session() as session:
+async def _sign_in(
+    db: Database, tokens: TokenService, accounts: Accounts, profile: ProviderProfile
+) -> TokenPair:
+    async with db.session() as session:
         user = await repository.user_for_identity(
             session, profile.provider, profile.subject, profile.display_name
         )
@@ -171,13 +172,13 @@ async def _sign_in(services: Services, accounts: Accounts, profile: ProviderProf
             session, user_id=user.id, ttl_s=accounts.settings.refresh_ttl_s
         )
     log.info("user %s signed in with %s", issued.user_id, profile.provider)
-    return _pair(services, issued)
+    return _pair(tokens, issued)
 
 
-def _pair(services: Services, issued: refresh.IssuedRefresh) -> TokenPair:
+def _pair(tokens: TokenService, issued: refresh.IssuedRefresh) -> TokenPair:
     return TokenPair(
-        access_token=services.tokens.issue_access(issued.user_id, guest=False),
-        expires_in=services.tokens.access_ttl_s,
+        access_token=tokens.issue_access(issued.user_id, guest=False),
+        expires_in=tokens.access_ttl_s,
         refresh_token=issued.token,
         refresh_expires_in=issued.expires_in,
         user_id=issued.user_id,
@@ -193,19 +194,21 @@ _REFUSALS = {
 }
 
 
-async def refresh_tokens(services: Services, accounts: Accounts, token: str) -> TokenPair:
-    async with services.db.session() as session:
+async def refresh_tokens(
+    db: Database, tokens: TokenService, accounts: Accounts, token: str
+) -> TokenPair:
+    async with db.session() as session:
         outcome = await refresh.rotate(session, token, ttl_s=accounts.settings.refresh_ttl_s)
     # Outside the session: a reuse's family revocation is committed before we refuse.
     if isinstance(outcome, refresh.Refusal):
         if outcome is refresh.Refusal.REUSED:
             log.warning("refresh token reuse detected; family revoked")
         raise AuthError(_REFUSALS[outcome])
-    return _pair(services, outcome)
+    return _pair(tokens, outcome)
 
 
-async def sign_out(services: Services, token: str) -> None:
+async def sign_out(db: Database, token: str) -> None:
     """Revoke the refresh token's family. Unknown tokens are accepted silently: the outcome
     the client wants (that token no longer works) holds either way."""
-    async with services.db.session() as session:
+    async with db.session() as session:
         await refresh.revoke(session, token)

@@ -26,7 +26,6 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from openai import AsyncOpenAI
 
@@ -48,10 +47,17 @@ from server.coach.relay import (
 )
 from server.coach.repository import ChatRepository, ChatTurn, Role
 from server.coach.upstream import Deadlines, make_client, stream_completion
+from server.contracts import ChatOutcome, ChatResult
 from server.db import Database
 from server.knowledge.kb import KnowledgeBase, get_knowledge_base
 from server.knowledge.model import Item, Rule
-from server.search import ItemSearch, SearchHit, SearchQueryError, get_item_search
+from server.search import (
+    ItemSearch,
+    SearchHit,
+    SearchQueryError,
+    build_item_search,
+    get_item_search,
+)
 from server.settings import OpenAISettings, Settings
 
 log = logging.getLogger(__name__)
@@ -62,24 +68,8 @@ HISTORY_TURNS = 8
 MAX_SUGGESTIONS = 3
 
 
-class Outcome(StrEnum):
-    """What kind of answer this was; lets a client style refusals differently."""
-
-    ANSWERED = "answered"
-    NOT_KNOWN = "not_known"
-    OFF_TOPIC = "off_topic"
-    REFUSED = "refused"
-    INVALID = "invalid"
-
-
-@dataclass(slots=True)
-class ChatResult:
-    text: str
-    item_ids: list[int] = field(default_factory=list)
-    rule_ids: list[str] = field(default_factory=list)
-    backend: str = EMBEDDED_BACKEND
-    fallback_reason: str | None = None
-    outcome: Outcome = Outcome.ANSWERED
+#: The chat stage's result types are part of the stage contract.
+Outcome = ChatOutcome
 
 
 # --------------------------------------------------------------------------- aspects
@@ -250,7 +240,8 @@ class ChatService:
     @property
     def search(self) -> ItemSearch:
         if self._search is None:
-            self._search = get_item_search()
+            # Searches the knowledge base this service answers from, not the shipped one.
+            self._search = get_item_search() if self._kb is None else build_item_search(self._kb)
         return self._search
 
     @property

@@ -15,14 +15,14 @@ from server.coach import grounding as g
 from server.coach import prompts
 from server.coach.grounding import Sentence
 from server.coach.text import chunks, join_sentences
+from server.contracts import CoachingResult, ScanInput
 from server.knowledge.kb import KnowledgeBase, get_knowledge_base
-from server.pipeline.stages import CoachingResult, ScanInput
 
 BACKEND = "embedded"
 
 
 class EmbeddedCoach:
-    """Implements :class:`server.pipeline.stages.CoachStage`."""
+    """Implements :class:`server.contracts.CoachStage`."""
 
     def __init__(self, kb: KnowledgeBase | None = None) -> None:
         self._kb = kb

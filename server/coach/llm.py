@@ -27,15 +27,15 @@ from server.coach.relay import (
     relay,
 )
 from server.coach.upstream import Deadlines, make_client, stream_completion
+from server.contracts import CoachingResult, CoachStage, ScanInput
 from server.knowledge.kb import KnowledgeBase, get_knowledge_base
-from server.pipeline.stages import CoachingResult, CoachStage, ScanInput
 from server.settings import OpenAISettings, Settings
 
 log = logging.getLogger(__name__)
 
 
 class LLMCoach:
-    """Implements :class:`server.pipeline.stages.CoachStage` over an OpenAI-compatible API."""
+    """Implements :class:`server.contracts.CoachStage` over an OpenAI-compatible API."""
 
     def __init__(
         self,

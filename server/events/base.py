@@ -5,25 +5,52 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
-from typing import Any, Protocol
-
-#: Receives ``(seq, event_json)``, or a :class:`Signal` in place of ``seq`` (with ``""``).
-Deliver = Callable[[int, str], None]
+from enum import Enum, IntEnum
+from typing import Any, NamedTuple, Protocol
 
 
-class Signal(IntEnum):
-    """What a subscriber may receive instead of an event. Distinct from every
-    :class:`AppendStatus` and from seq 0 (an event that is not logged)."""
+class Event(NamedTuple):
+    """One event for a subscriber: its seq in the session's log (0 for an event sent to one
+    connection only and never logged) and its JSON text, with the seq spliced in."""
 
-    RESYNC = -101  # the subscription was re-established: catch up from the log
-    LOST = -102  # the session's history no longer exists (expired or deleted while in use)
+    seq: int
+    text: str
 
+
+class Signal(Enum):
+    """What a subscriber may receive instead of an event."""
+
+    RESYNC = "resync"  # the subscription was re-established: catch up from the log
+    LOST = "lost"  # the session's history no longer exists (expired or deleted while in use)
+
+
+Delivery = Event | Signal
+#: A subscriber: called for every event of its session, in the order they were appended
+#: (an event may come twice, once at its append in this process and once through pub/sub;
+#: the subscriber drops what it has by seq).
+Deliver = Callable[[Delivery], None]
 
 RESYNC = Signal.RESYNC
 LOST = Signal.LOST
 #: Published on a session's channel when an append finds its log gone; never valid JSON.
 HISTORY_LOST_MARK = "!lost"
+
+
+def request_key(request_id: str, step: str) -> str:
+    """The idempotency key of one step of a request (``scan.accepted``, a coaching delta…):
+    an event appended twice under the same key is stored once."""
+    return f"{request_id}:{step}"
+
+
+def accepted_key(request_id: str) -> str:
+    """The key of a request's acceptance (``scan.accepted``, or a chat's claim)."""
+    return request_key(request_id, "accepted")
+
+
+def done_key(request_id: str) -> str:
+    """The key of a scan's ``scan.done``. An append under it closes the scan: from then on
+    the log refuses every append scoped to that request (:data:`AppendStatus.SCAN_CLOSED`)."""
+    return request_key(request_id, "done")
 
 
 class AppendStatus(IntEnum):
@@ -47,10 +74,9 @@ class Subscription(Protocol):
 
 
 class EventLog(Protocol):
-    #: True when ``append`` itself hands the event to this process's subscribers (in-process
-    #: log); False when they get it later through pub/sub, so an appender that is also the
-    #: session's connection may deliver it to itself at once (it is then dropped by seq).
-    delivers_on_append: bool
+    """A session's ordered, replayable events. Subscribers in this process get an event
+    appended in this process at once, during ``append``; events appended elsewhere (a worker)
+    reach them through pub/sub."""
 
     async def create_session(self, session_id: str, user_id: str) -> SessionInfo: ...
 
@@ -77,8 +103,9 @@ class EventLog(Protocol):
     ) -> int:
         """Append one event and publish it. Returns its seq, or an :class:`AppendStatus`.
 
-        ``key`` makes the append idempotent; ``scope`` (a request id) refuses the append when
-        that scan already ended.
+        ``key`` makes the append idempotent (build it with :func:`request_key`); ``scope`` (a
+        request id) refuses the append when that scan already ended (its :func:`done_key`
+        exists).
         """
 
     async def append_many(

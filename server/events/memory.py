@@ -13,7 +13,9 @@ from typing import Any
 from server.events.base import (
     AppendStatus,
     Deliver,
+    Event,
     SessionInfo,
+    done_key,
     encode_payload,
     with_seq,
 )
@@ -43,8 +45,6 @@ class _MemorySubscription:
 
 
 class MemoryEventLog:
-    delivers_on_append = True
-
     def __init__(self, *, ttl_s: float = 600, max_events: int = 2000) -> None:
         self._ttl_s = ttl_s
         self._max_events = max_events
@@ -105,7 +105,7 @@ class MemoryEventLog:
         log = self._live(session_id)
         if log is None:
             return AppendStatus.SESSION_GONE
-        if scope is not None and f"{scope}:done" in log.keys:
+        if scope is not None and done_key(scope) in log.keys:
             return AppendStatus.SCAN_CLOSED
         if key is not None and key in log.keys:
             return AppendStatus.DUPLICATE
@@ -123,8 +123,9 @@ class MemoryEventLog:
         if len(log.events) > log.maxlen:
             log.events.popleft()
         log.touched = time.monotonic()
+        delivery = Event(seq, event)
         for deliver in list(log.subscribers):
-            deliver(seq, event)
+            deliver(delivery)
         return seq
 
     async def append_many(

@@ -48,9 +48,13 @@ from server.events.base import (
     LOST,
     RESYNC,
     Deliver,
+    Delivery,
+    Event,
     SessionInfo,
+    done_key,
     encode_payload,
     seq_of,
+    with_seq,
 )
 
 log = logging.getLogger(__name__)
@@ -67,7 +71,8 @@ local published = {}
 for i = 6, #ARGV, 3 do
   local key = ARGV[i + 1]
   local open = ARGV[i + 2]
-  if ARGV[4] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[4] .. ':done') == 1 then
+  -- ARGV[4]: the key whose presence closes the scope (done_key of the request), or ''.
+  if ARGV[4] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[4]) == 1 then
     results[#results + 1] = -1
   elseif key ~= '' and redis.call('HEXISTS', KEYS[3], key) == 1 then
     results[#results + 1] = -2
@@ -157,6 +162,10 @@ def _open_op(payload: dict[str, Any]) -> str:
     return ""
 
 
+#: Most local seqs remembered per channel before the memory is cleared.
+_MAX_LOCAL = 256
+
+
 class HubUnavailable(Exception):
     """The hub has no live pub/sub connection, so events cannot reach this process now."""
 
@@ -193,6 +202,13 @@ class RedisHub:
         self._backoff_max_s = backoff_max_s
         self._pubsub: PubSub | None = None
         self._routes: dict[str, list[Deliver]] = {}
+        #: Seqs of events this process appended and delivered at once, per channel: their
+        #: pub/sub copies are dropped here, so that each subscriber gets each event once.
+        self._local: dict[str, set[int]] = {}
+        #: Highest seq pub/sub brought per channel: pub/sub delivers a channel's events in
+        #: seq order, so a local event at or below it has come that way already (the publish
+        #: can overtake the append's own reply).
+        self._pubsub_head: dict[str, int] = {}
         self._pending: dict[str, asyncio.Future[None]] = {}
         self._own_channel = f"wc:hub:{secrets.token_hex(8)}"
         self._task: asyncio.Task[None] | None = None
@@ -267,6 +283,8 @@ class RedisHub:
         if routes:
             return False
         del self._routes[channel]
+        self._local.pop(channel, None)
+        self._pubsub_head.pop(channel, None)
         pending = self._pending.pop(channel, None)
         if pending is not None and not pending.done():
             pending.cancel()
@@ -329,9 +347,12 @@ class RedisHub:
         self._up.set()
         if reconnected:
             self.reconnects += 1
+            # Copies published while the hub was away are gone: nothing left to drop.
+            self._local.clear()
+            self._pubsub_head.clear()
             for routes in list(self._routes.values()):
                 for deliver in list(routes):
-                    _call(deliver, RESYNC, "")
+                    _call(deliver, RESYNC)
 
     async def _listen(self) -> None:
         pubsub = self._pubsub
@@ -375,16 +396,41 @@ class RedisHub:
         text = _text(message["data"])
         if text == HISTORY_LOST_MARK:
             for deliver in routes:
-                _call(deliver, LOST, "")
+                _call(deliver, LOST)
             return
+        local = self._local.get(channel)
         for item in text.split("\n"):
             try:
                 seq = seq_of(item)
             except ValueError:
                 log.error("dropped a malformed event on %s: %.80r", channel, item)
                 continue
+            if seq > self._pubsub_head.get(channel, 0):
+                self._pubsub_head[channel] = seq
+            if local is not None and seq in local:
+                local.discard(seq)  # delivered already, at its append
+                continue
+            event = Event(seq, item)
             for deliver in routes:
-                _call(deliver, seq, item)
+                _call(deliver, event)
+
+    def deliver_local(self, channel: str, events: list[Event]) -> None:
+        """Hand events appended by this process to its own subscribers of ``channel``."""
+        routes = self._routes.get(channel)
+        if not routes:
+            return
+        local = self._local.setdefault(channel, set())
+        if len(local) > _MAX_LOCAL:
+            # Copies that never came (published while a subscription was being set up):
+            # forget them; a subscriber drops a repeated seq itself.
+            local.clear()
+        head = self._pubsub_head.get(channel, 0)
+        for event in events:
+            if event.seq <= head:
+                continue  # pub/sub was first
+            local.add(event.seq)
+            for deliver in list(routes):
+                _call(deliver, event)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -402,10 +448,10 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _call(deliver: Deliver, seq: int, event: str) -> None:
+def _call(deliver: Deliver, delivery: Delivery) -> None:
     """A subscriber's failure is its own: it must not stop delivery to the others."""
     try:
-        deliver(seq, event)
+        deliver(delivery)
     except Exception:
         log.exception("a subscriber failed to take an event")
 
@@ -421,8 +467,6 @@ class _RedisSubscription:
 
 
 class RedisEventLog:
-    delivers_on_append = False
-
     def __init__(
         self,
         url: str,
@@ -488,15 +532,27 @@ class RedisEventLog:
         *,
         scope: str | None = None,
     ) -> list[int]:
+        channel = _channel(session_id)
+        closed_by = "" if scope is None else done_key(scope)
         args: list[str | int] = [
-            self._max_events, self._ttl_s, _channel(session_id), scope or "", HISTORY_LOST_MARK
+            self._max_events, self._ttl_s, channel, closed_by, HISTORY_LOST_MARK
         ]
-        for payload, key in events:
-            args += [encode_payload(payload), key or "", _open_op(payload)]
+        encoded = [encode_payload(payload) for payload, _ in events]
+        for text, (payload, key) in zip(encoded, events, strict=True):
+            args += [text, key or "", _open_op(payload)]
         results = await self._append(keys=_keys(session_id), args=args)
         if len(results) == 1 and len(events) > 1:  # the session is gone: nothing was written
             return [int(results[0])] * len(events)
-        return [int(result) for result in results]
+        seqs = [int(result) for result in results]
+        if self._hub is not None:
+            # This process's subscribers get the events now, not after the pub/sub round trip;
+            # the copy pub/sub brings later has a seq they already have, and is dropped.
+            self._hub.deliver_local(
+                channel, [Event(seq, with_seq(seq, text)) for seq, text in zip(seqs, encoded,
+                                                                            strict=True)
+                          if seq > 0]
+            )
+        return seqs
 
     async def claim(self, session_id: str, key: str) -> bool:
         meta, _, keys, *_ = _keys(session_id)

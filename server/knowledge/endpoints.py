@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -77,9 +77,10 @@ class SearchErrorResponse(_Schema):
     error: SearchErrorBody
 
 
-def item_search() -> ItemSearch:
-    """Dependency: the process-wide search (overridden in tests)."""
-    return get_item_search()
+def item_search(request: Request) -> ItemSearch:
+    """Dependency: the process's search, built at start-up (overridden in tests)."""
+    found: ItemSearch | None = getattr(request.app.state, "item_search", None)
+    return found if found is not None else get_item_search()
 
 
 @router.get(

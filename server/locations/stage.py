@@ -14,10 +14,10 @@ import time
 
 from protocol.messages import BinsSuggested, Classification
 from protocol.streams import Stream
+from server.contracts import ScanInput
 from server.db import Database, database_unavailable
 from server.locations import service
 from server.locations.streams import catalog
-from server.pipeline.stages import ScanInput
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ _MAX_DELAY_S = 2.0
 
 
 class LocationsStage:
-    """Implements :class:`server.pipeline.stages.LocationStage` on the collection-point table."""
+    """Implements :class:`server.contracts.LocationStage` on the collection-point table."""
 
     def __init__(
         self,
@@ -104,3 +104,7 @@ class LocationsStage:
                                 "%.0f s", scan.scan_id, exc, LOOKUP_PATIENCE_S)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _MAX_DELAY_S)
+
+
+def build(db: Database) -> LocationsStage:
+    return LocationsStage(db)

@@ -10,27 +10,14 @@ from __future__ import annotations
 import logging
 import time
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from protocol.messages import ChatDelta, ChatDone, Classification, Locale
-from server.coach.chat import ChatResult, converse
+from protocol.messages import ChatDelta, ChatDone, Classification
+from server.contracts import ChatQuestion, ChatResult
 from server.pipeline.emitter import EventEmitter
+from server.pipeline.jobs import ChatJob
 from server.pipeline.run import PipelineDeps
 from server.scans import repository as scans
 
 log = logging.getLogger(__name__)
-
-
-class ChatJob(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    request_id: str
-    session_id: str
-    user_id: str
-    locale: Locale
-    text: str
-    scan_id: str | None = None
-    enqueued_at: float = Field(description="time.time() when the server enqueued the job.")
 
 
 async def _scan_context(job: ChatJob, deps: PipelineDeps) -> Classification | None:
@@ -62,16 +49,16 @@ async def run_chat(job: ChatJob, deps: PipelineDeps) -> None:
     result: ChatResult | None = None
     try:
         context = await _scan_context(job, deps)
-        async for chunk in converse(
-            deps.db,
-            chat,
-            user_id=job.user_id,
+        question = ChatQuestion(
+            request_id=job.request_id,
             session_id=job.session_id,
-            scan_id=job.scan_id,
-            question=job.text,
+            user_id=job.user_id,
             locale=job.locale,
+            text=job.text,
+            scan_id=job.scan_id,
             scan_context=context,
-        ):
+        )
+        async for chunk in chat.converse(question):
             if isinstance(chunk, ChatResult):
                 result = chunk
                 continue

@@ -19,10 +19,8 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
 from protocol.messages import (
@@ -32,20 +30,17 @@ from protocol.messages import (
     Error,
     ErrorCode,
     ErrorInfo,
-    GeoPoint,
-    ImageRef,
     InlineImage,
-    Locale,
     ScanClarify,
     ScanClassified,
     ScanDone,
     ScanStatus,
     Stage,
 )
+from server.contracts import CoachingResult, ScanInput, Stages
 from server.db import Database
 from server.errors import WasteCoachError
 from server.events.base import EventLog
-from server.pipeline.clarify import resolve
 from server.pipeline.emitter import (
     TRANSIENT_ERRORS,
     AlreadyRunning,
@@ -53,27 +48,11 @@ from server.pipeline.emitter import (
     EventsNotDelivered,
     RequestClosed,
 )
-from server.pipeline.stages import CoachingResult, ScanInput, Stages
+from server.pipeline.jobs import ScanJob
 from server.scans import repository as scans
 from server.uploads.storage import Storage
 
 log = logging.getLogger(__name__)
-
-
-class ScanJob(BaseModel):
-    """What a runner needs to run one scan; serialisable, so it travels through Celery."""
-
-    model_config = ConfigDict(frozen=True)
-
-    scan_id: str
-    request_id: str
-    session_id: str
-    user_id: str
-    locale: Locale
-    image: ImageRef = Field(discriminator="kind")
-    location: GeoPoint | None = None
-    enqueued_at: float = Field(description="time.time() when the server enqueued the job.")
-    upload_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +89,9 @@ async def _clarify(
     onto the request's answer list (the pick itself, or :data:`CLARIFY_TIMED_OUT`), where the
     rerun finds it at once."""
     clarifier = deps.stages.clarifier
-    question = clarifier.question(classification, job.locale) if clarifier else None
+    if clarifier is None:
+        return classification
+    question = clarifier.question(classification, job.locale)
     if question is None:
         return classification
     timeout = deps.clarify_timeout_s
@@ -126,7 +107,7 @@ async def _clarify(
         answer = await _next_answer(job, deps, remaining)
         if answer is None or answer == CLARIFY_TIMED_OUT:
             break
-        confirmed = resolve(classification, question, answer)
+        confirmed = clarifier.resolve(classification, question, answer)
         if confirmed is not None:
             await _remember(job, deps, answer)
             await emitter.emit(
@@ -177,7 +158,7 @@ async def _remember(job: ScanJob, deps: PipelineDeps, decision: str) -> None:
 
 
 #: Longest a scan's stages may take together (vision, the clarify wait, coaching, locations).
-#: The worker's task time limit (workers/celery_app.py) is above this plus the outcome's save.
+#: The worker's task time limit (workers.app.TASK_TIME_LIMIT_S) is derived from it.
 SCAN_DEADLINE_S = 150.0
 
 #: How long a finished scan keeps trying to save its outcome (a database restart, a failover).
@@ -194,7 +175,7 @@ async def _record(
         try:
             await scans.record_outcome(
                 deps.db,
-                **job_columns(job),
+                **job.columns(),
                 status=status,
                 timings_ms={k.value: v for k, v in timings.items()},
                 **outcome,
@@ -211,22 +192,6 @@ async def _record(
                         exc_info=True)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
-
-
-def job_columns(job: ScanJob) -> dict[str, Any]:
-    """The scan's columns known when it starts."""
-    return {
-        "id": job.scan_id,
-        "user_id": job.user_id,
-        "session_id": job.session_id,
-        "request_id": job.request_id,
-        "locale": job.locale.value,
-        "image_kind": job.image.kind,
-        "upload_key": job.upload_key,
-        "lat": job.location.lat if job.location else None,
-        "lon": job.location.lon if job.location else None,
-        "created_at": datetime.fromtimestamp(job.enqueued_at, UTC),
-    }
 
 
 async def _image_bytes(job: ScanJob, deps: PipelineDeps) -> tuple[bytes, str]:

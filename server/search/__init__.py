@@ -6,6 +6,7 @@ from server.search.service import (
     SearchQueryError,
     SearchQueryProblem,
     SearchResult,
+    build_item_search,
     get_item_search,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "SearchQueryError",
     "SearchQueryProblem",
     "SearchResult",
+    "build_item_search",
     "get_item_search",
 ]

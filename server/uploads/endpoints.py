@@ -8,8 +8,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from server.auth.deps import CurrentUser
+from server.deps import ContainerDep
 from server.errors import Forbidden, InvalidInput
-from server.services import Services
 from server.uploads import service
 from server.uploads.storage import LocalStorage
 
@@ -30,13 +30,14 @@ class UploadResponse(BaseModel):
 
 
 @router.post("", response_model=UploadResponse, status_code=201)
-async def create_upload(body: UploadRequest, user: CurrentUser, request: Request) -> UploadResponse:
-    services: Services = request.app.state.services
-    async with services.db.session() as session:
+async def create_upload(
+    body: UploadRequest, user: CurrentUser, container: ContainerDep
+) -> UploadResponse:
+    async with container.db.session() as session:
         upload, ticket = await service.create_upload(
             session,
-            services.storage,
-            services.settings.uploads,
+            container.storage,
+            container.settings.uploads,
             user_id=user.user_id,
             content_type=body.content_type,
             size=body.size,
@@ -54,6 +55,7 @@ async def create_upload(body: UploadRequest, user: CurrentUser, request: Request
 async def local_put(
     key: str,
     request: Request,
+    container: ContainerDep,
     content_type: Annotated[str, Query()],
     size: Annotated[int, Query(gt=0)],
     expires: Annotated[int, Query()],
@@ -61,8 +63,7 @@ async def local_put(
     content_type_header: Annotated[str | None, Header(alias="content-type")] = None,
 ) -> Response:
     """Embedded mode's stand-in for S3: the signed URL is the authorisation, as with S3."""
-    services: Services = request.app.state.services
-    storage = services.storage
+    storage = container.storage
     if not isinstance(storage, LocalStorage):
         raise Forbidden("local uploads are disabled; use the pre-signed S3 URL")
     if not storage.check_signature(key, content_type, size, expires, sig):

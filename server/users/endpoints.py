@@ -12,19 +12,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from server.auth.deps import CurrentUser
+from server.deps import ConnectionsDep, ContainerDep
 from server.limits import RateLimiter, build_rate_limiter
-from server.services import Services
 from server.users import service
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-ServicesDep = Annotated[Services, Depends(_services)]
 
 
 def rate_limiter(request: Request) -> RateLimiter:
@@ -32,7 +24,7 @@ def rate_limiter(request: Request) -> RateLimiter:
     state = request.app.state
     limiter: RateLimiter | None = getattr(state, "limiter", None)
     if limiter is None:
-        limiter = build_rate_limiter(state.services.settings)
+        limiter = build_rate_limiter(state.container.settings)
         state.limiter = limiter
     return limiter
 
@@ -107,8 +99,8 @@ def _scan_out(row: Any) -> ScanOut:
 
 
 @router.get("/me", response_model=ProfileOut)
-async def me(user: CurrentUser, services: ServicesDep) -> ProfileOut:
-    found = await service.profile(services, user.user_id)
+async def me(user: CurrentUser, container: ContainerDep) -> ProfileOut:
+    found = await service.profile(container.db, user.user_id)
     return ProfileOut(
         id=found.user.id,
         display_name=found.user.display_name,
@@ -120,22 +112,22 @@ async def me(user: CurrentUser, services: ServicesDep) -> ProfileOut:
 
 @router.get("/me/scans", response_model=ScanPage)
 async def my_scans(
-    user: CurrentUser, services: ServicesDep, limit: Limit = 20, cursor: Cursor = None
+    user: CurrentUser, container: ContainerDep, limit: Limit = 20, cursor: Cursor = None
 ) -> ScanPage:
-    page = await service.scan_history(services, user.user_id, limit=limit, cursor=cursor)
+    page = await service.scan_history(container.db, user.user_id, limit=limit, cursor=cursor)
     return ScanPage(items=[_scan_out(s) for s in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/me/scans/{scan_id}", response_model=ScanOut)
-async def my_scan(scan_id: str, user: CurrentUser, services: ServicesDep) -> ScanOut:
-    return _scan_out(await service.scan(services, user.user_id, scan_id))
+async def my_scan(scan_id: str, user: CurrentUser, container: ContainerDep) -> ScanOut:
+    return _scan_out(await service.scan(container.db, user.user_id, scan_id))
 
 
 @router.get("/me/chats", response_model=ChatPage)
 async def my_chats(
-    user: CurrentUser, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None
+    user: CurrentUser, container: ContainerDep, limit: Limit = 50, cursor: Cursor = None
 ) -> ChatPage:
-    page = await service.chat_history(services, user.user_id, limit=limit, cursor=cursor)
+    page = await service.chat_history(container.db, user.user_id, limit=limit, cursor=cursor)
     return ChatPage(
         items=[ChatOut.model_validate(m, from_attributes=True) for m in page.items],
         next_cursor=page.next_cursor,
@@ -143,8 +135,8 @@ async def my_chats(
 
 
 @router.get("/me/stats", response_model=StatsOut)
-async def my_stats(user: CurrentUser, services: ServicesDep) -> StatsOut:
-    counts = await service.stats(services, user.user_id)
+async def my_stats(user: CurrentUser, container: ContainerDep) -> StatsOut:
+    counts = await service.stats(container.db, user.user_id)
     return StatsOut(
         scans_total=counts.total,
         scans_by_status=counts.by_status,
@@ -166,7 +158,11 @@ async def my_limits(
 
 
 @router.delete("/me", status_code=204)
-async def delete_me(user: CurrentUser, services: ServicesDep) -> Response:
+async def delete_me(
+    user: CurrentUser, container: ContainerDep, connections: ConnectionsDep
+) -> Response:
     """Erase the account: scans, chats, uploads (rows and stored images), sign-in links."""
-    await service.delete_account(services, user.user_id)
+    await service.delete_account(
+        container.db, container.storage, user.user_id, on_erased=connections.account_deleted
+    )
     return Response(status_code=204)

@@ -9,16 +9,18 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
 from protocol.messages import ErrorCode
 from server.coach.models import ChatMessage
+from server.db import Database
 from server.errors import InvalidInput, NotFound
 from server.limits import LimitStatus, RateLimiter
 from server.scans.models import Scan
-from server.services import Services
+from server.uploads.storage import Storage
 from server.users import repository
 from server.users.models import User
 
@@ -43,8 +45,8 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
-async def profile(services: Services, user_id: str) -> Profile:
-    async with services.db.session() as session:
+async def profile(db: Database, user_id: str) -> Profile:
+    async with db.session() as session:
         user = await repository.get(session, user_id)
         if user is None:
             raise NotFound("this account no longer exists", code=_NOT_FOUND)
@@ -73,10 +75,10 @@ def _scan_cursor(cursor: str | None) -> tuple[datetime, str] | None:
 
 
 async def scan_history(
-    services: Services, user_id: str, *, limit: int, cursor: str | None
+    db: Database, user_id: str, *, limit: int, cursor: str | None
 ) -> Page[Scan]:
     before = _scan_cursor(cursor)
-    async with services.db.session() as session:
+    async with db.session() as session:
         # One extra row tells whether an older page exists without a count query.
         rows = list(await repository.scans_page(session, user_id, limit=limit + 1, before=before))
     items = rows[:limit]
@@ -87,8 +89,8 @@ async def scan_history(
     return Page(items, next_cursor)
 
 
-async def scan(services: Services, user_id: str, scan_id: str) -> Scan:
-    async with services.db.session() as session:
+async def scan(db: Database, user_id: str, scan_id: str) -> Scan:
+    async with db.session() as session:
         row = await repository.scan(session, user_id, scan_id)
     if row is None:
         # Someone else's scan reads as missing: its id says nothing about whether it exists.
@@ -97,7 +99,7 @@ async def scan(services: Services, user_id: str, scan_id: str) -> Scan:
 
 
 async def chat_history(
-    services: Services, user_id: str, *, limit: int, cursor: str | None
+    db: Database, user_id: str, *, limit: int, cursor: str | None
 ) -> Page[ChatMessage]:
     before: int | None = None
     if cursor is not None:
@@ -105,14 +107,14 @@ async def chat_history(
         if not raw.isdigit():
             raise InvalidInput("cursor is not one this server handed out")
         before = int(raw)
-    async with services.db.session() as session:
+    async with db.session() as session:
         rows = list(await repository.chats_page(session, user_id, limit=limit + 1, before=before))
     items = rows[:limit]
     return Page(items, _encode(str(items[-1].id)) if len(rows) > limit else None)
 
 
-async def stats(services: Services, user_id: str) -> repository.ScanCounts:
-    async with services.db.session() as session:
+async def stats(db: Database, user_id: str) -> repository.ScanCounts:
+    async with db.session() as session:
         return await repository.stats(session, user_id)
 
 
@@ -123,23 +125,24 @@ async def limits(limiter: RateLimiter, user_id: str) -> dict[str, LimitStatus]:
     }
 
 
-async def delete_account(services: Services, user_id: str) -> None:
+async def delete_account(
+    db: Database, storage: Storage, user_id: str, *, on_erased: Callable[[str], None]
+) -> None:
     """Erase the user's rows and stored uploads.
 
     Objects go first: if storage fails, nothing is erased and the call can simply be repeated,
     whereas erasing rows first would leave objects no row points at any more. Uploads created
     while this runs are caught by deleting, after the rows, any key that was not known before.
     """
-    async with services.db.session() as session:
+    async with db.session() as session:
         known = await repository.upload_keys(session, user_id)
     for key in known:
-        await services.storage.delete(key)
-    async with services.db.session() as session:
+        await storage.delete(key)
+    async with db.session() as session:
         erased = await repository.erase(session, user_id)
     # Its tokens stopped working with the row; its open connections here close now (those in
     # other processes at their next check, see server.auth.revocation).
-    for connection in list(services.connections):
-        connection.account_deleted(user_id)
+    on_erased(user_id)
     for key in set(erased) - set(known):
-        await services.storage.delete(key)
+        await storage.delete(key)
     log.info("account %s erased with %d uploads", user_id, len(set(erased) | set(known)))

@@ -1,6 +1,6 @@
 """The vision stage: a photo becomes a :class:`protocol.messages.Classification`.
 
-Backends, all implementing :class:`server.pipeline.stages.VisionStage`:
+Backends, all implementing :class:`server.contracts.VisionStage`:
 
 * :class:`server.vision.embedded.EmbeddedClassifier`: EfficientNet-Lite0 (ImageNet) features
   and logits under onnxruntime, a head trained on TrashNet photos, and a mapping of the ImageNet

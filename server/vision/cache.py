@@ -26,7 +26,7 @@ import threading
 from collections import OrderedDict
 
 from protocol.messages import Classification
-from server.pipeline.stages import ScanInput, VisionStage
+from server.contracts import ScanInput, VisionStage
 from server.vision.images import decode_image
 
 #: (user id, SHA-256 of the image bytes)

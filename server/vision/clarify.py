@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol import messages as m
 from protocol.messages import Classification, Locale
-from protocol.streams import Stream
+from protocol.streams import OFFICIAL_PATH, Stream
+from server.contracts import Question
 from server.vision.taxonomy import IMAGENET_GROUPS, STREAM_NAMES, TRASHNET
 
 CLARIFY_BELOW = 0.7
@@ -123,3 +125,48 @@ def clarification_for(
     return Clarification(
         question=q_ko if locale is Locale.KO else q_en, choices=tuple(choices), locale=locale
     )
+
+
+class VisionClarifier:
+    """Implements :class:`server.contracts.Clarifier`: :func:`clarification_for` in protocol
+    terms, and the person's pick turned back into a classification."""
+
+    def question(self, c: Classification, locale: Locale) -> Question | None:
+        clarification = clarification_for(c, locale)
+        if clarification is None:
+            return None
+        return Question(
+            text=clarification.question,
+            choices=[
+                m.ClarifyChoice(label=ch.label, stream=ch.stream, text=ch.text(locale))
+                for ch in clarification.choices
+            ],
+        )
+
+    def resolve(self, c: Classification, question: Question, label: str) -> Classification | None:
+        choice = next((ch for ch in question.choices if ch.label == label), None)
+        if choice is None:
+            return None
+        if choice.label == c.label:
+            return c.model_copy(update={"confirmed": True})
+        major, middle = OFFICIAL_PATH[choice.stream]
+        name_ko, name_en = STREAM_NAMES[choice.stream]
+        alternative = next((a for a in c.alternatives if a.label == choice.label), None)
+        return c.model_copy(
+            update={
+                "label": choice.label,
+                "stream": choice.stream,
+                "name_ko": name_ko,
+                "name_en": name_en,
+                "category": m.OfficialCategory(major=major, middle=middle),
+                "confidence": alternative.confidence if alternative else c.confidence,
+                "confirmed": True,
+                # What the model judged about material and shape described its own guess.
+                "material": None,
+                "shape": None,
+            }
+        )
+
+
+def build() -> VisionClarifier:
+    return VisionClarifier()

@@ -36,7 +36,7 @@ import numpy as np
 
 from protocol.messages import Alternative, Classification, Signal
 from protocol.streams import Stream
-from server.pipeline.stages import ScanInput
+from server.contracts import ScanInput
 from server.vision.backbone import Backbone, Floats, preprocess
 from server.vision.head import Head, softmax
 from server.vision.images import decode_image
@@ -75,7 +75,7 @@ class Evidence:
 
 
 class EmbeddedClassifier:
-    """:class:`~server.pipeline.stages.VisionStage` backed by the files in ``models/``.
+    """:class:`~server.contracts.VisionStage` backed by the files in ``models/``.
 
     The models load lazily on first use (or eagerly with :meth:`load`), once, under a lock;
     afterwards every call is lock-free and may run in parallel threads. ``threads`` is

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from protocol.messages import Alternative, Classification, OfficialCategory, Signal
 from protocol.streams import OFFICIAL_PATH, Stream
-from server.pipeline.stages import ScanInput, VisionStage
+from server.contracts import ScanInput, VisionStage
 from server.settings import OpenAISettings
 from server.vision.errors import ImageRejected
 from server.vision.images import decode_image

@@ -1,4 +1,6 @@
-"""One coaching WebSocket connection: a thin I/O adapter around ``protocol.session``.
+"""One coaching WebSocket connection: a thin I/O adapter around ``protocol.session`` (which
+parses frames and decides what each means) and ``server.sessions.service`` (which carries out
+the requests: admission, budgets, the log, the runner).
 
 Three tasks run together in a TaskGroup:
 
@@ -24,8 +26,8 @@ choice.
 Faults: when Redis (the event log, the hub, the limiter) fails under a connection, the client
 gets a ``service_unavailable`` error where it can still be sent and a 1013 close, and resumes
 later; a database failure fails only the request that needed it. A scan is accepted and
-enqueued as one step that the connection's end cannot split (:meth:`Connection._guarded`), so
-an accepted scan always gets its end. When the session's history is gone under the connection
+enqueued as one step that the connection's end cannot split (see ``server.sessions.service``),
+so an accepted scan always gets its end. When the session's history is gone under the connection
 (expired, deleted, Redis restarted) it closes with 1011, and the client starts a new epoch.
 """
 
@@ -38,34 +40,17 @@ import logging
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
+from pydantic import BaseModel
 from starlette.websockets import WebSocket, WebSocketState
 
 from protocol.messages import (
     AuthExpiring,
-    AuthRefresh,
-    AuthRefreshed,
-    Budget,
-    ChatMessage,
-    ClarifyAnswer,
     Error,
     ErrorCode,
-    ErrorInfo,
-    ImageRef,
-    RateLimitsUpdated,
-    ScanAccepted,
-    ScanCancel,
-    ScanDone,
-    ScanStart,
-    ScanStatus,
     SessionExpiring,
     SessionReady,
     SessionStart,
-    UploadImage,
     event_payload,
 )
 from protocol.session import (
@@ -81,42 +66,36 @@ from protocol.session import (
     StartChat,
     StartScan,
 )
-from server.auth.revocation import ACCOUNT_GONE, ensure_account_exists
-from server.auth.tokens import Claims
-from server.db import database_unavailable
-from server.errors import AuthError, NotFound, WasteCoachError
-from server.events.base import (
-    LOST,
-    RESYNC,
-    AppendStatus,
-    Subscription,
-    encode_payload,
-    with_seq,
+from server.auth.revocation import ACCOUNT_GONE
+from server.errors import AuthError
+from server.events.base import AppendStatus, Event, Signal, Subscription
+from server.sessions.service import (
+    UNAVAILABLE,
+    HistoryLost,
+    Session,
+    SessionDeps,
+    verify,
 )
-from server.events.redis import HubUnavailable
-from server.limits import Kind, LimitStatus
-from server.pipeline.chat import ChatJob
-from server.pipeline.run import ScanJob, job_columns
-from server.scans import repository as scans
-from server.services import Services
-from server.uploads import service as uploads
-from server.users.models import new_id
+from server.settings import SessionSettings
+from server.ws.registry import Connections
 
 log = logging.getLogger(__name__)
 
-#: Queued after the last event to flush on shutdown (distinct from every Signal and status).
-_SHUTDOWN = -200
-
-#: Failures of the services a connection leans on (Redis above all): the connection cannot go
-#: on without them, so it ends with 1013 and the client resumes once they are back.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, HubUnavailable, OSError, TimeoutError)
-#: Most a connection waits, when it ends, for a scan it was accepting and enqueueing.
-_GUARD_WAIT_S = 20.0
 _HISTORY_LOST = "event history lost; reconnect to start a new epoch"
 #: A client is stalled when no event could be written to it for this long.
 _STALL_S = 1.0
 #: How long a 1013 close may wait to be written (it queues behind unread events).
 _SLOW_CLOSE_WAIT_S = 15.0
+
+
+class _Shutdown:
+    """Queued after the last event to flush on shutdown."""
+
+
+_SHUTDOWN = _Shutdown()
+#: What the writer takes: a logged event (seq > 0) or one for this connection only (seq 0),
+#: a signal from the log, or the shutdown marker.
+_Item = Event | Signal | _Shutdown
 
 
 class _CloseConnection(Exception):
@@ -126,20 +105,32 @@ class _CloseConnection(Exception):
         self.reason = reason
 
 
+class _Disconnected(Exception):
+    pass
+
+
 class Connection:
-    def __init__(self, websocket: WebSocket, services: Services) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        deps: SessionDeps,
+        settings: SessionSettings,
+        registry: Connections,
+    ) -> None:
         self.ws = websocket
-        self.services = services
-        self.settings = services.settings.session
-        self.machine = SessionMachine(max_concurrent_scans=self.settings.max_concurrent_scans)
-        self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(self.settings.send_queue_size)
+        self.deps = deps
+        self.settings = settings
+        self.registry = registry
+        self.machine = SessionMachine(
+            max_concurrent_scans=settings.max_concurrent_scans,
+        )
+        self.queue: asyncio.Queue[_Item] = asyncio.Queue(settings.send_queue_size)
         self.closed = asyncio.Event()
         self._slow = asyncio.Event()
         self._lost = asyncio.Event()
         #: Highest seq delivered to this connection, and the last one written to its socket.
         self._head = 0
         self._written = 0
-        self._guards: set[asyncio.Task[Any]] = set()
         self._reader_task: asyncio.Task[None] | None = None
         self._progress_at = time.monotonic()
         self._draining = False
@@ -147,19 +138,16 @@ class Connection:
         #: Set when the account was deleted through this process: the supervisor closes.
         self._account_gone = asyncio.Event()
         self._subscription: Subscription | None = None
-        self._claims: Claims | None = None
-        self._start: SessionStart | None = None
-        self._scan_ids: dict[str, str] = {}
-        #: The user's budgets as last seen (session start, then every hit).
-        self._budgets: dict[Kind, LimitStatus] = {}
+        self._session: Session | None = None
+        self._expires_at = datetime.now(UTC)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self) -> None:
         await self.ws.accept()
-        self.services.connections.add(self)
+        self.registry.add(self)
         try:
-            if self.services.draining:
+            if self.registry.draining:
                 raise _CloseConnection(CloseCode.SERVICE_RESTART, "server is restarting")
             await self._handshake()
             async with asyncio.TaskGroup() as group:
@@ -170,7 +158,9 @@ class Connection:
             exc = group.exceptions[0]
             assert isinstance(exc, _CloseConnection)
             await self._close(exc.code, exc.reason)
-        except* _UNAVAILABLE as group:
+        except* HistoryLost:
+            await self._close(CloseCode.INTERNAL_ERROR, _HISTORY_LOST)
+        except* UNAVAILABLE as group:
             await self._unavailable(group.exceptions[0])
         except* _Disconnected:
             pass
@@ -178,13 +168,13 @@ class Connection:
             log.error("connection failed", exc_info=group)
             await self._close(CloseCode.INTERNAL_ERROR, "internal error; reconnect and resume")
         finally:
-            if self._guards:
+            if self._session is not None:
                 # A scan being accepted and enqueued finishes that step, whatever ended us.
-                await asyncio.wait(set(self._guards), timeout=_GUARD_WAIT_S)
+                await self._session.settle()
             self.machine.closed()
             if self._subscription is not None:
                 await self._subscription.close()
-            self.services.connections.discard(self)
+            self.registry.discard(self)
             self.closed.set()
 
     def shutdown(self) -> None:
@@ -192,12 +182,17 @@ class Connection:
         queued, then close with 1012."""
         self._draining = True
         if self._reader_task is not None:
-            # A scan being accepted is guarded (see _guarded) and completes regardless.
+            # A scan being accepted is guarded (see server.sessions) and completes regardless.
             self._reader_task.cancel()
         try:
-            self.queue.put_nowait((_SHUTDOWN, ""))
+            self.queue.put_nowait(_SHUTDOWN)
         except asyncio.QueueFull:
             self._slow.set()
+
+    def account_deleted(self, user_id: str) -> None:
+        """The account ``user_id`` was just deleted: if it is this connection's, close it."""
+        if self._session is not None and self._session.claims.user_id == user_id:
+            self._account_gone.set()
 
     async def _unavailable(self, exc: BaseException) -> None:
         """A service the connection needs failed: say so where possible, close with 1013."""
@@ -256,29 +251,18 @@ class Connection:
                 self.machine.receive_binary() if text is None else self.machine.receive_text(text)
             )
             await self._perform(actions)
-            if self._claims is not None:
+            if self._session is not None:
                 return
-
-    def account_deleted(self, user_id: str) -> None:
-        """The account ``user_id`` was just deleted: if it is this connection's, close it."""
-        if self._claims is not None and self._claims.user_id == user_id:
-            self._account_gone.set()
-
-    async def _verify(self, token: str) -> Claims:
-        """The token's claims, if it is valid and its account still exists."""
-        claims = self.services.tokens.verify_access(token)
-        await ensure_account_exists(self.services.db, claims, when_unreachable="a session")
-        return claims
 
     async def _authenticate(self, start: SessionStart) -> None:
         try:
-            claims = await self._verify(start.token)
+            claims = await verify(self.deps, start.token)
         except AuthError as exc:
             await self._perform(
                 self.machine.authentication_failed(exc.code, exc.message, start.request_id)
             )
             return
-        event_log = self.services.log
+        event_log = self.deps.log
         resumed = False
         info = None
         backlog_from = 0
@@ -310,14 +294,15 @@ class Connection:
             info = await event_log.create_session(session_id, claims.user_id)
             self._subscription = await event_log.subscribe(session_id, self._deliver)
         assert info is not None
-        self._claims = claims
-        self._start = start
+        session = Session(
+            self.deps, self, session_id=info.session_id, claims=claims, locale=start.locale
+        )
         self.machine.authenticated(info.session_id, backlog_from)
         # What was appended before this connection is its backlog, not lag (see _deliver).
         self._written = max(backlog_from, info.head, self._written)
         self._progress_at = time.monotonic()
         if resumed:
-            self.machine.scans_in_flight(await self._scans_in_flight(info.session_id))
+            self.machine.scans_in_flight(await session.open_scans())
         now = datetime.now(UTC)
         self._expires_at = now + timedelta(seconds=self.settings.max_lifetime_s)
         head = info.head
@@ -335,362 +320,57 @@ class Connection:
             expires_at=self._expires_at,
         )
         await self._send_direct(ready.model_dump_json())
-        limiter = self.services.limiter
-        for kind in ("scan", "chat"):
-            self._budgets[kind] = await limiter.peek(claims.user_id, kind)
-        budgets = RateLimitsUpdated(
-            scans=_budget(self._budgets["scan"]), chats=_budget(self._budgets["chat"])
-        )
-        await self._send_direct(budgets.model_dump_json())
+        await self._send_direct((await session.budgets()).model_dump_json())
+        self._session = session
 
     # ------------------------------------------------------------------ actions
 
     async def _perform(self, actions: list[Action]) -> None:
+        session = self._session
         for action in actions:
             if isinstance(action, SendEvent):
-                if action.logged:
-                    await self._append(event_payload(action.event))
-                elif self._claims is None:
+                if session is None:
                     await self._send_direct(action.event.model_dump_json())
+                elif action.logged:
+                    seq = await self.deps.log.append(
+                        session.session_id, event_payload(action.event)
+                    )
+                    if seq == AppendStatus.SESSION_GONE:
+                        raise HistoryLost
                 else:
                     # Once the writer runs, only it writes to the socket.
-                    self._deliver(0, action.event.model_dump_json())
+                    self.notify(action.event)
             elif isinstance(action, Authenticate):
                 await self._authenticate(action.message)
-            elif isinstance(action, StartScan):
-                await self._start_scan(action.message)
-            elif isinstance(action, CancelScan):
-                await self._cancel_scan(action.message)
-            elif isinstance(action, AnswerClarify):
-                await self._answer_clarify(action.message)
-            elif isinstance(action, StartChat):
-                await self._start_chat(action.message)
-            elif isinstance(action, RefreshAuth):
-                await self._refresh_auth(action.message)
             elif isinstance(action, Close):
                 raise _CloseConnection(action.code, action.reason)
+            else:
+                assert session is not None, "the machine sends requests only once authenticated"
+                if isinstance(action, StartScan):
+                    await session.start_scan(action.message)
+                elif isinstance(action, CancelScan):
+                    await session.cancel(action.message)
+                elif isinstance(action, AnswerClarify):
+                    await session.answer_clarify(action.message)
+                elif isinstance(action, StartChat):
+                    await session.start_chat(action.message)
+                elif isinstance(action, RefreshAuth):
+                    await session.refresh_auth(action.message)
+                    self._auth_changed.set()
 
-    async def _append(self, payload: dict[str, Any], *, key: str | None = None) -> int:
-        assert self.machine.session_id is not None
-        event_log = self.services.log
-        seq = await event_log.append(self.machine.session_id, payload, key=key)
-        if seq == AppendStatus.SESSION_GONE:
-            raise _CloseConnection(CloseCode.INTERNAL_ERROR, _HISTORY_LOST)
-        if seq > 0 and not event_log.delivers_on_append:
-            # This connection wrote it: send it now rather than after the pub/sub round trip.
-            # The copy that pub/sub brings later has a seq already sent and is dropped.
-            self._deliver(seq, with_seq(seq, encode_payload(payload)))
-        return seq
+    # The session service's port back to this connection.
 
-    async def _error(self, request_id: str | None, exc: WasteCoachError) -> None:
-        error = Error(
-            request_id=request_id, code=exc.code, message=exc.message, retryable=exc.retryable
-        )
-        await self._append(event_payload(error))
+    def notify(self, event: BaseModel) -> None:
+        self._deliver(Event(0, event.model_dump_json()))
 
-    async def _check_image(self, image: ImageRef) -> str | None:
-        """Authorise an upload key; returns it (``None`` for an inline image)."""
-        if not isinstance(image, UploadImage):
-            return None
-        assert self._claims is not None
-        try:
-            async with self.services.db.session() as session:
-                await uploads.owned_upload(session, user_id=self._claims.user_id, key=image.key)
-            found = await self.services.storage.head(image.key)
-        except (SQLAlchemyError, BotoCoreError, ClientError, OSError) as exc:
-            if isinstance(exc, SQLAlchemyError) and not database_unavailable(exc):
-                raise  # a query that can never work is a bug, not an outage
-            # The database or the object store is away: this request fails, retryably; the
-            # session (which does not need them) goes on.
-            log.warning("could not check upload %s: %s", image.key, exc)
-            error = WasteCoachError(
-                "uploads cannot be checked right now; try again shortly",
-                code=ErrorCode.SERVICE_UNAVAILABLE,
-            )
-            error.retryable = True
-            raise error from exc
-        if found is None:
-            raise NotFound(
-                f"upload {image.key!r} has not been received yet; PUT the file first",
-                code=ErrorCode.UPLOAD_NOT_FOUND,
-            )
-        return image.key
-
-    async def _within_budget(self, kind: Kind, request_id: str) -> bool:
-        """Count the request against the user's budget; refuse it when spent."""
-        status = await self._hit(kind)
-        if status.allowed:
-            return True
+    def release(self, request_id: str) -> None:
         self.machine.scan_rejected(request_id)
-        await self._error(request_id, _over_budget(kind, status))
-        return False
-
-    async def _hit(self, kind: Kind) -> LimitStatus:
-        assert self._claims is not None
-        status = await self.services.limiter.hit(self._claims.user_id, kind)
-        self._budgets[kind] = status
-        self._deliver(0, _budget_event(kind, status).model_dump_json())
-        return status
-
-    def _budget_to_spare(self, kind: Kind) -> bool:
-        """Whether the budget last seen leaves room for this request and one more: then
-        the limiter's answer is all but certain, and the scan need not wait for it."""
-        seen = self._budgets.get(kind)
-        return seen is not None and min(seen.remaining_minute, seen.remaining_day) >= 2
-
-    async def _settle(self, hit: asyncio.Task[LimitStatus] | None) -> LimitStatus | None:
-        """The limiter's answer to a hit that ran beside the scan's checks."""
-        if hit is None:
-            return None
-        return await hit
-
-    async def _start_scan(self, message: ScanStart) -> None:
-        assert self._claims is not None and self._start is not None
-        session_id = self.machine.session_id
-        assert session_id is not None
-        request_id = message.request_id
-        # The limiter's round trip runs beside the checks and scan.accepted when the budget
-        # has room to spare; only the enqueue waits for its answer. Otherwise it comes first.
-        hit: asyncio.Task[LimitStatus] | None = None
-        if self._budget_to_spare("scan"):
-            hit = asyncio.create_task(self._hit("scan"))
-            # Its failure is read by _settle, or not at all if the scan stops before that.
-            hit.add_done_callback(lambda t: t.cancelled() or t.exception())
-        elif not await self._within_budget("scan", request_id):
-            return
-        try:
-            upload_key = await self._check_image(message.image)
-        except WasteCoachError as exc:
-            self.machine.scan_rejected(request_id)
-            await self._settle(hit)
-            await self._error(request_id, exc)
-            return
-        await self._guarded(self._accept_scan(message, upload_key, hit))
-
-    async def _guarded(self, step: Any) -> None:
-        """Run ``step`` to its end even if the connection ends meanwhile (the reader is
-        cancelled at shutdown, the peer goes away): a scan.accepted is always followed by the
-        enqueue or by a scan.done. ``run`` waits for guarded steps before it returns."""
-        task: asyncio.Task[None] = asyncio.ensure_future(step)
-        self._guards.add(task)
-        task.add_done_callback(self._guards.discard)
-        task.add_done_callback(_log_failure)
-        await asyncio.shield(task)
-
-    async def _accept_scan(
-        self, message: ScanStart, upload_key: str | None, hit: asyncio.Task[LimitStatus] | None
-    ) -> None:
-        assert self._claims is not None and self._start is not None
-        session_id = self.machine.session_id
-        assert session_id is not None
-        request_id = message.request_id
-        scan_id = new_id()
-        seq = await self._append(
-            event_payload(ScanAccepted(request_id=request_id, scan_id=scan_id)),
-            key=f"{request_id}:accepted",
-        )
-        if seq == AppendStatus.DUPLICATE and (
-            await self.services.log.open_scan(session_id, request_id) != scan_id
-        ):  # (the key is ours when a retried append had run already: then it is accepted)
-            await self._settle(hit)
-            self.machine.scan_rejected(request_id)
-            await self._error(
-                request_id,
-                WasteCoachError(
-                    f"request_id {request_id!r} was already used in this session",
-                    code=ErrorCode.DUPLICATE_REQUEST,
-                ),
-            )
-            return
-        self._scan_ids[request_id] = scan_id
-        # From here on the scan has been accepted: every path ends in the enqueue or in a
-        # scan.done, whatever fails.
-        job = ScanJob(
-            scan_id=scan_id,
-            request_id=request_id,
-            session_id=session_id,
-            user_id=self._claims.user_id,
-            locale=message.locale or self._start.locale,
-            image=message.image,
-            location=message.location,
-            upload_key=upload_key,
-            enqueued_at=time.time(),
-        )
-        try:
-            status = await self._settle(hit)
-        except _UNAVAILABLE:
-            status = None  # the limiter is away; the budget last seen had room to spare
-        if status is not None and not status.allowed:
-            # Other sessions of this user spent the budget meanwhile (rare: it had room to
-            # spare): the scan ends before it starts.
-            error = _over_budget("scan", status)
-            await self._end_scan(
-                job, ErrorInfo(code=error.code, message=error.message, retryable=True)
-            )
-            return
-        # Enqueue before the writer gets to send scan.accepted: every later event waits on the
-        # job reaching a worker, and the writer sends while the enqueue awaits the broker.
-        try:
-            await self.services.runner.submit(job)
-        except Exception as exc:
-            log.warning("could not enqueue scan %s: %s: %s", scan_id, type(exc).__name__, exc)
-            await self._end_scan(
-                job,
-                ErrorInfo(code=ErrorCode.SERVICE_UNAVAILABLE,
-                          message="could not start the scan; try again", retryable=True),
-            )
-
-    async def _end_scan(self, job: ScanJob, error: ErrorInfo) -> None:
-        """End an accepted scan that will not run: its outcome (failed) is recorded like any
-        scan's, so the scan id the client got has its row, then scan.done. The log may be
-        failing too (Redis going down): keep trying for a while, since without this event the
-        scan would never end for the client."""
-        request_id, scan_id = job.request_id, job.scan_id
-        try:
-            await asyncio.wait_for(
-                scans.record_outcome(
-                    self.services.db, **job_columns(job), status="failed", timings_ms={},
-                    error=error.model_dump(mode="json"),
-                ),
-                _GUARD_WAIT_S / 4,
-            )
-        except Exception as exc:  # the database is away too: the client still gets its end
-            log.warning("could not record failed scan %s: %s", scan_id, type(exc).__name__)
-        done = ScanDone(request_id=request_id, scan_id=scan_id, status=ScanStatus.FAILED,
-                        error=error)
-        delay = 0.1
-        deadline = time.monotonic() + _GUARD_WAIT_S / 2
-        while True:
-            try:
-                await self._append(event_payload(done), key=f"{request_id}:done")
-                return
-            except _UNAVAILABLE:
-                if time.monotonic() + delay > deadline:
-                    log.error("scan %s was accepted and could not be ended", scan_id)
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-
-    async def _scans_in_flight(self, session_id: str) -> set[str]:
-        """Request ids of the session's scans with a scan.accepted and no scan.done yet."""
-        return set(await self.services.log.open_scans(session_id))
-
-    async def _scan_id_of(self, request_id: str) -> str | None:
-        scan_id = self._scan_ids.get(request_id)
-        if scan_id is not None:
-            return scan_id
-        # Started on an earlier connection of this session and still running.
-        assert self.machine.session_id is not None
-        return await self.services.log.open_scan(self.machine.session_id, request_id)
-
-    async def _cancel_scan(self, message: ScanCancel) -> None:
-        assert self._claims is not None
-        session_id = self.machine.session_id
-        assert session_id is not None
-        request_id = message.request_id
-        scan_id = await self._scan_id_of(request_id)
-        if scan_id is None:
-            await self._error(
-                request_id,
-                WasteCoachError(
-                    f"no scan with request_id {request_id!r} in this session",
-                    code=ErrorCode.UNKNOWN_REQUEST,
-                ),
-            )
-            return
-        done = ScanDone(request_id=request_id, scan_id=scan_id, status=ScanStatus.CANCELLED)
-        seq = await self._append(event_payload(done), key=f"{request_id}:done")
-        if seq == AppendStatus.DUPLICATE:
-            await self._error(
-                request_id,
-                WasteCoachError(
-                    f"scan {request_id!r} has already ended", code=ErrorCode.UNKNOWN_REQUEST
-                ),
-            )
-            return
-        # The pipeline sees the scan closed at its next event and records the outcome.
-
-    async def _answer_clarify(self, message: ClarifyAnswer) -> None:
-        if await self._scan_id_of(message.request_id) is None:
-            await self._error(
-                message.request_id,
-                WasteCoachError(
-                    f"no scan with request_id {message.request_id!r} in this session",
-                    code=ErrorCode.UNKNOWN_REQUEST,
-                ),
-            )
-            return
-        assert self.machine.session_id is not None
-        await self.services.log.put_answer(
-            self.machine.session_id, message.request_id, message.choice
-        )
-
-    async def _start_chat(self, message: ChatMessage) -> None:
-        assert self._claims is not None and self._start is not None
-        session_id = self.machine.session_id
-        assert session_id is not None
-        if not await self._within_budget("chat", message.request_id):
-            return
-        # Claimed and enqueued as one step, like a scan: a claimed request id always gets
-        # its answer or its error.
-        await self._guarded(self._accept_chat(message))
-
-    async def _accept_chat(self, message: ChatMessage) -> None:
-        assert self._claims is not None and self._start is not None
-        session_id = self.machine.session_id
-        assert session_id is not None
-        if not await self.services.log.claim(session_id, f"{message.request_id}:accepted"):
-            self.machine.scan_rejected(message.request_id)
-            await self._error(
-                message.request_id,
-                WasteCoachError(
-                    f"request_id {message.request_id!r} was already used in this session",
-                    code=ErrorCode.DUPLICATE_REQUEST,
-                ),
-            )
-            return
-        job = ChatJob(
-            request_id=message.request_id,
-            session_id=session_id,
-            user_id=self._claims.user_id,
-            locale=message.locale or self._start.locale,
-            text=message.text,
-            scan_id=message.scan_id,
-            enqueued_at=time.time(),
-        )
-        try:
-            await self.services.runner.submit_chat(job)
-        except Exception:
-            log.exception("could not enqueue chat %s", message.request_id)
-            self.machine.scan_rejected(message.request_id)
-            await self._error(
-                message.request_id,
-                WasteCoachError("could not answer now; ask again", code=ErrorCode.INTERNAL),
-            )
-
-    async def _refresh_auth(self, message: AuthRefresh) -> None:
-        assert self._claims is not None
-        try:
-            claims = await self._verify(message.token)
-            if claims.user_id != self._claims.user_id:
-                raise AuthError("the new token belongs to another user")
-        except AuthError as exc:
-            # The session keeps its current token until that one expires.
-            await self._error(message.request_id, exc)
-            return
-        self._claims = claims
-        self._auth_changed.set()
-        refreshed = AuthRefreshed(
-            request_id=message.request_id,
-            expires_at=datetime.fromtimestamp(claims.expires_at, UTC),
-        )
-        self._deliver(0, refreshed.model_dump_json())
 
     # ------------------------------------------------------------------ tasks
 
     async def _reader(self) -> None:
         while not self._draining:
-            text = await self._receive(self.services.settings.session.idle_timeout_s)
+            text = await self._receive(self.settings.idle_timeout_s)
             actions = (
                 self.machine.receive_binary() if text is None else self.machine.receive_text(text)
             )
@@ -699,15 +379,11 @@ class Connection:
     async def _keep_alive(self) -> None:
         """The replay log expires when idle; a connected client keeps it alive. Its absence
         means the history is gone (expired, deleted, Redis restarted): close with 1011."""
-        assert self.machine.session_id is not None and self._claims is not None
-        if not await self.services.log.touch(self.machine.session_id):
-            raise _CloseConnection(CloseCode.INTERNAL_ERROR, _HISTORY_LOST)
-        # An account deleted through another process is noticed here, within touch_every.
+        assert self._session is not None
         try:
-            await ensure_account_exists(
-                self.services.db, self._claims, when_unreachable="a keep-alive"
-            )
+            await self._session.keep_alive()
         except AuthError as exc:
+            # An account deleted through another process is noticed here, within touch_every.
             raise _CloseConnection(CloseCode.AUTH_FAILED, ACCOUNT_GONE) from exc
 
     def _forget_deliveries(self) -> None:
@@ -719,31 +395,31 @@ class Connection:
         self._slow.clear()
         self._lost.clear()
 
-    def _deliver(self, seq: int, event: str) -> None:
+    def _deliver(self, item: Event | Signal) -> None:
         """Called by the event log / hub for every event of this session."""
-        if seq == LOST:
+        if item is Signal.LOST:
             self._lost.set()
             return
-        if seq > self._head:
-            self._head = seq
+        if isinstance(item, Event) and item.seq > self._head:
+            self._head = item.seq
             if (
-                seq - self._written > self.settings.max_unsent_events
+                item.seq - self._written > self.settings.max_unsent_events
                 and time.monotonic() - self._progress_at > _STALL_S
             ):
                 # Far behind and not moving: it has not taken what it was sent. (A client
                 # catching up after a resume or a hub reconnect is behind, but moving.)
                 self._slow.set()
         try:
-            self.queue.put_nowait((seq, event))
+            self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self._slow.set()
 
     async def _catch_up(self) -> None:
         session_id = self.machine.session_id
         assert session_id is not None
-        events = await self.services.log.read_since(session_id, self.machine.last_seq)
+        events = await self.deps.log.read_since(session_id, self.machine.last_seq)
         if events is None:
-            raise _CloseConnection(CloseCode.INTERNAL_ERROR, _HISTORY_LOST)
+            raise HistoryLost
         for seq, event in events:
             await self._write(seq, event)
 
@@ -763,37 +439,40 @@ class Connection:
     async def _writer(self) -> None:
         await self._catch_up()
         while True:
-            seq, event = await self.queue.get()
-            if seq == _SHUTDOWN:
+            item = await self.queue.get()
+            if isinstance(item, _Shutdown):
                 raise _CloseConnection(CloseCode.SERVICE_RESTART, "server is restarting")
-            if seq == 0:
-                await self._send_direct(event)
-                continue
-            if seq == RESYNC or seq > self.machine.last_seq + 1:
+            if item is Signal.RESYNC:
                 await self._catch_up()
-                if seq == RESYNC:
-                    continue
-            await self._write(seq, event)
+                continue
+            assert isinstance(item, Event)
+            if item.seq == 0:
+                await self._send_direct(item.text)
+                continue
+            if item.seq > self.machine.last_seq + 1:
+                await self._catch_up()
+            await self._write(item.seq, item.text)
 
     async def _supervisor(self) -> None:
         """Ends the connection at its lifetime cap, when its token runs out, when the client
         is too slow, or when the session's history is gone; warns before the first two, and
         keeps the history alive meanwhile."""
-        touch_every = min(30.0, self.services.settings.session.replay_ttl_s / 3)
+        touch_every = self.settings.touch_interval_s
         next_touch = time.monotonic() + touch_every
         lifetime_warned = False
         auth_warned_for: float | None = None
         token_end = 0.0
         token_warn_at = 0.0
         while True:
-            assert self._claims is not None
+            assert self._session is not None
+            claims = self._session.claims
             now = datetime.now(UTC).timestamp()
             end = self._expires_at.timestamp()
             warn_at = end - self.settings.expiry_warning_s
-            if self._claims.expires_at != token_end:
+            if claims.expires_at != token_end:
                 # A new token (the first, or a refresh): warn token_warning_s before it runs
                 # out, or half way through a shorter life.
-                token_end = self._claims.expires_at
+                token_end = claims.expires_at
                 token_warn_at = token_end - min(
                     self.settings.token_warning_s, max(1.0, (token_end - now) / 2)
                 )
@@ -806,11 +485,11 @@ class Connection:
                 warning = SessionExpiring(
                     close_at=self._expires_at, reason="session lifetime reached"
                 )
-                self._deliver(0, warning.model_dump_json())
+                self.notify(warning)
             if auth_warned_for != token_end and now >= token_warn_at:
                 auth_warned_for = token_end
                 notice = AuthExpiring(expires_at=datetime.fromtimestamp(token_end, UTC))
-                self._deliver(0, notice.model_dump_json())
+                self.notify(notice)
             if time.monotonic() >= next_touch:
                 await self._keep_alive()
                 next_touch = time.monotonic() + touch_every
@@ -837,46 +516,8 @@ class Connection:
             if self._account_gone.is_set():
                 raise _CloseConnection(CloseCode.AUTH_FAILED, ACCOUNT_GONE)
             if self._lost.is_set():
-                raise _CloseConnection(CloseCode.INTERNAL_ERROR, _HISTORY_LOST)
+                raise HistoryLost
             if self._slow.is_set():
                 raise _CloseConnection(
                     CloseCode.TRY_AGAIN_LATER, "client too slow; reconnect and resume"
                 )
-
-
-class _Disconnected(Exception):
-    pass
-
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    """A guarded step that failed after its connection ended has nobody left to tell."""
-    if task.cancelled():
-        return
-    exc = task.exception()
-    if exc is not None and not isinstance(exc, (_CloseConnection, _Disconnected, *_UNAVAILABLE)):
-        log.error("a scan's start failed", exc_info=exc)
-
-
-def _budget(status: LimitStatus) -> Budget:
-    return Budget(
-        limit_minute=status.limit_minute,
-        remaining_minute=status.remaining_minute,
-        limit_day=status.limit_day,
-        remaining_day=status.remaining_day,
-        reset_s=status.reset_s,
-    )
-
-
-def _over_budget(kind: Kind, status: LimitStatus) -> WasteCoachError:
-    what = "scans" if kind == "scan" else "questions"
-    error = WasteCoachError(
-        f"too many {what}; try again in {status.reset_s} s", code=ErrorCode.RATE_LIMITED
-    )
-    error.retryable = True
-    return error
-
-
-def _budget_event(kind: Kind, status: LimitStatus) -> RateLimitsUpdated:
-    if kind == "scan":
-        return RateLimitsUpdated(scans=_budget(status))
-    return RateLimitsUpdated(chats=_budget(status))

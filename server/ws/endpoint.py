@@ -11,4 +11,7 @@ router = APIRouter()
 
 @router.websocket("/api/v1/coach/ws")
 async def coach_ws(websocket: WebSocket) -> None:
-    await Connection(websocket, websocket.app.state.services).run()
+    state = websocket.app.state
+    await Connection(
+        websocket, state.session_deps, state.container.settings.session, state.connections
+    ).run()

@@ -19,7 +19,7 @@ from pydantic import Field, SecretStr
 
 from server.app import create_app
 from server.auth.config import AccountsSettings, OAuthProviderSettings
-from server.services import Services
+from server.container import Container
 from server.settings import AuthSettings, Mode, S3Settings, Settings
 from tests.accounts.standin import GOOGLE_ISSUER, KAKAO_APP_ID, StandIn, StandInServer
 from tests.conftest import REDIS_URL, RUN_ID, TEST_STAGES, free_port
@@ -130,8 +130,8 @@ def api(embedded: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
 
 
 @pytest.fixture
-def services(embedded: tuple[FastAPI, httpx.AsyncClient]) -> Services:
-    app_services: Services = embedded[0].state.services
+def services(embedded: tuple[FastAPI, httpx.AsyncClient]) -> Container:
+    app_services: Container = embedded[0].state.container
     return app_services
 
 

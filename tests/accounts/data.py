@@ -6,12 +6,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from server.coach.repository import ChatRepository, Role
+from server.container import Container
 from server.scans import repository as scans
-from server.services import Services
 
 
 async def add_scan(
-    services: Services,
+    services: Container,
     user_id: str,
     *,
     stream: str = "plastic",
@@ -43,7 +43,7 @@ async def add_scan(
     return scan_id
 
 
-async def add_chat(services: Services, user_id: str, question: str, answer: str) -> None:
+async def add_chat(services: Container, user_id: str, question: str, answer: str) -> None:
     repo = ChatRepository()
     async with services.db.session() as session:
         for role, content in ((Role.USER, question), (Role.ASSISTANT, answer)):

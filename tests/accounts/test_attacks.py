@@ -21,13 +21,13 @@ from sqlalchemy import func, select
 
 from server.auth.models import Identity, RefreshToken
 from server.auth.tokens import key_id
-from server.services import Services
+from server.container import Container
 from server.users.models import User
 from tests.accounts.helpers import bearer, browser_sign_in, provider_redirect, start
 from tests.accounts.standin import Person, StandIn
 
 
-async def _counts(services: Services) -> tuple[int, int]:
+async def _counts(services: Container) -> tuple[int, int]:
     async with services.db.session() as session:
         users = await session.scalar(select(func.count()).select_from(User))
         links = await session.scalar(select(func.count()).select_from(Identity))
@@ -58,7 +58,7 @@ def _b64(data: dict[str, object]) -> str:
 # --------------------------------------------------------------------------- our access tokens
 
 
-def _claims(services: Services, **overrides: object) -> dict[str, object]:
+def _claims(services: Container, **overrides: object) -> dict[str, object]:
     now = int(time.time())
     claims: dict[str, object] = {
         "sub": "someone",
@@ -75,7 +75,7 @@ def _claims(services: Services, **overrides: object) -> dict[str, object]:
     return claims
 
 
-def _secret(services: Services) -> str:
+def _secret(services: Container) -> str:
     secret: str = services.tokens._secret  # the server's own key, to mint near-valid tokens
     return secret
 
@@ -89,7 +89,7 @@ async def _refused(api: httpx.AsyncClient, token: str, code: str = "auth_invalid
     return message
 
 
-async def test_forged_signature(api: httpx.AsyncClient, services: Services) -> None:
+async def test_forged_signature(api: httpx.AsyncClient, services: Container) -> None:
     kid = key_id(_secret(services))
     token = jose_jwt.encode(
         _claims(services), "not-the-key", algorithm="HS256", headers={"kid": kid}
@@ -97,12 +97,12 @@ async def test_forged_signature(api: httpx.AsyncClient, services: Services) -> N
     assert "not valid" in await _refused(api, token)
 
 
-async def test_expired_access_token(api: httpx.AsyncClient, services: Services) -> None:
+async def test_expired_access_token(api: httpx.AsyncClient, services: Container) -> None:
     token = services.tokens.issue_access("someone", guest=False, ttl_s=-10)
     assert "expired" in await _refused(api, token, code="auth_expired")
 
 
-async def test_wrong_audience(api: httpx.AsyncClient, services: Services) -> None:
+async def test_wrong_audience(api: httpx.AsyncClient, services: Container) -> None:
     secret = _secret(services)
     token = jose_jwt.encode(
         _claims(services, aud="someone-else"),
@@ -113,7 +113,7 @@ async def test_wrong_audience(api: httpx.AsyncClient, services: Services) -> Non
     assert "not valid" in await _refused(api, token)
 
 
-async def test_wrong_issuer(api: httpx.AsyncClient, services: Services) -> None:
+async def test_wrong_issuer(api: httpx.AsyncClient, services: Container) -> None:
     secret = _secret(services)
     token = jose_jwt.encode(
         _claims(services, iss="evil"), secret, algorithm="HS256", headers={"kid": key_id(secret)}
@@ -121,13 +121,13 @@ async def test_wrong_issuer(api: httpx.AsyncClient, services: Services) -> None:
     await _refused(api, token)
 
 
-async def test_alg_none(api: httpx.AsyncClient, services: Services) -> None:
+async def test_alg_none(api: httpx.AsyncClient, services: Container) -> None:
     header = {"alg": "none", "typ": "JWT", "kid": key_id(_secret(services))}
     token = f"{_b64(header)}.{_b64(_claims(services))}."
     assert "algorithm" in await _refused(api, token)
 
 
-async def test_unknown_key_id(api: httpx.AsyncClient, services: Services) -> None:
+async def test_unknown_key_id(api: httpx.AsyncClient, services: Container) -> None:
     token = jose_jwt.encode(
         _claims(services), _secret(services), algorithm="HS256", headers={"kid": "rotated-out"}
     )
@@ -157,7 +157,7 @@ async def test_refresh_rotates(api: httpx.AsyncClient, standin: StandIn) -> None
 
 
 async def test_replayed_refresh_token_revokes_the_family(
-    api: httpx.AsyncClient, services: Services, secrets_logged: list[str]
+    api: httpx.AsyncClient, services: Container, secrets_logged: list[str]
 ) -> None:
     tokens = await browser_sign_in(api, "naver")
     first = tokens["refresh_token"]
@@ -217,7 +217,7 @@ async def test_unknown_refresh_token(api: httpx.AsyncClient) -> None:
     assert response.json()["error"]["code"] == "auth_invalid"
 
 
-async def test_expired_refresh_token(api: httpx.AsyncClient, services: Services) -> None:
+async def test_expired_refresh_token(api: httpx.AsyncClient, services: Container) -> None:
     from server.auth import refresh
 
     tokens = await browser_sign_in(api, "kakao")
@@ -232,7 +232,7 @@ async def test_expired_refresh_token(api: httpx.AsyncClient, services: Services)
 
 
 async def test_replayed_state(
-    api: httpx.AsyncClient, services: Services, secrets_logged: list[str]
+    api: httpx.AsyncClient, services: Container, secrets_logged: list[str]
 ) -> None:
     url, state = await start(api, "kakao")
     back = await provider_redirect(url)
@@ -265,7 +265,7 @@ async def test_state_of_another_provider(api: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("provider", ["kakao", "naver", "google"])
 async def test_mismatched_pkce_verifier(
-    api: httpx.AsyncClient, services: Services, provider: str, secrets_logged: list[str]
+    api: httpx.AsyncClient, services: Container, provider: str, secrets_logged: list[str]
 ) -> None:
     """Code injection: a code obtained under one sign-in (its PKCE challenge) is replayed with
     another sign-in's state, so our server sends that other sign-in's verifier."""
@@ -285,7 +285,7 @@ async def test_mismatched_pkce_verifier(
 
 
 async def test_provider_reports_error_at_callback(
-    api: httpx.AsyncClient, services: Services
+    api: httpx.AsyncClient, services: Container
 ) -> None:
     _, state = await start(api, "kakao")
     before = await _counts(services)
@@ -303,7 +303,7 @@ async def test_provider_reports_error_at_callback(
 @pytest.mark.parametrize("provider", ["kakao", "naver", "google"])
 @pytest.mark.parametrize("failure", ["500", "slow"])
 async def test_token_endpoint_fails(
-    api: httpx.AsyncClient, standin: StandIn, services: Services, provider: str, failure: str
+    api: httpx.AsyncClient, standin: StandIn, services: Container, provider: str, failure: str
 ) -> None:
     url, _ = await start(api, provider)
     back = await provider_redirect(url)
@@ -323,7 +323,7 @@ async def test_token_endpoint_fails(
 @pytest.mark.parametrize("provider", ["kakao", "naver"])
 async def test_native_access_token_refused(
     api: httpx.AsyncClient,
-    services: Services,
+    services: Container,
     standin: StandIn,
     provider: str,
     secrets_logged: list[str],
@@ -342,7 +342,7 @@ async def test_native_access_token_refused(
 @pytest.mark.parametrize("provider", ["kakao", "naver"])
 @pytest.mark.parametrize("failure", ["500", "slow"])
 async def test_native_userinfo_fails(
-    api: httpx.AsyncClient, standin: StandIn, services: Services, provider: str, failure: str
+    api: httpx.AsyncClient, standin: StandIn, services: Container, provider: str, failure: str
 ) -> None:
     token = standin.access_token_for(provider, Person(f"{provider}-down", "x"))
     before = await _counts(services)
@@ -354,7 +354,7 @@ async def test_native_userinfo_fails(
 
 
 async def test_native_kakao_token_of_another_app(
-    api: httpx.AsyncClient, standin: StandIn, services: Services
+    api: httpx.AsyncClient, standin: StandIn, services: Container
 ) -> None:
     """A live Kakao token the person gave some other app cannot sign them in here."""
     token = standin.access_token_for("kakao", Person("kakao-elsewhere", "x"), app_id=2002)
@@ -404,7 +404,7 @@ def _google_attacks(standin: StandIn) -> dict[str, str]:
 async def test_google_id_token_refused(
     api: httpx.AsyncClient,
     standin: StandIn,
-    services: Services,
+    services: Container,
     attack: str,
     secrets_logged: list[str],
 ) -> None:
@@ -429,7 +429,7 @@ async def test_google_web_flow_checks_nonce(api: httpx.AsyncClient, standin: Sta
 
 
 async def test_google_keys_unavailable(
-    api: httpx.AsyncClient, standin: StandIn, services: Services
+    api: httpx.AsyncClient, standin: StandIn, services: Container
 ) -> None:
     from server.auth.deps import accounts as accounts_dep
 

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from server.services import Services
+from server.container import Container
 from tests.accounts.data import add_chat, add_scan
 from tests.accounts.helpers import bearer, browser_sign_in
 from tests.accounts.standin import Person, StandIn
@@ -36,7 +36,7 @@ async def _upload(api: httpx.AsyncClient, tokens: dict[str, Any], body: bytes) -
     return key
 
 
-async def _rows_of(services: Services, user_id: str) -> dict[str, int]:
+async def _rows_of(services: Container, user_id: str) -> dict[str, int]:
     """Rows per table, for every table that has a user_id column (present and future)."""
     async with services.db.session() as session:
         tables = list(
@@ -63,7 +63,7 @@ async def _rows_of(services: Services, user_id: str) -> dict[str, int]:
     return counts
 
 
-def _objects(services: Services, user_id: str) -> list[str]:
+def _objects(services: Container, user_id: str) -> list[str]:
     storage: Any = services.storage
     listed = storage._client.list_objects_v2(Bucket=storage.bucket, Prefix=f"u/{user_id}/")
     return [item["Key"] for item in listed.get("Contents", [])]
@@ -73,7 +73,7 @@ async def test_delete_account_erases_rows_and_uploads(
     distributed: tuple[FastAPI, httpx.AsyncClient], standin: StandIn
 ) -> None:
     app, api = distributed
-    services: Services = app.state.services
+    services: Container = app.state.container
     standin.person["google"] = Person("google-eraser", "Eraser")
     me = await browser_sign_in(api, "google")
     await api.post("/api/v1/auth/refresh", json={"refresh_token": me["refresh_token"]})

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from server.auth.models import Identity, OAuthState
-from server.services import Services
+from server.container import Container
 from tests.accounts.helpers import bearer, browser_sign_in, provider_redirect, start
 from tests.accounts.standin import Person, StandIn
 
@@ -60,7 +60,7 @@ async def test_authorize_url_carries_state_and_s256_challenge(
         assert query["nonce"][0]
 
 
-async def test_state_is_stored_hashed(api: httpx.AsyncClient, services: Services) -> None:
+async def test_state_is_stored_hashed(api: httpx.AsyncClient, services: Container) -> None:
     _, state = await start(api, "kakao")
     async with services.db.session() as session:
         hashes = set(await session.scalars(select(OAuthState.state_hash)))
@@ -68,7 +68,7 @@ async def test_state_is_stored_hashed(api: httpx.AsyncClient, services: Services
 
 
 async def test_native_google_id_token(
-    api: httpx.AsyncClient, standin: StandIn, services: Services
+    api: httpx.AsyncClient, standin: StandIn, services: Container
 ) -> None:
     person = Person("google-native-1", "Ana")
     response = await api.post(

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from protocol.messages import Locale
 from server.coach.chat import ChatResult, ChatService, converse
 from server.coach.models import ChatMessage
-from server.services import Services
+from server.container import Container
 from tests.accounts.helpers import bearer
 from tests.conftest import Stack
 from tests.support.client import CoachClient
@@ -72,7 +72,7 @@ class _OneAnswer:
         yield ChatResult(text="hi")
 
 
-async def test_no_chat_is_stored_for_an_erased_account(services: Services) -> None:
+async def test_no_chat_is_stored_for_an_erased_account(services: Container) -> None:
     async for _ in converse(
         services.db, cast(ChatService, _OneAnswer()), user_id="erased-user", session_id="s",
         scan_id=None, question="q?", locale=Locale.EN, scan_context=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import func, select
 
-from server.services import Services
+from server.container import Container
 from server.users.models import User
 from tests.accounts.data import add_chat, add_scan
 from tests.accounts.helpers import bearer
@@ -21,7 +21,7 @@ async def _sign_in(api: httpx.AsyncClient, standin: StandIn, subject: str) -> di
 
 
 async def test_scan_history_pages_newest_first(
-    api: httpx.AsyncClient, standin: StandIn, services: Services
+    api: httpx.AsyncClient, standin: StandIn, services: Container
 ) -> None:
     me = await _sign_in(api, standin, "history-1")
     ids = [await add_scan(services, me["user_id"], minutes_ago=m) for m in range(5, 0, -1)]
@@ -58,7 +58,7 @@ async def test_bad_cursor_and_limit(api: httpx.AsyncClient, standin: StandIn) ->
 
 
 async def test_chats_and_stats(
-    api: httpx.AsyncClient, standin: StandIn, services: Services
+    api: httpx.AsyncClient, standin: StandIn, services: Container
 ) -> None:
     me = await _sign_in(api, standin, "stats-1")
     await add_scan(services, me["user_id"], stream="plastic")
@@ -80,7 +80,7 @@ async def test_chats_and_stats(
 
 
 async def test_two_people_see_only_their_own(
-    api: httpx.AsyncClient, standin: StandIn, services: Services
+    api: httpx.AsyncClient, standin: StandIn, services: Container
 ) -> None:
     alice = await _sign_in(api, standin, "alice")
     bob = await _sign_in(api, standin, "bob")
@@ -133,7 +133,7 @@ async def test_limits_are_reported_before_they_bite(
 
 
 async def test_deleted_account_is_gone(
-    api: httpx.AsyncClient, standin: StandIn, services: Services
+    api: httpx.AsyncClient, standin: StandIn, services: Container
 ) -> None:
     me = await _sign_in(api, standin, "leaver")
     await add_scan(services, me["user_id"])

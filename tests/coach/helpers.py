@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from protocol.messages import Alternative, Classification, Locale, OfficialCategory, Signal
 from protocol.streams import OFFICIAL_PATH, Stream
-from server.pipeline.stages import ScanInput
+from server.contracts import ScanInput
 
 R = TypeVar("R")
 

@@ -13,8 +13,8 @@ from protocol.streams import Stream
 from server.coach.composer import EmbeddedCoach
 from server.coach.grounding import bin_phrase, ground_classification
 from server.coach.prompts import text
+from server.contracts import CoachingResult
 from server.knowledge.kb import KnowledgeBase
-from server.pipeline.stages import CoachingResult
 from tests.coach.helpers import classification, drain, scan
 
 LOCALES = [Locale.KO, Locale.EN]

@@ -18,8 +18,8 @@ from protocol.messages import Locale
 from protocol.streams import Stream
 from server.coach.composer import EmbeddedCoach
 from server.coach.llm import LLMCoach, build_coach
+from server.contracts import CoachingResult
 from server.knowledge.kb import KnowledgeBase
-from server.pipeline.stages import CoachingResult
 from server.settings import OpenAISettings, Settings
 from tests.coach.conftest import free_port
 from tests.coach.fake_openai import Script, scripted_server

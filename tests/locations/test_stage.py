@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from protocol.messages import Classification, GeoPoint, Locale, OfficialCategory
 from protocol.streams import OFFICIAL_PATH, Stream
+from server.contracts import ScanInput
 from server.db import Database
 from server.locations import service
 from server.locations import stage as stage_module
@@ -18,7 +19,6 @@ from server.locations.geo import haversine_m
 from server.locations.normalize import PointRecord
 from server.locations.stage import LocationsStage
 from server.locations.streams import catalog
-from server.pipeline.stages import ScanInput
 
 CITY_HALL = GeoPoint(lat=37.5665, lon=126.9780)
 

@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 
 from protocol.messages import Classification, InlineImage, Locale
+from server.contracts import CoachingResult, ScanInput, Stages
 from server.db import Database
 from server.events.memory import MemoryEventLog
 from server.events.redis import RedisEventLog
 from server.migrate import upgrade
-from server.pipeline.run import PipelineDeps, ScanJob, run_scan
-from server.pipeline.stages import CoachingResult, ScanInput, Stages
+from server.pipeline.jobs import ScanJob
+from server.pipeline.run import PipelineDeps, run_scan
 from server.users.models import new_id
 from tests.conftest import REDIS_URL
 from tests.support.db import a_user

@@ -14,12 +14,13 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from protocol.messages import InlineImage, Locale
+from server.contracts import Stages
 from server.db import Database
 from server.events.memory import MemoryEventLog
 from server.migrate import upgrade
 from server.pipeline import run as pipeline
-from server.pipeline.run import PipelineDeps, ScanJob, run_scan
-from server.pipeline.stages import Stages
+from server.pipeline.jobs import ScanJob
+from server.pipeline.run import PipelineDeps, run_scan
 from server.scans.models import Scan
 from server.users.models import new_id
 from tests.support.db import a_user

@@ -13,9 +13,10 @@ from kombu import Connection
 from yarl import URL
 
 from protocol.messages import InlineImage, Locale
-from server.pipeline.run import ScanJob
-from server.pipeline.runner import SCAN_TASK, CeleryRunner, _BrokerConnection
+from server.pipeline.jobs import ScanJob
 from tests.conftest import AMQP_URL, free_port
+from workers.app import SCAN_TASK
+from workers.publisher import CeleryRunner, _BrokerConnection
 
 PHOTO = InlineImage(content_type="image/jpeg", data=base64.b64encode(b"SECRETPHOTO" * 8).decode())
 

@@ -6,11 +6,12 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from server.events.base import LOST, RESYNC, AppendStatus, EventLog
+from server.events.base import LOST, RESYNC, AppendStatus, Deliver, Event, EventLog
 from server.events.memory import MemoryEventLog
 from server.events.redis import HubUnavailable, RedisEventLog, RedisHub
 from tests.conftest import REDIS_URL
@@ -28,6 +29,11 @@ async def event_log(request: pytest.FixtureRequest) -> AsyncIterator[EventLog]:
     yield log
     await log.close()
     await hub.close()
+
+
+def collect(into: list[Any]) -> Deliver:
+    """A subscriber that keeps each event's seq, and each signal as it is."""
+    return lambda d: into.append(d.seq if isinstance(d, Event) else d)
 
 
 def sid() -> str:
@@ -71,7 +77,7 @@ async def test_append_many_is_append_in_order(event_log: EventLog) -> None:
     s = sid()
     await event_log.create_session(s, "u")
     delivered: list[int] = []
-    subscription = await event_log.subscribe(s, lambda seq, _: delivered.append(seq))
+    subscription = await event_log.subscribe(s, collect(delivered))
     assert await event_log.append(s, {"type": "a"}, key="r1:a", scope="r1") == 1
     results = await event_log.append_many(
         s,
@@ -91,6 +97,23 @@ async def test_append_many_is_append_in_order(event_log: EventLog) -> None:
     assert [json.loads(e).get("n") for _, e in events][1:3] == [0, 1]
     await settle()
     assert delivered == [1, 2, 3, 4]
+    await subscription.close()
+
+
+async def test_an_append_reaches_this_process_subscribers_at_once_and_once(
+    event_log: EventLog,
+) -> None:
+    """The server's own appends (scan.accepted, errors, a cancel) are delivered during the
+    append, not a pub/sub round trip later; the pub/sub copy is not delivered again."""
+    s = sid()
+    await event_log.create_session(s, "u")
+    got: list[Any] = []
+    subscription = await event_log.subscribe(s, collect(got))
+    for n in range(1, 21):
+        seq = await event_log.append(s, {"type": "x", "n": n})
+        assert got[-1] == seq == n  # already there when append returns
+    await settle()
+    assert got == list(range(1, 21))
     await subscription.close()
 
 
@@ -117,7 +140,7 @@ async def test_subscribers_receive_in_order(event_log: EventLog) -> None:
     info = await event_log.create_session(s, "user-1")
     assert info.head == 0 and info.user_id == "user-1"
     got: list[tuple[int, str]] = []
-    sub = await event_log.subscribe(s, lambda seq, e: got.append((seq, e)))
+    sub = await event_log.subscribe(s, lambda d: got.append(d) if isinstance(d, Event) else None)
     for i in range(10):
         await event_log.append(s, {"type": "x", "n": i})
     await settle()
@@ -144,7 +167,7 @@ async def test_hub_reconnects_and_asks_for_a_resync() -> None:
     s = sid()
     await log.create_session(s, "u")
     got: list[int] = []
-    await log.subscribe(s, lambda seq, _e: got.append(seq))
+    await log.subscribe(s, collect(got))
     await log.append(s, {"type": "x"})
     await settle()
     admin = aioredis.Redis.from_url(REDIS_URL)
@@ -227,7 +250,7 @@ async def test_append_to_a_deleted_session_tells_its_subscribers() -> None:
         s = sid()
         await log.create_session(s, "u")
         got: list[int] = []
-        await log.subscribe(s, lambda seq, _e: got.append(seq))
+        await log.subscribe(s, collect(got))
         await log.append(s, {"type": "x"})
         await admin.delete(*[k for k in await admin.keys("wc:{" + s + "}:*")])
         assert await log.append(s, {"type": "x"}) == AppendStatus.SESSION_GONE
@@ -254,7 +277,7 @@ async def test_hub_down_waits_between_tries_and_refuses_subscribers() -> None:
         # 0.05, 0.1, 0.2, 0.4, 0.4 ... s apart (with jitter): a handful, not thousands.
         assert 2 <= hub.attempts <= 20
         with pytest.raises(HubUnavailable):
-            await hub.subscribe("wc:{x}", lambda _s, _e: None)
+            await hub.subscribe("wc:{x}", lambda _d: None)
     finally:
         await asyncio.wait_for(hub.close(), 5)
 
@@ -271,7 +294,7 @@ async def test_hub_survives_a_redis_restart() -> None:
             s = sid()
             await log.create_session(s, "u")
             got: list[int] = []
-            await log.subscribe(s, lambda seq, _e: got.append(seq))
+            await log.subscribe(s, collect(got))
             redis_server.stop()
             for _ in range(100):
                 if hub.state == "down":

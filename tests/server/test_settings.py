@@ -124,10 +124,10 @@ def test_serve_flags_move_the_public_url_too(listen_env: pytest.MonkeyPatch) -> 
 async def test_upload_links_point_at_the_public_url(
     listen_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from server.services import build_storage
+    from server.container import build_storage
 
     settings = Settings(data_dir=tmp_path, port=8111)
-    ticket = await build_storage(settings, "secret").presign_put(
+    ticket = await build_storage(settings).presign_put(
         "u/1.jpg", content_type="image/jpeg", size=10, ttl_s=60
     )
     assert ticket.url.startswith("http://127.0.0.1:8111/api/v1/uploads/local/u/1.jpg?")

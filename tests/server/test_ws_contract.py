@@ -194,7 +194,7 @@ async def test_bad_token_closes_with_4001(stack: Stack, token: str, code: str) -
 
 
 async def test_expired_token_closes_with_4001(stack: Stack) -> None:
-    services = stack.app.state.services  # type: ignore[attr-defined]
+    services = stack.app.state.container  # type: ignore[attr-defined]
     token = services.tokens.issue_access("someone", guest=True, ttl_s=-10)
     async with websockets.connect(stack.ws_url) as ws:
         await ws.send(json.dumps({"type": "session.start", "token": token}))

@@ -74,7 +74,7 @@ async def test_chat_about_a_scan_remembers_it(client: CoachClient) -> None:
 
 
 async def test_token_refresh_keeps_the_session(stack: Stack) -> None:
-    services = stack.app.state.services  # type: ignore[attr-defined]
+    services = stack.app.state.container  # type: ignore[attr-defined]
     user = (await new_guest(stack))["user_id"]
     c = CoachClient(stack.ws_url, services.tokens.issue_access(user, guest=True, ttl_s=4))
     await c.connect()
@@ -98,7 +98,7 @@ async def test_token_refresh_keeps_the_session(stack: Stack) -> None:
 
 
 async def test_unrefreshed_token_closes_with_4001(stack: Stack) -> None:
-    services = stack.app.state.services  # type: ignore[attr-defined]
+    services = stack.app.state.container  # type: ignore[attr-defined]
     token = services.tokens.issue_access((await new_guest(stack))["user_id"], guest=True, ttl_s=2)
     c = CoachClient(stack.ws_url, token)
     await c.connect()

@@ -28,10 +28,9 @@ from protocol.messages import (
     OfficialCategory,
 )
 from protocol.streams import Stream
+from server.contracts import CoachingResult, Question, ScanInput, Stages
 from server.db import Database
 from server.errors import StageFailed
-from server.pipeline.clarify import Question
-from server.pipeline.stages import CoachingResult, ScanInput, Stages
 from server.settings import Settings
 
 
@@ -103,16 +102,22 @@ class TestClarifier:
                     for a in c.alternatives]
         return Question(text="Glass or PET?", choices=choices)
 
+    def resolve(self, c: Classification, question: Question, label: str) -> Classification | None:
+        from server.vision.clarify import VisionClarifier
+
+        return VisionClarifier().resolve(c, question, label)
+
 
 async def build(settings: Settings, db: Database) -> Stages:
     from server.coach.chat import ChatService
+    from server.coach.chat_stage import ChatStage
 
     return Stages(
         vision=InstantVision(),
         coach=InstantCoach(),
         locations=InstantLocations(),
         clarifier=TestClarifier(),
-        chat=ChatService(settings=settings.openai),
+        chat=ChatStage(ChatService(settings=settings.openai), db),
     )
 
 

@@ -10,7 +10,7 @@ from PIL import Image, ImageEnhance
 
 from protocol.messages import Classification, Locale, OfficialCategory
 from protocol.streams import Stream
-from server.pipeline.stages import ScanInput
+from server.contracts import ScanInput
 from server.vision.cache import CachedVision, ResultCache, cache_key
 from server.vision.dataset import Sample
 from server.vision.errors import ImageRejected

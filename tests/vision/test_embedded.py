@@ -7,7 +7,7 @@ import pytest
 
 from protocol.messages import Locale
 from protocol.streams import OFFICIAL_PATH, Stream
-from server.pipeline.stages import ScanInput
+from server.contracts import ScanInput
 from server.vision.dataset import Sample
 from server.vision.embedded import (
     CONTAMINATION_MAX_CONFIDENCE,

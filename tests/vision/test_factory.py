@@ -7,8 +7,8 @@ from pydantic import SecretStr
 from server.settings import OpenAISettings, Settings
 from server.vision.cache import CachedVision
 from server.vision.embedded import EmbeddedClassifier
-from server.vision.factory import build_vision
 from server.vision.openai_backend import OpenAIVisionClassifier
+from server.vision.stage import build as build_vision
 
 
 def test_without_a_key_the_embedded_classifier_sits_behind_the_cache() -> None:

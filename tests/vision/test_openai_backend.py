@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from protocol.messages import Locale
 from protocol.streams import OFFICIAL_PATH, Stream
-from server.pipeline.stages import ScanInput
+from server.contracts import ScanInput
 from server.settings import OpenAISettings
 from server.vision.dataset import Sample
 from server.vision.embedded import EmbeddedClassifier

@@ -13,7 +13,7 @@ def test_classifying_imports_no_training_dependency() -> None:
     # A fresh interpreter: this test process may have imported anything already.
     code = (
         "import sys\n"
-        "from server.vision.factory import build_vision\n"
+        "from server.vision.stage import build\n"
         "from server.vision.eval import main\n"
         "from server.vision.embedded import EmbeddedClassifier\n"
         "EmbeddedClassifier().load()\n"

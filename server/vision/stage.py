@@ -1,4 +1,4 @@
-"""Puts the vision stage together from the settings.
+"""The vision stage, put together from the settings (``build``, called by ``server.container``).
 
 Without an API key: the embedded classifier. With one: the OpenAI backend, falling back to the
 embedded classifier. Either way behind a per-user cache of exact image bytes, so a photo the
@@ -9,14 +9,14 @@ on it.
 
 from __future__ import annotations
 
-from server.pipeline.stages import VisionStage
+from server.contracts import VisionStage
 from server.settings import Settings
 from server.vision.cache import CachedVision, ResultCache
 from server.vision.embedded import EmbeddedClassifier
 from server.vision.openai_backend import OpenAIVisionClassifier
 
 
-def build_vision(settings: Settings, *, cache_capacity: int = 2048) -> CachedVision:
+def build(settings: Settings, *, cache_capacity: int = 2048) -> CachedVision:
     embedded = EmbeddedClassifier()
     embedded.load()
     backend: VisionStage = embedded

@@ -1,4 +1,8 @@
-"""The Celery application (RabbitMQ broker, no result backend).
+"""The Celery application (RabbitMQ broker, no result backend), built by :func:`make_celery`.
+
+Nothing builds an app at import: the worker (``wastecoach worker``) builds one with its tasks
+(``workers.tasks.make_worker_app``), the publisher (``workers.publisher``, in the API process)
+one without, for Celery's message format only.
 
 Results travel as events through Redis, so there is no result backend (the Redis backend
 leaks pub/sub connections at scale). Tasks are acknowledged late and re-queued if the worker
@@ -16,9 +20,22 @@ from __future__ import annotations
 
 from celery import Celery
 
+from server.pipeline.emitter import APPEND_PATIENCE_S
+from server.pipeline.run import RECORD_PATIENCE_S, SCAN_DEADLINE_S
+
+#: A scan's stages end at their deadline; saving the outcome and announcing ``scan.done`` may
+#: then take their full patience each while a service is away; 30 s more of margin.
+TASK_TIME_LIMIT_S = SCAN_DEADLINE_S + RECORD_PATIENCE_S + APPEND_PATIENCE_S + 30
+
+#: The task names, shared by the publisher and the worker.
+SCAN_TASK = "wastecoach.scan"
+CHAT_TASK = "wastecoach.chat"
+
 
 def make_celery(broker_url: str, queue: str = "wastecoach.scans") -> Celery:
-    app = Celery("wastecoach", broker=broker_url, include=["workers.tasks"])
+    """The Celery app, without tasks: the worker adds them (``workers.tasks.make_worker_app``);
+    the publisher needs only Celery's message format."""
+    app = Celery("wastecoach", broker=broker_url)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -50,21 +67,9 @@ def make_celery(broker_url: str, queue: str = "wastecoach.scans") -> Celery:
         worker_enable_prefetch_count_reduction=False,
         task_default_queue=queue,
         worker_hijack_root_logger=False,
-        # A scan that outlives this is stuck. The pipeline ends its own stages at 150 s
-        # (server.pipeline.run.SCAN_DEADLINE_S) with a scan.done, and saving and announcing
-        # the outcome may take up to 30 s more each while a service is away: the limit sits
-        # above that. Redelivery after a crash is what acks_late is for.
-        task_time_limit=240,
-        task_soft_time_limit=230,
+        # A scan that outlives this is stuck (see TASK_TIME_LIMIT_S). Redelivery after a
+        # crash is what acks_late is for.
+        task_time_limit=TASK_TIME_LIMIT_S,
+        task_soft_time_limit=TASK_TIME_LIMIT_S - 10,
     )
     return app
-
-
-def _app_from_settings() -> Celery:
-    from server.settings import get_settings
-
-    settings = get_settings()
-    return make_celery(settings.broker_url, settings.celery_queue)
-
-
-app = _app_from_settings()

@@ -1,0 +1,18 @@
+"""The coaching stage, put together from the settings (``build``, called by
+``server.container``): the LLM coach when an API key is configured, else the embedded composer,
+which the LLM coach also falls back to."""
+
+from __future__ import annotations
+
+from server.coach.composer import EmbeddedCoach
+from server.coach.llm import LLMCoach
+from server.contracts import CoachStage
+from server.knowledge.kb import KnowledgeBase
+from server.settings import Settings
+
+
+def build(settings: Settings, kb: KnowledgeBase) -> CoachStage:
+    embedded = EmbeddedCoach(kb)
+    if settings.openai.api_key is None:
+        return embedded
+    return LLMCoach(settings.openai, kb, fallback=embedded)

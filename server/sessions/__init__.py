@@ -1,0 +1,1 @@
+"""The coaching session's requests, between the WebSocket adapter and the domains."""
