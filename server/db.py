@@ -136,7 +136,8 @@ class _PostgresWrites:
     (other than a constraint violation) closes its connection and is retried once on a new one."""
 
     def __init__(self, url: str) -> None:
-        self.dialect = postgresql_asyncpg.dialect()
+        # PGDialect.__init__ is unannotated in SQLAlchemy, so the call is "untyped".
+        self.dialect = postgresql_asyncpg.dialect()  # type: ignore[no-untyped-call]
         # The connection's parts only: a SQLAlchemy URL may carry options for SQLAlchemy's
         # driver adapter that asyncpg would send to the server as settings.
         parts = make_url(url)

@@ -33,7 +33,9 @@ def _render(event: dict[str, object]) -> str | None:
     if kind == "coaching.delta":
         return str(event["text"])
     if kind == "coaching.done":
-        return f"\n  rules: {', '.join(event['rule_ids'])}  backend: {event['backend']}\n"  # type: ignore[arg-type]
+        rule_ids = event["rule_ids"]
+        assert isinstance(rule_ids, list)
+        return f"\n  rules: {', '.join(rule_ids)}  backend: {event['backend']}\n"
     if kind == "bins.suggested":
         places = event["places"]
         assert isinstance(places, list)
@@ -85,7 +87,7 @@ async def scan_photo(photo: Path, args: argparse.Namespace) -> int:
     job = ScanJob(
         scan_id=scan_id, request_id="cli", session_id=session_id, user_id=user_id,
         locale=Locale(args.locale),
-        image=InlineImage(content_type=content_type, data=base64.b64encode(data).decode()),  # type: ignore[arg-type]
+        image=InlineImage(content_type=content_type, data=base64.b64encode(data).decode()),
         location=location, enqueued_at=time.time(),
     )
     status = await run_scan(job, deps)

@@ -14,11 +14,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db import Database
+from server.db import Base, Database
 from server.scans.models import Scan
 from server.users.models import utcnow
+
+#: The scans table itself. ``Scan.__table__`` is declared as any ``FromClause`` (a class may be
+#: mapped onto a join or a subquery, which no INSERT can target); the metadata holds the Table.
+_TABLE: Table = Base.metadata.tables[Scan.__tablename__]
 
 
 async def get(session: AsyncSession, scan_id: str) -> Scan | None:
@@ -29,4 +34,4 @@ async def record_outcome(db: Database, **values: Any) -> None:
     """Insert the finished scan unless an outcome for it exists; returns once it is committed."""
     values.setdefault("finished_at", utcnow())
     values.setdefault("created_at", values["finished_at"])
-    await db.writer(Scan.__table__).write(values)
+    await db.writer(_TABLE).write(values)

@@ -75,7 +75,7 @@ class Head:
             arrays[f"w{i}"] = w
             arrays[f"b{i}"] = b
         with path.open("wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
+            np.savez(fh, allow_pickle=False, **arrays)
 
     def logits(self, features: Floats) -> Floats:
         x = (features - self._mean) / self._scale
