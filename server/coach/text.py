@@ -5,8 +5,9 @@ Kept free of knowledge-base and I/O imports so both backends and the chat guard 
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from protocol.messages import Locale
 
@@ -33,6 +34,27 @@ def chunks(sentence: str) -> Iterator[str]:
 
 def join_sentences(sentences: list[str]) -> str:
     return " ".join(s.strip() for s in sentences if s.strip())
+
+
+async def stream_sentences(sentences: list[str], *, lead: str = "") -> AsyncIterator[str]:
+    """Deltas whose concatenation is ``join_sentences(sentences)`` (prefixed with ``lead``).
+
+    Yields to the loop between sentences so a cancelled scan stops promptly and other sessions
+    are not starved by a long answer.
+    """
+    first = True
+    for sentence in sentences:
+        sentence = sentence.strip()
+        if not sentence:
+            continue
+        if not first:
+            sentence = " " + sentence
+        elif lead:
+            sentence = lead + sentence
+        first = False
+        for delta in chunks(sentence):
+            yield delta
+        await asyncio.sleep(0)
 
 
 # Unicode ranges that matter for deciding which language a question is in. Anything else that
