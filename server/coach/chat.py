@@ -44,7 +44,7 @@ from server.db import Database
 from server.knowledge.kb import KnowledgeBase, get_knowledge_base
 from server.knowledge.model import Item, Rule
 from server.search import ItemSearch, SearchHit, SearchQueryError, get_item_search
-from server.settings import OpenAISettings, Settings
+from server.settings import OpenAISettings
 
 log = logging.getLogger(__name__)
 
@@ -616,11 +616,6 @@ def _last_item(kb: KnowledgeBase, history: Sequence[ChatTurn]) -> Item | None:
         if turn.role is Role.ASSISTANT and len(turn.item_ids) == 1:
             return kb.items.get(turn.item_ids[0])
     return None
-
-
-def build_chat_service(settings: Settings, kb: KnowledgeBase | None = None) -> ChatService:
-    """The chat with the LLM backend when an API key is configured, else embedded only."""
-    return ChatService(kb, settings=settings.openai)
 
 
 # --------------------------------------------------------------------------- with memory
