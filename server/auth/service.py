@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from server.auth import oauth, refresh, repository
-from server.auth.config import AccountsSettings, OAuthProviderSettings, accounts_settings
+from server.auth.config import AccountsSettings, OAuthProviderSettings
 from server.auth.errors import ProviderRefused, ProviderUnavailable, UnknownProvider
 from server.auth.providers import (
     USERINFO_PROVIDERS,
@@ -25,6 +25,7 @@ from server.errors import AuthError, InvalidInput
 
 if TYPE_CHECKING:
     from server.services import Services
+    from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,8 @@ class Accounts:
     _jwks: dict[str, JwksCache] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: object) -> Accounts:
-        return cls(accounts_settings(settings))
+    def from_settings(cls, settings: Settings) -> Accounts:
+        return cls(settings.accounts)
 
     def provider(self, name: str) -> OAuthProviderSettings:
         config = self.settings.providers.get(name)
