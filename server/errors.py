@@ -31,12 +31,16 @@ class TokenExpired(AuthError):
 
 
 class Forbidden(WasteCoachError):
-    code = ErrorCode.UPLOAD_FORBIDDEN
+    """Raise sites name the specific code (``upload_forbidden``...); this is only the default."""
+
+    code = ErrorCode.FORBIDDEN
     status = 403
 
 
 class NotFound(WasteCoachError):
-    code = ErrorCode.UPLOAD_NOT_FOUND
+    """Raise sites name the specific code (``upload_not_found``...); this is only the default."""
+
+    code = ErrorCode.NOT_FOUND
     status = 404
 
 

@@ -1,8 +1,7 @@
 """Configuration of sign-in providers, refresh tokens and per-user limits.
 
-These models are meant to hang off the main ``Settings`` as ``accounts: AccountsSettings`` (env
-``WASTECOACH_ACCOUNTS__...``, e.g. ``WASTECOACH_ACCOUNTS__PROVIDERS__KAKAO__CLIENT_ID``). Until
-that field exists, :func:`accounts_settings` is the single place that falls back to defaults.
+They hang off the main ``Settings`` as ``accounts: AccountsSettings`` (env
+``WASTECOACH_ACCOUNTS__...``, e.g. ``WASTECOACH_ACCOUNTS__PROVIDERS__KAKAO__CLIENT_ID``).
 
 The provider defaults are the endpoints each provider documents for production; tests replace
 them with URLs of local stand-ins. A provider with an empty ``client_id`` is disabled.
@@ -100,11 +99,3 @@ class AccountsSettings(BaseModel):
             else:
                 merged[name] = value
         return {**data, "providers": merged}
-
-
-def accounts_settings(settings: object) -> AccountsSettings:
-    """The accounts section of the main settings, or the defaults while it is not wired in."""
-    value = getattr(settings, "accounts", None)
-    if isinstance(value, AccountsSettings):
-        return value
-    return AccountsSettings()

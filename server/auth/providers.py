@@ -5,7 +5,7 @@ the signature against that set, then issuer, audience (our client id) and expiry
 Naver hand out opaque access tokens: the only way to know one is live, and whose it is, is to
 call the provider's user-info endpoint with it.
 
-ID tokens are verified with joserfc, the JOSE library Authlib now ships its JOSE support from
+ID tokens are verified with python-jose, the JOSE library our own tokens use
 (``authlib.jose`` is deprecated and warns on import).
 """
 
@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from joserfc import jws, jwt
-from joserfc.errors import ExpiredTokenError, JoseError
-from joserfc.jwk import KeySet
+from jose import jwk, jwt
+from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError
 
 from server.auth.config import OAuthProviderSettings
 from server.auth.errors import ProviderRefused, ProviderUnavailable
@@ -45,6 +44,40 @@ class ProviderProfile:
 # --------------------------------------------------------------------------- Google
 
 
+@dataclass(frozen=True, slots=True)
+class KeySet:
+    """A provider's published keys that can check an RS256 signature, with their ``kid``."""
+
+    keys: tuple[tuple[str | None, Any], ...]
+
+    @classmethod
+    def from_jwks(cls, document: Any) -> KeySet:
+        """Parse ``{"keys": [JWK, ...]}``; raise ``ValueError`` when it is not a key set.
+
+        Keys of other types (EC, symmetric) are left out: they cannot check the one algorithm
+        we accept, and a symmetric one must never be tried as a verification key.
+        """
+        raw = document.get("keys") if isinstance(document, dict) else None
+        if not isinstance(raw, list) or not all(isinstance(k, dict) for k in raw):
+            raise ValueError("not a JWK set")
+        try:
+            keys = tuple(
+                (str(k["kid"]) if "kid" in k else None, jwk.construct(k, "RS256"))
+                for k in raw
+                if k.get("kty") == "RSA"
+            )
+        except JOSEError as exc:
+            raise ValueError(f"an RSA key of the set is unreadable: {exc}") from exc
+        return cls(keys)
+
+    def has(self, kid: str) -> bool:
+        return any(key_kid == kid for key_kid, _ in self.keys)
+
+    def candidates(self, kid: str | None) -> list[Any]:
+        """The keys a token naming ``kid`` may be signed with (all of them without a kid)."""
+        return [key for key_kid, key in self.keys if kid is None or key_kid == kid]
+
+
 class JwksCache:
     """The provider's public keys, fetched on first use and again when stale or when a token
     names a key we have not seen (the provider rotated), at most once per ``min_refetch_s``."""
@@ -61,7 +94,7 @@ class JwksCache:
     async def get(self, kid: str | None) -> KeySet:
         async with self._lock:
             age = time.monotonic() - self._fetched_at
-            known = self._keys is not None and (kid is None or _has_kid(self._keys, kid))
+            known = self._keys is not None and (kid is None or self._keys.has(kid))
             if (
                 self._keys is None
                 or age > self.max_age_s
@@ -83,17 +116,13 @@ class JwksCache:
             async with httpx.AsyncClient(timeout=self.timeout_s) as http:
                 response = await http.get(self.url)
             response.raise_for_status()
-            return KeySet.import_key_set(response.json())
+            return KeySet.from_jwks(response.json())
         except httpx.HTTPError as exc:
             log.warning("jwks fetch failed: %s (%s)", type(exc).__name__, self.url)
             raise ProviderUnavailable("could not fetch the provider's signing keys") from exc
-        except (ValueError, JoseError) as exc:
+        except ValueError as exc:
             log.warning("jwks from %s is not a key set: %s", self.url, type(exc).__name__)
             raise ProviderUnavailable("the provider's signing keys are unreadable") from exc
-
-
-def _has_kid(keys: KeySet, kid: str) -> bool:
-    return any(key.kid == kid for key in keys.keys)
 
 
 def _accepted_issuers(issuer: str) -> list[str]:
@@ -111,35 +140,55 @@ async def verify_google_id_token(
 ) -> ProviderProfile:
     """Check an ID token's signature, issuer, audience and expiry; return whose it is."""
     try:
-        header = jws.extract_compact(id_token.encode()).headers()
-    except (JoseError, ValueError) as exc:
+        header = jwt.get_unverified_header(id_token)
+    except JOSEError as exc:
         raise ProviderRefused("the ID token is not a JWT") from exc
     if header.get("alg") not in ID_TOKEN_ALGORITHMS:
         raise ProviderRefused("the ID token's algorithm is not accepted")
-    key_set = await keys.get(header.get("kid"))
+    kid = header.get("kid")
+    key_set = await keys.get(kid)
+    candidates = key_set.candidates(kid)
+    if not candidates:
+        raise ProviderRefused("the ID token's signature does not verify")
     try:
-        token = jwt.decode(id_token, key_set, algorithms=ID_TOKEN_ALGORITHMS)
-    except JoseError as exc:
+        # Signature, expiry and not-before here (with leeway); issuer, audience, subject and
+        # nonce below, where the refusal can name the claim without quoting its value.
+        claims = jwt.decode(
+            id_token,
+            candidates,
+            algorithms=ID_TOKEN_ALGORITHMS,
+            options={
+                "verify_aud": False,
+                "verify_iss": False,
+                "verify_at_hash": False,
+                "require_exp": True,
+                "leeway": LEEWAY_S,
+            },
+        )
+    except ExpiredSignatureError as exc:
+        raise ProviderRefused("the ID token has expired") from exc
+    except JWTClaimsError as exc:
+        raise ProviderRefused("the ID token is not valid yet or has a malformed claim") from exc
+    except JOSEError as exc:
         raise ProviderRefused("the ID token's signature does not verify") from exc
     audiences = [config.client_id, *(config.extra_audiences if extra_audiences else ())]
-    claims_spec: dict[str, Any] = {
-        "iss": {"essential": True, "values": _accepted_issuers(config.issuer or "")},
-        "aud": {"essential": True, "values": audiences},
-        "exp": {"essential": True},
-        "sub": {"essential": True},
-    }
-    if nonce is not None:
-        claims_spec["nonce"] = {"essential": True, "value": nonce}
-    try:
-        jwt.JWTClaimsRegistry(leeway=LEEWAY_S, **claims_spec).validate(token.claims)
-    except ExpiredTokenError as exc:
-        raise ProviderRefused("the ID token has expired") from exc
-    except JoseError as exc:
-        # The claim's name only: the claim values themselves stay out of messages and logs.
-        raise ProviderRefused(f"the ID token is not for this app ({exc.description})") from exc
-    claims = token.claims
+    for claim, ok in (
+        ("iss", claims.get("iss") in _accepted_issuers(config.issuer or "")),
+        ("aud", _names_audience(claims.get("aud"), audiences)),
+        ("sub", isinstance(claims.get("sub"), str) and bool(claims["sub"])),
+        ("nonce", nonce is None or claims.get("nonce") == nonce),
+    ):
+        if not ok:
+            # The claim's name only: the claim values themselves stay out of messages and logs.
+            raise ProviderRefused(f"the ID token is not for this app (claim {claim!r})")
     name = claims.get("name") or claims.get("given_name")
     return ProviderProfile("google", str(claims["sub"]), str(name) if name else None)
+
+
+def _names_audience(aud: Any, audiences: list[str]) -> bool:
+    """``aud`` is one string or a list of them (RFC 7519); one of ours must be among them."""
+    named = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    return any(a in audiences for a in named if isinstance(a, str) and a)
 
 
 # --------------------------------------------------------------------------- Kakao and Naver

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.auth import oauth, refresh, repository
-from server.auth.config import AccountsSettings, OAuthProviderSettings, accounts_settings
+from server.auth.config import AccountsSettings, OAuthProviderSettings
 from server.auth.errors import ProviderRefused, ProviderUnavailable, UnknownProvider
 from server.auth.providers import (
     USERINFO_PROVIDERS,
@@ -24,6 +24,9 @@ from server.auth.providers import (
 from server.auth.tokens import TokenService
 from server.db import Database
 from server.errors import AuthError, InvalidInput
+
+if TYPE_CHECKING:
+    from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,8 @@ class Accounts:
     _jwks: dict[str, JwksCache] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: object) -> Accounts:
-        return cls(accounts_settings(settings))
+    def from_settings(cls, settings: Settings) -> Accounts:
+        return cls(settings.accounts)
 
     def provider(self, name: str) -> OAuthProviderSettings:
         config = self.settings.providers.get(name)

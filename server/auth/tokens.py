@@ -1,8 +1,10 @@
 """Our access tokens: HS256 JWTs signed with python-jose.
 
 The verifier accepts exactly one algorithm (no ``alg: none``, no RS/HS confusion) and checks
-issuer, audience and expiry. ``kid`` names the key so keys can rotate: tokens signed with an
-older key in ``previous_secrets`` still verify until they expire.
+issuer, audience and expiry. ``kid`` names the key a token was signed with; only tokens of the
+configured secret verify, so changing the secret invalidates every access token at once. They
+live minutes, and a signed-in client gets a new one with its refresh token, which is opaque and
+does not depend on the secret.
 """
 
 from __future__ import annotations
@@ -39,11 +41,9 @@ class TokenService:
         issuer: str,
         audience: str,
         access_ttl_s: int,
-        previous_secrets: tuple[str, ...] = (),
     ) -> None:
         self._secret = secret
         self._kid = key_id(secret)
-        self._keys = {key_id(s): s for s in (secret, *previous_secrets)}
         self.issuer = issuer
         self.audience = audience
         self.access_ttl_s = access_ttl_s
@@ -73,13 +73,12 @@ class TokenService:
             raise AuthError("the token is not a JWT") from exc
         if header.get("alg") != ALGORITHM:
             raise AuthError("the token's algorithm is not accepted")
-        secret = self._keys.get(str(header.get("kid")))
-        if secret is None:
+        if header.get("kid") != self._kid:
             raise AuthError("the token was signed with an unknown key")
         try:
             claims = jwt.decode(
                 token,
-                secret,
+                self._secret,
                 algorithms=[ALGORITHM],
                 audience=self.audience,
                 issuer=self.issuer,

@@ -23,7 +23,7 @@ import asyncio
 import functools
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -33,18 +33,10 @@ from protocol.messages import Classification, Locale
 from protocol.streams import Stream
 from server.coach import grounding as g
 from server.coach import prompts
-from server.coach.composer import stream_sentences
 from server.coach.grounding import Grounding, Sentence
 from server.coach.guard import MAX_QUESTION_CHARS, Verdict, check
 from server.coach.korean import particle
-from server.coach.relay import (
-    EMBEDDED_BACKEND,
-    LLM_BACKEND,
-    MIXED_BACKEND,
-    LLMOutcome,
-    bridge,
-    relay,
-)
+from server.coach.relay import Answer, stream_answer
 from server.coach.repository import ChatRepository, ChatTurn, Role
 from server.coach.upstream import Deadlines, make_client, stream_completion
 from server.contracts import ChatOutcome, ChatResult
@@ -58,7 +50,7 @@ from server.search import (
     build_item_search,
     get_item_search,
 )
-from server.settings import OpenAISettings, Settings
+from server.settings import OpenAISettings
 
 log = logging.getLogger(__name__)
 
@@ -269,12 +261,31 @@ class ChatService:
                 history=history,
             )
         )
-        if plan.outcome is not Outcome.ANSWERED or not self.uses_llm:
-            async for event in _stream_plan(plan):
-                yield event
-            return
-        async for event in self._answer_llm(plan, scan_context, history):
-            yield event
+        upstream = None
+        if plan.outcome is Outcome.ANSWERED and self.uses_llm:
+            upstream = self._upstream(plan, scan_context, history)
+        answer = stream_answer(
+            plan.locale,
+            lambda: plan.sentences,
+            upstream=upstream,
+            injected=[rule.id for rule in plan.rules],
+            label="LLM chat",
+        )
+        # aclosing: a consumer that stops early (scan cancelled) closes the HTTP response now,
+        # not whenever the garbage collector finalises the generators.
+        async with aclosing(answer) as events:
+            async for event in events:
+                if isinstance(event, Answer):
+                    yield ChatResult(
+                        text=event.text,
+                        item_ids=plan.item_ids,
+                        rule_ids=event.rule_ids if plan.outcome is Outcome.ANSWERED else [],
+                        backend=event.backend,
+                        fallback_reason=event.fallback_reason,
+                        outcome=plan.outcome,
+                    )
+                else:
+                    yield event
 
     # ------------------------------------------------------------------ planning
 
@@ -418,12 +429,11 @@ class ChatService:
 
     # ------------------------------------------------------------------ LLM backend
 
-    async def _answer_llm(
+    def _upstream(
         self, plan: Plan, scan_context: Classification | None, history: Sequence[ChatTurn]
-    ) -> AsyncIterator[str | ChatResult]:
+    ) -> AsyncGenerator[str, None]:
+        """The LLM's stream, with exactly the plan's rules injected."""
         assert self.client is not None and self.settings is not None
-        rules = plan.rules
-        injected = [rule.id for rule in rules]
         names = (
             [g.item_name(plan.subject.item, plan.locale)]
             if plan.subject and plan.subject.item
@@ -432,66 +442,18 @@ class ChatService:
         messages = prompts.chat_messages(
             question=plan.question,
             locale=plan.locale,
-            rules=rules,
+            rules=plan.rules,
             item_names=names,
             context=scan_context,
             history=[(t.role.value, t.content) for t in history[-self.history_turns :]],
         )
-        outcome = LLMOutcome()
-        upstream = stream_completion(
+        return stream_completion(
             self.client,
             model=self.settings.chat_model,
             messages=messages,
             deadlines=Deadlines.from_settings(self.settings),
             max_tokens=self.max_tokens,
         )
-        # aclosing: a consumer that stops early (scan cancelled) closes the HTTP response now,
-        # not whenever the garbage collector finalises the generators.
-        async with aclosing(relay(upstream, injected, outcome)) as relayed:
-            async for delta in relayed:
-                yield delta
-        if outcome.failure is None:
-            yield ChatResult(
-                text=outcome.text,
-                item_ids=plan.item_ids,
-                rule_ids=outcome.rule_ids(injected),
-                backend=LLM_BACKEND,
-            )
-            return
-        reason = outcome.failure.reason
-        log.warning("LLM chat fell back to embedded: %s", outcome.failure)
-        texts = [s.text for s in plan.sentences]
-        deltas = list(outcome.deltas)
-        lead = " " if outcome.partial else ""
-        if outcome.partial:
-            texts = [bridge(plan.locale), *texts]
-        async for delta in stream_sentences(texts, lead=lead):
-            deltas.append(delta)
-            yield delta
-        rule_ids = g.cited(plan.sentences)
-        if outcome.partial:
-            rule_ids = list(dict.fromkeys([*outcome.rule_ids(injected), *rule_ids]))
-        yield ChatResult(
-            text="".join(deltas),
-            item_ids=plan.item_ids,
-            rule_ids=rule_ids,
-            backend=MIXED_BACKEND if outcome.partial else EMBEDDED_BACKEND,
-            fallback_reason=reason,
-        )
-
-
-async def _stream_plan(plan: Plan) -> AsyncIterator[str | ChatResult]:
-    deltas: list[str] = []
-    async for delta in stream_sentences([s.text for s in plan.sentences]):
-        deltas.append(delta)
-        yield delta
-    yield ChatResult(
-        text="".join(deltas),
-        item_ids=plan.item_ids,
-        rule_ids=g.cited(plan.sentences) if plan.outcome is Outcome.ANSWERED else [],
-        backend=EMBEDDED_BACKEND,
-        outcome=plan.outcome,
-    )
 
 
 # --------------------------------------------------------------------------- fixed replies
@@ -645,11 +607,6 @@ def _last_item(kb: KnowledgeBase, history: Sequence[ChatTurn]) -> Item | None:
         if turn.role is Role.ASSISTANT and len(turn.item_ids) == 1:
             return kb.items.get(turn.item_ids[0])
     return None
-
-
-def build_chat_service(settings: Settings, kb: KnowledgeBase | None = None) -> ChatService:
-    """The chat with the LLM backend when an API key is configured, else embedded only."""
-    return ChatService(kb, settings=settings.openai)
 
 
 # --------------------------------------------------------------------------- with memory

@@ -7,18 +7,16 @@ needs nothing but the classification, and the rules are in memory.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from protocol.messages import Classification, Locale
 from server.coach import grounding as g
 from server.coach import prompts
 from server.coach.grounding import Sentence
-from server.coach.text import chunks, join_sentences
+from server.coach.relay import Answer, stream_answer
 from server.contracts import CoachingResult, ScanInput
 from server.knowledge.kb import KnowledgeBase, get_knowledge_base
-
-BACKEND = "embedded"
 
 
 class EmbeddedCoach:
@@ -80,32 +78,17 @@ class EmbeddedCoach:
     async def stream(
         self, classification: Classification, locale: Locale
     ) -> AsyncIterator[str | CoachingResult]:
-        sentences = self.compose(classification, locale)
-        async for delta in stream_sentences([s.text for s in sentences]):
-            yield delta
-        yield CoachingResult(
-            text=join_sentences([s.text for s in sentences]),
-            rule_ids=g.cited(sentences),
-            backend=BACKEND,
-        )
+        answer = stream_answer(locale, lambda: self.compose(classification, locale))
+        async with aclosing(answer) as events:
+            async for event in events:
+                yield coaching_result(event) if isinstance(event, Answer) else event
 
 
-async def stream_sentences(sentences: list[str], *, lead: str = "") -> AsyncIterator[str]:
-    """Deltas whose concatenation is ``join_sentences(sentences)`` (prefixed with ``lead``).
-
-    Yields to the loop between sentences so a cancelled scan stops promptly and other sessions
-    are not starved by a long answer.
-    """
-    first = True
-    for sentence in sentences:
-        sentence = sentence.strip()
-        if not sentence:
-            continue
-        if not first:
-            sentence = " " + sentence
-        elif lead:
-            sentence = lead + sentence
-        first = False
-        for delta in chunks(sentence):
-            yield delta
-        await asyncio.sleep(0)
+def coaching_result(answer: Answer) -> CoachingResult:
+    """The scan coaching's done event for a streamed answer."""
+    return CoachingResult(
+        text=answer.text,
+        rule_ids=answer.rule_ids,
+        backend=answer.backend,
+        fallback_reason=answer.fallback_reason,
+    )

@@ -83,9 +83,7 @@ class Grounding:
         return self.rules[0] if self.rules else None
 
 
-def ground(
-    kb: KnowledgeBase, stream: Stream, item: Item | None, sigungu_code: str | None = None
-) -> Grounding:
+def ground(kb: KnowledgeBase, stream: Stream, item: Item | None) -> Grounding:
     """Rules for ``item`` in ``stream``; item rules come before the category rule.
 
     An item whose official stream differs from ``stream`` (the vision stage decided a colored
@@ -93,7 +91,7 @@ def ground(
     other stream and would contradict the bin we name.
     """
     item_id = item.id if item is not None and item.stream is stream else None
-    rules = kb.rules_for(stream, item_id, sigungu_code)
+    rules = kb.rules_for(stream, item_id)
     category = f"stream.{stream.value}"
     rules.sort(key=lambda rule: rule.id == category)  # stable: item rules keep their order
     return Grounding(item=item, stream=stream, rules=rules)

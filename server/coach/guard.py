@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from protocol.messages import Locale
-from server.coach.text import detect_language
+from server.language import detect_language
 
 #: Longest question accepted. A real follow-up is a sentence or two; anything far longer is a
 #: paste, and would crowd the rules out of a small model's context.

@@ -8,30 +8,20 @@ composer (see :mod:`server.coach.relay` for what happens when text was already s
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 from openai import AsyncOpenAI
 
-from protocol.messages import Classification, Locale
+from protocol.messages import Classification
 from server.coach import grounding as g
 from server.coach import prompts
-from server.coach.composer import EmbeddedCoach, stream_sentences
-from server.coach.relay import (
-    EMBEDDED_BACKEND,
-    LLM_BACKEND,
-    MIXED_BACKEND,
-    LLMOutcome,
-    bridge,
-    relay,
-)
+from server.coach.composer import EmbeddedCoach, coaching_result
+from server.coach.relay import Answer, stream_answer
 from server.coach.upstream import Deadlines, make_client, stream_completion
 from server.contracts import CoachingResult, CoachStage, ScanInput
 from server.knowledge.kb import KnowledgeBase, get_knowledge_base
 from server.settings import OpenAISettings, Settings
-
-log = logging.getLogger(__name__)
 
 
 class LLMCoach:
@@ -68,67 +58,25 @@ class LLMCoach:
     ) -> AsyncIterator[str | CoachingResult]:
         locale = scan.locale
         grounding = g.ground_classification(self.kb, classification)
-        injected = grounding.rule_ids
-        messages = prompts.coach_messages(classification, grounding.rules, locale)
-        outcome = LLMOutcome()
         upstream = stream_completion(
             self.client,
             model=self.settings.chat_model,
-            messages=messages,
+            messages=prompts.coach_messages(classification, grounding.rules, locale),
             deadlines=self.deadlines,
             max_tokens=self.max_tokens,
         )
+        answer = stream_answer(
+            locale,
+            lambda: self.fallback.compose(classification, locale),
+            upstream=upstream,
+            injected=grounding.rule_ids,
+            label=f"LLM coaching of scan {scan.scan_id}",
+        )
         # aclosing: a consumer that stops early (scan cancelled) closes the HTTP response now,
         # not whenever the garbage collector finalises the generators.
-        async with aclosing(relay(upstream, injected, outcome)) as relayed:
-            async for delta in relayed:
-                yield delta
-        if outcome.failure is None:
-            yield CoachingResult(
-                text=outcome.text, rule_ids=outcome.rule_ids(injected), backend=LLM_BACKEND
-            )
-            return
-
-        reason = outcome.failure.reason
-        log.warning(
-            "LLM coaching fell back to embedded for scan %s: %s", scan.scan_id, outcome.failure
-        )
-        async for event in self._fallback(classification, locale, outcome, injected, reason):
-            yield event
-
-    async def _fallback(
-        self,
-        classification: Classification,
-        locale: Locale,
-        outcome: LLMOutcome,
-        injected: list[str],
-        reason: str,
-    ) -> AsyncIterator[str | CoachingResult]:
-        sentences = self.fallback.compose(classification, locale)
-        embedded_ids = g.cited(sentences)
-        texts = [s.text for s in sentences]
-        if not outcome.partial:
-            deltas: list[str] = []
-            async for delta in stream_sentences(texts):
-                deltas.append(delta)
-                yield delta
-            yield CoachingResult(
-                text="".join(deltas),
-                rule_ids=embedded_ids,
-                backend=EMBEDDED_BACKEND,
-                fallback_reason=reason,
-            )
-            return
-        deltas = list(outcome.deltas)
-        async for delta in stream_sentences([bridge(locale), *texts], lead=" "):
-            deltas.append(delta)
-            yield delta
-        yield CoachingResult(
-            text="".join(deltas),
-            rule_ids=list(dict.fromkeys([*outcome.rule_ids(injected), *embedded_ids])),
-            backend=MIXED_BACKEND,
-            fallback_reason=reason,
-        )
+        async with aclosing(answer) as events:
+            async for event in events:
+                yield coaching_result(event) if isinstance(event, Answer) else event
 
 
 def build_coach(settings: Settings, kb: KnowledgeBase | None = None) -> CoachStage:

@@ -1,6 +1,8 @@
 """Relays an LLM token stream to the client and hands over to the embedded backend on failure.
 
-Shared by scan coaching and chat so both behave the same way when the upstream fails:
+:func:`stream_answer` is the one implementation of "ask the LLM, fall back to the checked
+answer" that scan coaching and chat both use, so both behave the same way when no upstream is
+configured (the embedded answer is streamed) and when the upstream fails:
 
 * nothing visible streamed yet: the embedded answer is streamed instead, as if the LLM had
   never been asked, and the done event names the embedded backend and the reason;
@@ -14,12 +16,17 @@ Whatever happens, the concatenated deltas equal the final ``text``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable
+import logging
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from protocol.messages import Locale
+from server.coach.grounding import Sentence, cited
+from server.coach.text import stream_sentences
 from server.coach.upstream import EMPTY_RESPONSE, CitationFilter, UpstreamFailure
+
+log = logging.getLogger(__name__)
 
 LLM_BACKEND = "llm"
 EMBEDDED_BACKEND = "embedded"
@@ -91,3 +98,62 @@ async def relay(
 
 def bridge(locale: Locale) -> str:
     return _BRIDGE[locale]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """How a streamed answer ended: what the backend's done event reports."""
+
+    text: str
+    rule_ids: list[str]
+    backend: str
+    fallback_reason: str | None = None
+
+
+async def stream_answer(
+    locale: Locale,
+    checked: Callable[[], Sequence[Sentence]],
+    *,
+    upstream: AsyncGenerator[str, None] | None = None,
+    injected: Sequence[str] = (),
+    label: str = "answer",
+) -> AsyncGenerator[str | Answer, None]:
+    """Yield text deltas, then one :class:`Answer` whose ``text`` is their concatenation.
+
+    Without ``upstream`` (no LLM configured, or nothing the LLM may be asked) the ``checked``
+    sentences, composed from the rules, are the answer. With one, its visible text is relayed
+    (``injected`` are the rule ids it was shown) and, should it fail, the checked sentences
+    follow as described above. ``checked`` is only called when its sentences are needed;
+    ``label`` names the answer in the fallback's log line.
+    """
+    deltas: list[str] = []
+    llm_ids: list[str] = []
+    lead = ""
+    backend = EMBEDDED_BACKEND
+    reason: str | None = None
+    if upstream is None:
+        sentences = list(checked())
+    else:
+        outcome = LLMOutcome()
+        # aclosing: a consumer that stops early (scan cancelled) closes the HTTP response now,
+        # not whenever the garbage collector finalises the generators.
+        async with aclosing(relay(upstream, injected, outcome)) as relayed:
+            async for delta in relayed:
+                yield delta
+        if outcome.failure is None:
+            yield Answer(outcome.text, outcome.rule_ids(injected), LLM_BACKEND)
+            return
+        log.warning("%s fell back to the embedded answer: %s", label, outcome.failure)
+        reason = outcome.failure.reason
+        sentences = list(checked())
+        if outcome.partial:
+            sentences.insert(0, Sentence(bridge(locale)))
+            deltas = list(outcome.deltas)
+            llm_ids = outcome.rule_ids(injected)
+            lead = " "
+            backend = MIXED_BACKEND
+    async for delta in stream_sentences([s.text for s in sentences], lead=lead):
+        deltas.append(delta)
+        yield delta
+    rule_ids = list(dict.fromkeys([*llm_ids, *cited(sentences)]))
+    yield Answer("".join(deltas), rule_ids, backend, reason)

@@ -1,10 +1,10 @@
 """Loads and checks the disposal knowledge base, and answers the coach's questions about it.
 
-The data lives in ``server/knowledge/data/`` (items.json, rules.yaml, overrides.yaml), each file
-with its own ``version``. Loading checks every record against the schema in
-:mod:`server.knowledge.model` and every cross-reference (rule ids, streams, 시군구 overrides), and
-refuses to start with a message that names the file and the record at fault: a broken knowledge
-base must stop a deploy, not produce invented guidance at run time.
+The data lives in ``server/knowledge/data/`` (items.json, rules.yaml), each file with its own
+``version``. Loading checks every record against the schema in :mod:`server.knowledge.model`
+and every cross-reference (rule ids, streams), and refuses to start with a message that names
+the file and the record at fault: a broken knowledge base must stop a deploy, not produce
+invented guidance at run time.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ from pydantic import BaseModel, ValidationError
 
 from protocol.streams import Stream
 from server.errors import WasteCoachError
-from server.knowledge.model import Item, LocalOverride, Rule
+from server.knowledge.model import Item, Rule
 
 M = TypeVar("M", bound=BaseModel)
 
 DATA_DIR = Path(__file__).parent / "data"
 ITEMS_FILE = "items.json"
 RULES_FILE = "rules.yaml"
-OVERRIDES_FILE = "overrides.yaml"
 
 #: Vision labels (server.vision) → the official item that stands for the whole class. Chosen as
 #: the dictionary entry whose guidance fits the class as a whole, not one special case of it.
@@ -123,7 +122,7 @@ def _parse(model: type[M], records: list[Any], file: str) -> list[M]:
 
 
 class KnowledgeBase:
-    """The items of the official dictionary, our rules, and 시군구 overrides; read-only."""
+    """The items of the official dictionary and our rules; read-only."""
 
     def __init__(
         self,
@@ -131,12 +130,10 @@ class KnowledgeBase:
         version: str,
         items: Mapping[int, Item],
         rules: Mapping[str, Rule],
-        overrides: tuple[LocalOverride, ...] = (),
     ) -> None:
         self.version = version
         self.items: Mapping[int, Item] = MappingProxyType(dict(items))
         self.rules: Mapping[str, Rule] = MappingProxyType(dict(rules))
-        self.overrides = overrides
         self._check()
         by_stream: dict[Stream, list[Item]] = {}
         for item in sorted(self.items.values(), key=lambda i: i.id):
@@ -151,13 +148,8 @@ class KnowledgeBase:
         directory = data_dir or DATA_DIR
         items_version, item_records = _document(directory / ITEMS_FILE, "items")
         rules_version, rule_records = _document(directory / RULES_FILE, "rules")
-        overrides_path = directory / OVERRIDES_FILE
-        overrides_version, override_records = (
-            _document(overrides_path, "overrides") if overrides_path.exists() else ("none", [])
-        )
         items = _parse(Item, item_records, ITEMS_FILE)
         rules = _parse(Rule, rule_records, RULES_FILE)
-        overrides = _parse(LocalOverride, override_records, OVERRIDES_FILE)
 
         item_map: dict[int, Item] = {}
         for item in items:
@@ -170,10 +162,9 @@ class KnowledgeBase:
                 raise KnowledgeBaseError(f"{RULES_FILE}: rule id {rule.id!r} appears twice")
             rule_map[rule.id] = rule
         return cls(
-            version=f"rules {rules_version}, items {items_version}, overrides {overrides_version}",
+            version=f"rules {rules_version}, items {items_version}",
             items=item_map,
             rules=rule_map,
-            overrides=tuple(overrides),
         )
 
     def _check(self) -> None:
@@ -186,9 +177,9 @@ class KnowledgeBase:
                     f"{RULES_FILE}: rule {rule.id!r} is filed under stream {rule.stream.value!r}"
                 )
         for rule in self.rules.values():
-            if not rule.id.startswith(("stream.", "item.", "local.")):
+            if not rule.id.startswith(("stream.", "item.")):
                 raise KnowledgeBaseError(
-                    f"{RULES_FILE}: rule id {rule.id!r} must start with stream., item. or local."
+                    f"{RULES_FILE}: rule id {rule.id!r} must start with stream. or item."
                 )
             if rule.id.startswith("stream.") and rule.replaces_category_rule:
                 raise KnowledgeBaseError(
@@ -206,25 +197,6 @@ class KnowledgeBase:
                         f"{ITEMS_FILE}: item {item.id} may only refer to item rules, "
                         f"not {rule_id!r}"
                     )
-        stream_values = {s.value for s in Stream}
-        seen: set[str] = set()
-        for override in self.overrides:
-            if override.id in seen:
-                raise KnowledgeBaseError(f"{OVERRIDES_FILE}: override id {override.id!r} twice")
-            seen.add(override.id)
-            if override.applies_to not in stream_values and override.applies_to not in self.rules:
-                raise KnowledgeBaseError(
-                    f"{OVERRIDES_FILE}: override {override.id!r} applies to "
-                    f"{override.applies_to!r}, which is neither a stream nor a rule id"
-                )
-            replacement = override.replacement_rule_id
-            if replacement is not None and not (
-                replacement.startswith("local.") and replacement in self.rules
-            ):
-                raise KnowledgeBaseError(
-                    f"{OVERRIDES_FILE}: override {override.id!r} names replacement rule "
-                    f"{replacement!r}, which is not a local.* rule in {RULES_FILE}"
-                )
         for label, item_id in LABEL_ITEMS.items():
             if item_id not in self.items:
                 raise KnowledgeBaseError(f"vision label {label!r} maps to unknown item {item_id}")
@@ -249,44 +221,19 @@ class KnowledgeBase:
     def items_for_stream(self, stream: Stream) -> list[Item]:
         return list(self._by_stream.get(stream, ()))
 
-    def rules_for(
-        self, stream: Stream, item_id: int | None = None, sigungu_code: str | None = None
-    ) -> list[Rule]:
+    def rules_for(self, stream: Stream, item_id: int | None = None) -> list[Rule]:
         """The rules to follow, most specific first.
 
         Item rules come first; the category rule of ``stream`` follows unless an item rule
         replaces it. An item rule filed under another stream than ``stream`` is kept: it is
-        exactly the case where the item's handling differs from what its look suggests. In a
-        시군구 with an override that names a replacement rule, that local rule takes the place of
-        the national one.
+        exactly the case where the item's handling differs from what its look suggests.
         """
         chosen: list[Rule] = []
         if item_id is not None and item_id in self.items:
             chosen.extend(self.rules[rule_id] for rule_id in self.items[item_id].rule_ids)
         if not any(rule.replaces_category_rule for rule in chosen):
             chosen.append(self.category_rule(stream))
-        if sigungu_code is None:
-            return chosen
-        replacements = {
-            o.applies_to: self.rules[o.replacement_rule_id]
-            for o in self.overrides
-            if o.sigungu_code == sigungu_code and o.replacement_rule_id is not None
-        }
-        local: list[Rule] = []
-        for rule in chosen:
-            # A category rule can be overridden by its stream value or by its rule id.
-            key = rule.stream.value if rule.id.startswith("stream.") else rule.id
-            local.append(replacements.get(rule.id) or replacements.get(key) or rule)
-        return local
-
-    def overrides_for(self, applies_to: list[str], sigungu_code: str | None) -> list[LocalOverride]:
-        """Local notes for these streams or rule ids in this 시군구 (none without a 시군구)."""
-        if sigungu_code is None:
-            return []
-        wanted = set(applies_to)
-        return [
-            o for o in self.overrides if o.sigungu_code == sigungu_code and o.applies_to in wanted
-        ]
+        return chosen
 
     def item_for_label(self, label: str) -> Item | None:
         """The official item that stands for a vision label, or ``None`` for an unknown label."""

@@ -65,18 +65,3 @@ class Item(_Frozen):
     categories: tuple[OfficialCategory, ...] = Field(min_length=1)
     stream: Stream
     rule_ids: tuple[str, ...] = ()
-
-
-class LocalOverride(_Frozen):
-    """Where a 시군구 handles a stream or an item differently from the national rule."""
-
-    id: str
-    sigungu_code: str = Field(pattern=r"^[0-9]{5}$")
-    sigungu_name: str
-    applies_to: str = Field(description="A stream value or a rule id.")
-    text: Text
-    #: A ``local.*`` rule that is shown instead of the national rule named by ``applies_to``
-    #: in this 시군구; without it the override is a note added to the national rule.
-    replacement_rule_id: str | None = None
-    #: Where the local practice is published, so a person can check it.
-    source: str | None = None

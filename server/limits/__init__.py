@@ -6,7 +6,6 @@ one in distributed mode; both have ``hit(user_id, kind)`` and ``peek(user_id, ki
 
 from __future__ import annotations
 
-from server.auth.config import accounts_settings
 from server.limits.base import Kind, LimitStatus, Quota, RateLimiter
 from server.limits.memory import MemoryRateLimiter
 from server.limits.redis import RedisRateLimiter
@@ -24,7 +23,7 @@ __all__ = [
 
 
 def build_rate_limiter(settings: Settings) -> RateLimiter:
-    accounts = accounts_settings(settings)
+    accounts = settings.accounts
     quotas: dict[Kind, Quota] = {
         "scan": Quota(accounts.scans_per_minute, accounts.scans_per_day),
         "chat": Quota(accounts.chats_per_minute, accounts.chats_per_day),

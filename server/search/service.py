@@ -28,6 +28,7 @@ from protocol.messages import ErrorCode, Locale
 from server.errors import WasteCoachError
 from server.knowledge.kb import KnowledgeBase, get_knowledge_base
 from server.knowledge.model import Item
+from server.language import Script, detect_script
 from server.search.embeddings import (
     Embedder,
     EmbeddingError,
@@ -35,14 +36,7 @@ from server.search.embeddings import (
     load_vectors,
     passage_text,
 )
-from server.search.text import (
-    Script,
-    content_tokens,
-    detect_script,
-    jamo,
-    key,
-    ngrams,
-)
+from server.search.text import content_tokens, jamo, key, ngrams
 
 log = logging.getLogger(__name__)
 
@@ -249,11 +243,11 @@ class ItemSearch:
                 SearchQueryProblem.UNSUPPORTED_LANGUAGE,
                 "Only Korean and English are supported. 한국어나 영어로 물어봐 주세요.",
             )
-        if script is Script.NONE:
+        if script.locale is None:
             raise SearchQueryError(
                 SearchQueryProblem.EMPTY, "The question has no words: name the item to look up."
             )
-        return text, Locale.KO if script is Script.KOREAN else Locale.EN
+        return text, script.locale
 
     def _overlap(self, text_key: str) -> npt.NDArray[np.float32]:
         """Dice coefficient of jamo trigrams between ``text_key`` and every name."""

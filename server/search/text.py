@@ -1,4 +1,4 @@
-"""Text normalisation for item search: keys, Hangul jamo, character n-grams, language.
+"""Text normalisation for item search: keys, Hangul jamo, character n-grams, fillers.
 
 Korean users misspell by one jamo (``우유곽`` for ``우유팩``'s colloquial twin, ``스치로폼``), drop
 or add spaces (``택배 박스`` / ``택배박스``) and wrap the item in a question (``치킨 뼈는 어디에
@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Container
-from enum import StrEnum
 
 _HANGUL_BASE = 0xAC00
 _HANGUL_LAST = 0xD7A3
@@ -233,13 +232,6 @@ _JOSA = (
 )
 
 
-class Script(StrEnum):
-    KOREAN = "ko"
-    LATIN = "en"
-    OTHER = "other"
-    NONE = "none"
-
-
 def nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
@@ -282,28 +274,6 @@ def ngrams(text: str, n: int = 3) -> set[str]:
     if len(padded) <= n:
         return {padded}
     return {padded[i : i + n] for i in range(len(padded) - n + 1)}
-
-
-def detect_script(text: str) -> Script:
-    """Which supported script the text is written in: Hangul wins, then Latin letters."""
-    hangul = latin = other = 0
-    for ch in text:
-        if not ch.isalpha():
-            continue
-        code = ord(ch)
-        if 0xAC00 <= code <= 0xD7A3 or 0x3130 <= code <= 0x318F or 0x1100 <= code <= 0x11FF:
-            hangul += 1
-        elif ch.isascii():
-            latin += 1
-        else:
-            other += 1
-    if hangul:
-        return Script.KOREAN
-    if latin and latin >= other:
-        return Script.LATIN
-    if other:
-        return Script.OTHER
-    return Script.NONE
 
 
 def strip_josa(token: str) -> str:

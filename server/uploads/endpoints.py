@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from protocol.messages import ErrorCode
 from server.auth.deps import CurrentUser
 from server.deps import ContainerDep
 from server.errors import Forbidden, InvalidInput
@@ -65,9 +66,12 @@ async def local_put(
     """Embedded mode's stand-in for S3: the signed URL is the authorisation, as with S3."""
     storage = container.storage
     if not isinstance(storage, LocalStorage):
-        raise Forbidden("local uploads are disabled; use the pre-signed S3 URL")
+        raise Forbidden(
+            "local uploads are disabled; use the pre-signed S3 URL",
+            code=ErrorCode.UPLOAD_FORBIDDEN,
+        )
     if not storage.check_signature(key, content_type, size, expires, sig):
-        raise Forbidden("the upload URL is invalid or has expired")
+        raise Forbidden("the upload URL is invalid or has expired", code=ErrorCode.UPLOAD_FORBIDDEN)
     if content_type_header != content_type:
         raise InvalidInput(f"Content-Type must be {content_type!r}")
     await storage.write_stream(key, request.stream(), size=size)

@@ -23,6 +23,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from protocol.messages import ErrorCode
 from server.errors import InvalidInput, NotFound
 
 
@@ -126,7 +127,9 @@ class S3Storage:
             try:
                 response = self._client.get_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
-                raise NotFound(f"upload {key!r} does not exist") from exc
+                raise NotFound(
+                    f"upload {key!r} does not exist", code=ErrorCode.UPLOAD_NOT_FOUND
+                ) from exc
             if int(response["ContentLength"]) > max_bytes:
                 raise InvalidInput(f"upload {key!r} is larger than {max_bytes} bytes")
             body: bytes = response["Body"].read(max_bytes + 1)
@@ -212,7 +215,7 @@ class LocalStorage:
     async def get(self, key: str, *, max_bytes: int) -> bytes:
         path = self._path(key)
         if not path.is_file():
-            raise NotFound(f"upload {key!r} does not exist")
+            raise NotFound(f"upload {key!r} does not exist", code=ErrorCode.UPLOAD_NOT_FOUND)
         if path.stat().st_size > max_bytes:
             raise InvalidInput(f"upload {key!r} is larger than {max_bytes} bytes")
         return await asyncio.to_thread(path.read_bytes)

@@ -7,8 +7,8 @@ sends the question as a protocol event; the user's pick replaces the stream.
 
 ``CLARIFY_BELOW`` was chosen on the held-out TrashNet validation split with
 ``scripts/calibrate_vision.py`` (figures in ``docs/benchmarks.md``): at 0.7 about one scan in
-eight is asked; the embedded classifier's stream is right for 97.7 % of the others and for
-only 59 % of the asked ones. The OpenAI backend reports its own confidence and goes through
+seven is asked; the embedded classifier's stream is right for 97.7 % of the others and for
+only 61 % of the asked ones. The OpenAI backend reports its own confidence and goes through
 the same cut-off.
 """
 

@@ -49,66 +49,178 @@ class ItemKind:
         return len({material for _, material in self.parts}) > 1
 
 
+# --------------------------------------------------------------------------- the kinds
+# Each kind is defined once; the head's classes and the ImageNet groups refer to these.
+
+CARDBOARD = ItemKind(
+    "cardboard",
+    "골판지 상자",
+    "cardboard box",
+    Stream.PAPER,
+    "paper",
+    "box",
+    parts=(("box", "paper"), ("tape", "plastic")),
+    also=(Stream.PAPER_PACK, Stream.GENERAL),
+)
+PAPER = ItemKind(
+    "paper",
+    "종이",
+    "paper",
+    Stream.PAPER,
+    "paper",
+    "sheet",
+    also=(Stream.PAPER_PACK, Stream.GENERAL),
+)
+GLASS_BOTTLE = ItemKind(
+    "glass_bottle",
+    "유리병",
+    "glass bottle",
+    Stream.GLASS,
+    "glass",
+    "bottle",
+    parts=(("bottle", "glass"), ("cap", "metal"), ("label", "paper")),
+    also=(Stream.NON_COMBUSTIBLE,),
+)
+METAL_CAN = ItemKind(
+    "metal_can",
+    "금속 캔",
+    "metal can",
+    Stream.METAL,
+    "metal",
+    "can",
+    # A metal container can hold what must not go with cans (leftover paint, pesticide: the
+    # knowledge base files those under hazardous waste), hence the hazardous choice.
+    also=(Stream.HAZARDOUS, Stream.GENERAL),
+)
+PLASTIC_CONTAINER = ItemKind(
+    "plastic_container",
+    "플라스틱 용기",
+    "plastic container",
+    Stream.PLASTIC,
+    "plastic",
+    "container",
+    parts=(("container", "plastic"), ("label", "plastic film")),
+    also=(Stream.CLEAR_PET, Stream.VINYL, Stream.STYROFOAM),
+)
+GENERAL_WASTE = ItemKind(
+    "general_waste",
+    "일반 쓰레기",
+    "general waste",
+    Stream.GENERAL,
+    "mixed",
+    "other",
+    also=(Stream.VINYL, Stream.PLASTIC),
+)
+#: Water and drink bottles in Korea are colourless PET (coloured PET for drinks has been
+#: phased out since 2020), collected on their own; the knowledge base maps this label to the
+#: clear drink bottle. A coloured one is the "plastic containers" choice of the question.
+PET_BOTTLE = ItemKind(
+    "pet_bottle",
+    "페트병",
+    "PET bottle",
+    Stream.CLEAR_PET,
+    "PET",
+    "bottle",
+    parts=(("bottle", "PET"), ("cap", "PP/PE"), ("label", "plastic film")),
+    also=(Stream.PLASTIC,),
+    # Clear or tinted decides the bin, and neither model was trained to tell: ask.
+    max_confidence=0.65,
+)
+PAPER_CUP = ItemKind(
+    "paper_cup",
+    "종이컵",
+    "paper cup",
+    Stream.PAPER,
+    "paper (PE-lined)",
+    "cup",
+    parts=(("cup", "paper"), ("lid", "plastic"), ("sleeve", "paper")),
+    also=(Stream.PAPER_PACK, Stream.GENERAL),
+)
+PLASTIC_CUP = ItemKind(
+    "plastic_cup",
+    "플라스틱 컵",
+    "plastic cup",
+    Stream.PLASTIC,
+    "plastic",
+    "cup",
+    parts=(("cup", "plastic"), ("lid", "plastic"), ("straw", "plastic")),
+    also=(Stream.GENERAL,),
+)
+DRINKING_GLASS = ItemKind(
+    "drinking_glass",
+    "유리컵·도자기 컵",
+    "drinking glass or mug",
+    Stream.NON_COMBUSTIBLE,
+    "glass or ceramic",
+    "cup",
+    also=(Stream.GLASS,),
+)
+PLASTIC_PACKAGING = ItemKind(
+    "plastic_packaging",
+    "플라스틱 포장재",
+    "plastic packaging",
+    Stream.PLASTIC,
+    "plastic",
+    "box",
+    also=(Stream.VINYL, Stream.STYROFOAM),
+)
+FOOD_WASTE = ItemKind(
+    "food_waste",
+    "음식물",
+    "food waste",
+    Stream.FOOD,
+    "organic",
+    "other",
+    also=(Stream.GENERAL,),
+)
+SMALL_ELECTRONICS = ItemKind(
+    "small_electronics",
+    "소형 전자제품",
+    "small electronic device",
+    Stream.ELECTRONICS,
+    "mixed (metal, plastic, circuit board)",
+    "device",
+    parts=(("casing", "plastic"), ("circuit board", "electronics"), ("battery", "battery")),
+    also=(Stream.BATTERY, Stream.BULKY),
+)
+CLOTHING = ItemKind(
+    "clothing",
+    "의류·원단",
+    "clothing or fabric",
+    Stream.CLOTHING,
+    "textile",
+    "garment",
+    also=(Stream.GENERAL,),
+)
+PLASTIC_BAG = ItemKind(
+    "plastic_bag",
+    "비닐봉지",
+    "plastic bag",
+    Stream.VINYL,
+    "plastic film",
+    "bag",
+    also=(Stream.GENERAL,),
+)
+TISSUE = ItemKind(
+    "tissue",
+    "휴지·키친타월",
+    "tissue or paper towel",
+    Stream.GENERAL,
+    "paper (wet-strength)",
+    "sheet",
+    also=(Stream.PAPER,),
+)
+
+
 # --------------------------------------------------------------------------- TrashNet head
 
 TRASHNET: dict[str, ItemKind] = {
-    "cardboard": ItemKind(
-        "cardboard",
-        "골판지 상자",
-        "cardboard box",
-        Stream.PAPER,
-        "paper",
-        "box",
-        parts=(("box", "paper"), ("tape", "plastic")),
-        also=(Stream.PAPER_PACK, Stream.GENERAL),
-    ),
-    "paper": ItemKind(
-        "paper",
-        "종이",
-        "paper",
-        Stream.PAPER,
-        "paper",
-        "sheet",
-        also=(Stream.PAPER_PACK, Stream.GENERAL),
-    ),
-    "glass": ItemKind(
-        "glass_bottle",
-        "유리병",
-        "glass bottle",
-        Stream.GLASS,
-        "glass",
-        "bottle",
-        parts=(("bottle", "glass"), ("cap", "metal"), ("label", "paper")),
-        also=(Stream.NON_COMBUSTIBLE,),
-    ),
-    "metal": ItemKind(
-        "metal_can",
-        "금속 캔",
-        "metal can",
-        Stream.METAL,
-        "metal",
-        "can",
-        also=(Stream.HAZARDOUS, Stream.GENERAL),
-    ),
-    "plastic": ItemKind(
-        "plastic_container",
-        "플라스틱 용기",
-        "plastic container",
-        Stream.PLASTIC,
-        "plastic",
-        "container",
-        parts=(("container", "plastic"), ("label", "plastic film")),
-        also=(Stream.CLEAR_PET, Stream.VINYL, Stream.STYROFOAM),
-    ),
-    "trash": ItemKind(
-        "general_waste",
-        "일반 쓰레기",
-        "general waste",
-        Stream.GENERAL,
-        "mixed",
-        "other",
-        also=(Stream.VINYL, Stream.PLASTIC),
-    ),
+    "cardboard": CARDBOARD,
+    "paper": PAPER,
+    "glass": GLASS_BOTTLE,
+    "metal": METAL_CAN,
+    "plastic": PLASTIC_CONTAINER,
+    "trash": GENERAL_WASTE,
 }
 
 
@@ -149,186 +261,36 @@ CLOTHING_INDICES = frozenset({
 })
 # fmt: on
 
-_BOTTLE_GLASS = ItemKind(
-    "glass_bottle",
-    "유리병",
-    "glass bottle",
-    Stream.GLASS,
-    "glass",
-    "bottle",
-    parts=(("bottle", "glass"), ("cap", "metal"), ("label", "paper")),
-    also=(Stream.NON_COMBUSTIBLE,),
-)
-_BOTTLE_PET_CLEAR = ItemKind(
-    "pet_bottle",
-    "페트병",
-    "PET bottle",
-    Stream.CLEAR_PET,
-    "PET",
-    "bottle",
-    parts=(("bottle", "PET"), ("cap", "PP/PE"), ("label", "plastic film")),
-    also=(Stream.PLASTIC,),
-    # Clear or tinted decides the bin, and neither model was trained to tell: ask.
-    max_confidence=0.65,
-)
-_BOTTLE_PET = ItemKind(
-    "pet_bottle",
-    "페트병",
-    "PET bottle",
-    Stream.PLASTIC,
-    "PET",
-    "bottle",
-    parts=(("bottle", "PET"), ("cap", "PP/PE"), ("label", "plastic film")),
-    also=(Stream.CLEAR_PET,),
-)
-_CAN = ItemKind(
-    "metal_can",
-    "금속 캔",
-    "metal can",
-    Stream.METAL,
-    "metal",
-    "can",
-    also=(Stream.GENERAL,),
-)
-
 IMAGENET_GROUPS: tuple[ImageNetGroup, ...] = (
-    ImageNetGroup(
-        "food",
-        FOOD_INDICES,
-        override=ItemKind(
-            "food_waste",
-            "음식물",
-            "food waste",
-            Stream.FOOD,
-            "organic",
-            "other",
-            also=(Stream.GENERAL,),
-        ),
-    ),
-    ImageNetGroup(
-        "electronics",
-        ELECTRONICS_INDICES,
-        override=ItemKind(
-            "small_electronics",
-            "소형 전자제품",
-            "small electronic device",
-            Stream.ELECTRONICS,
-            "mixed (metal, plastic, circuit board)",
-            "device",
-            parts=(("casing", "plastic"), ("circuit board", "electronics"), ("battery", "battery")),
-            also=(Stream.BATTERY, Stream.BULKY),
-        ),
-    ),
-    ImageNetGroup(
-        "clothing",
-        CLOTHING_INDICES,
-        override=ItemKind(
-            "clothing",
-            "의류·원단",
-            "clothing or fabric",
-            Stream.CLOTHING,
-            "textile",
-            "garment",
-            also=(Stream.GENERAL,),
-        ),
-    ),
-    ImageNetGroup(
-        "plastic_bag",
-        frozenset({728}),
-        override=ItemKind(
-            "plastic_bag",
-            "비닐봉지",
-            "plastic bag",
-            Stream.VINYL,
-            "plastic film",
-            "bag",
-            also=(Stream.GENERAL,),
-        ),
-    ),
-    ImageNetGroup(
-        "tissue",
-        frozenset({700, 999}),
-        override=ItemKind(
-            "tissue",
-            "휴지·키친타월",
-            "tissue or paper towel",
-            Stream.GENERAL,
-            "paper (wet-strength)",
-            "sheet",
-            also=(Stream.PAPER,),
-        ),
-    ),
+    ImageNetGroup("food", FOOD_INDICES, override=FOOD_WASTE),
+    ImageNetGroup("electronics", ELECTRONICS_INDICES, override=SMALL_ELECTRONICS),
+    ImageNetGroup("clothing", CLOTHING_INDICES, override=CLOTHING),
+    ImageNetGroup("plastic_bag", frozenset({728}), override=PLASTIC_BAG),
+    ImageNetGroup("tissue", frozenset({700, 999}), override=TISSUE),
     ImageNetGroup(
         "bottle",
         frozenset({440, 737, 899, 901, 907}),
-        refine={"glass": _BOTTLE_GLASS, "plastic": _BOTTLE_PET, "metal": _CAN},
+        refine={"glass": GLASS_BOTTLE, "plastic": PET_BOTTLE, "metal": METAL_CAN},
     ),
     ImageNetGroup(
         "water_bottle",
         frozenset({898}),
-        # Bottled water in Korea comes in colourless PET: the separately collected stream.
-        refine={"plastic": _BOTTLE_PET_CLEAR, "glass": _BOTTLE_GLASS, "metal": _CAN},
+        refine={"plastic": PET_BOTTLE, "glass": GLASS_BOTTLE, "metal": METAL_CAN},
     ),
     ImageNetGroup(
         "cup",
         frozenset({441, 504, 647, 968}),
         refine={
-            "paper": ItemKind(
-                "paper_cup",
-                "종이컵",
-                "paper cup",
-                Stream.PAPER,
-                "paper (PE-lined)",
-                "cup",
-                parts=(("cup", "paper"), ("lid", "plastic"), ("sleeve", "paper")),
-                also=(Stream.PAPER_PACK, Stream.GENERAL),
-            ),
-            "cardboard": ItemKind(
-                "paper_cup",
-                "종이컵",
-                "paper cup",
-                Stream.PAPER,
-                "paper (PE-lined)",
-                "cup",
-                parts=(("cup", "paper"), ("lid", "plastic"), ("sleeve", "paper")),
-                also=(Stream.PAPER_PACK, Stream.GENERAL),
-            ),
-            "plastic": ItemKind(
-                "plastic_cup",
-                "플라스틱 컵",
-                "plastic cup",
-                Stream.PLASTIC,
-                "plastic",
-                "cup",
-                parts=(("cup", "plastic"), ("lid", "plastic"), ("straw", "plastic")),
-                also=(Stream.GENERAL,),
-            ),
-            "glass": ItemKind(
-                "drinking_glass",
-                "유리컵·도자기 컵",
-                "drinking glass or mug",
-                Stream.NON_COMBUSTIBLE,
-                "glass or ceramic",
-                "cup",
-                also=(Stream.GLASS,),
-            ),
+            "paper": PAPER_CUP,
+            "cardboard": PAPER_CUP,
+            "plastic": PLASTIC_CUP,
+            "glass": DRINKING_GLASS,
         },
     ),
     ImageNetGroup(
         "box",
         frozenset({478, 519, 692}),
-        refine={
-            "paper": TRASHNET["cardboard"],
-            "plastic": ItemKind(
-                "plastic_packaging",
-                "플라스틱 포장재",
-                "plastic packaging",
-                Stream.PLASTIC,
-                "plastic",
-                "box",
-                also=(Stream.VINYL, Stream.STYROFOAM),
-            ),
-        },
+        refine={"paper": CARDBOARD, "plastic": PLASTIC_PACKAGING},
     ),
 )
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 
 from server.app import create_app
 from server.auth.config import AccountsSettings, OAuthProviderSettings
@@ -25,12 +25,6 @@ from tests.accounts.standin import GOOGLE_ISSUER, KAKAO_APP_ID, StandIn, StandIn
 from tests.conftest import REDIS_URL, RUN_ID, TEST_STAGES, free_port
 
 BASE = "http://testserver"
-
-
-class AccountsTestSettings(Settings):
-    """``Settings`` with the field the lead is asked to add to it."""
-
-    accounts: AccountsSettings = Field(default_factory=AccountsSettings)
 
 
 @pytest.fixture(scope="session")
@@ -106,8 +100,8 @@ async def running(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
             await limiter.close()
 
 
-def embedded_settings(tmp: Path, standin: StandIn) -> AccountsTestSettings:
-    return AccountsTestSettings(
+def embedded_settings(tmp: Path, standin: StandIn) -> Settings:
+    return Settings(
         mode=Mode.EMBEDDED,
         data_dir=tmp,
         stages_factory=TEST_STAGES,
@@ -140,7 +134,7 @@ async def distributed(
     tmp_path_factory: pytest.TempPathFactory, standin: StandIn, pg_url: str, s3_endpoint: str
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """Distributed mode: PostgreSQL with migrations, S3 (moto over HTTP), Redis limiter."""
-    settings = AccountsTestSettings(
+    settings = Settings(
         mode=Mode.DISTRIBUTED,
         data_dir=tmp_path_factory.mktemp("acc-dist"),
         database_url=pg_url,

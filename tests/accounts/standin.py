@@ -23,10 +23,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from joserfc import jwt
-from joserfc.jwk import KeySet, RSAKey
+from jose import jwk, jwt
 
 PROVIDERS = ("kakao", "naver", "google")
 GOOGLE_ISSUER = "https://accounts.google.com"
@@ -38,6 +39,32 @@ KAKAO_APP_ID = 1001
 class Person:
     subject: str
     name: str
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An RSA key pair that signs ID tokens the way Google does (RS256, ``kid`` header)."""
+
+    kid: str
+    pem: bytes
+
+    @classmethod
+    def generate(cls, kid: str) -> SigningKey:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return cls(kid, pem)
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        token: str = jwt.encode(claims, self.pem, algorithm="RS256", headers={"kid": self.kid})
+        return token
+
+    def public_jwk(self) -> dict[str, Any]:
+        public: dict[str, Any] = jwk.construct(self.pem, "RS256").public_key().to_dict()
+        return {**public, "kid": self.kid, "use": "sig"}
 
 
 @dataclass
@@ -64,9 +91,7 @@ class StandIn:
     #: provider -> "500" or "slow": every endpoint of that provider misbehaves.
     fail: dict[str, str] = field(default_factory=dict)
     slow_s: float = 2.0
-    key: RSAKey = field(
-        default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "g1"}, private=True)
-    )
+    key: SigningKey = field(default_factory=lambda: SigningKey.generate("g1"))
     codes: dict[str, Grant] = field(default_factory=dict)
     access_tokens: dict[str, tuple[str, Person]] = field(default_factory=dict)
     token_apps: dict[str, int] = field(default_factory=dict)
@@ -82,7 +107,7 @@ class StandIn:
         iss: str = GOOGLE_ISSUER,
         exp_in: int = 3600,
         nonce: str | None = None,
-        key: RSAKey | None = None,
+        key: SigningKey | None = None,
     ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -95,8 +120,7 @@ class StandIn:
         }
         if nonce is not None:
             claims["nonce"] = nonce
-        signer = key or self.key
-        return jwt.encode({"alg": "RS256", "kid": signer.kid or "g1"}, claims, signer)
+        return (key or self.key).sign(claims)
 
     def access_token_for(self, provider: str, person: Person, *, app_id: int = KAKAO_APP_ID) -> str:
         token = f"{provider}-at-{secrets.token_urlsafe(16)}"
@@ -183,7 +207,7 @@ class StandIn:
 
         @app.get("/google/oauth2/v3/certs")
         async def certs() -> JSONResponse:
-            return JSONResponse(KeySet([self.key]).as_dict(private=False))
+            return JSONResponse({"keys": [self.key.public_jwk()]})
 
         return app
 

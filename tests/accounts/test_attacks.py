@@ -16,7 +16,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from jose import jwt as jose_jwt
-from joserfc.jwk import RSAKey
 from sqlalchemy import func, select
 
 from server.auth.models import Identity, RefreshToken
@@ -24,7 +23,7 @@ from server.auth.tokens import key_id
 from server.container import Container
 from server.users.models import User
 from tests.accounts.helpers import bearer, browser_sign_in, provider_redirect, start
-from tests.accounts.standin import Person, StandIn
+from tests.accounts.standin import Person, SigningKey, StandIn
 
 
 async def _counts(services: Container) -> tuple[int, int]:
@@ -367,7 +366,7 @@ async def test_native_kakao_token_of_another_app(
 
 def _google_attacks(standin: StandIn) -> dict[str, str]:
     person = Person("google-victim", "v")
-    other_key = RSAKey.generate_key(2048, parameters={"kid": "g1"}, private=True)
+    other_key = SigningKey.generate("g1")
     good = standin.id_token(person)
     header, payload, _ = good.split(".")
     return {

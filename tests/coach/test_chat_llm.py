@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from protocol.messages import Locale
 from protocol.streams import Stream
-from server.coach.chat import ChatResult, ChatService, Outcome, build_chat_service
+from server.coach.chat import ChatResult, ChatService, Outcome
 from server.coach.repository import ChatTurn, Role
 from server.knowledge.kb import KnowledgeBase
 from server.search import ItemSearch
@@ -155,9 +155,10 @@ async def test_partial_then_stall(make_chat: Callable[..., ChatService]) -> None
     assert "stream.plastic" in result.rule_ids
 
 
-def test_build_chat_service_picks_backend() -> None:
-    assert not build_chat_service(Settings()).uses_llm
+def test_settings_pick_the_backend() -> None:
+    """As the pipeline builds the chat: the LLM backend only with an API key."""
+    assert not ChatService(settings=Settings().openai).uses_llm
     keyed = Settings(openai=openai_settings("http://127.0.0.1:1/v1"))
-    service = build_chat_service(keyed)
+    service = ChatService(settings=keyed.openai)
     assert service.uses_llm
     assert service.client is not None and service.client.max_retries == 0

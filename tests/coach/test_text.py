@@ -1,12 +1,11 @@
-"""Delta chunking, script detection and Korean particles."""
+"""Delta chunking and Korean particles."""
 
 from __future__ import annotations
 
 import pytest
 
-from protocol.messages import Locale
 from server.coach.korean import euro, particle
-from server.coach.text import chunks, detect_language, join_sentences
+from server.coach.text import chunks, join_sentences
 
 
 @pytest.mark.parametrize(
@@ -29,22 +28,6 @@ def test_chunks_are_word_sized() -> None:
 
 def test_join_sentences_skips_blank() -> None:
     assert join_sentences(["A.", "  ", " B. "]) == "A. B."
-
-
-@pytest.mark.parametrize(
-    ("question", "expected"),
-    [
-        ("what if it is greasy?", Locale.EN),
-        ("뚜껑이 금속이면요?", Locale.KO),
-        ("PET 병 라벨은 어디에 버려요?", Locale.KO),
-        ("這個瓶子怎麼回收", None),
-        ("このボトルはどう捨てますか", None),
-        ("Как выбросить бутылку?", None),
-        ("123 ???", None),
-    ],
-)
-def test_detect_language(question: str, expected: Locale | None) -> None:
-    assert detect_language(question) is expected
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """The shipped knowledge base: completeness against the official dictionary, tricky items,
-rule selection, 시군구 overrides and vision labels."""
+rule selection and vision labels."""
 
 from __future__ import annotations
 
@@ -102,22 +102,6 @@ def test_items_for_stream(kb: KnowledgeBase) -> None:
     cartons = kb.items_for_stream(Stream.PAPER_PACK)
     assert {i.id for i in cartons} >= {16, 18, 519, 520}
     assert all(i.stream is Stream.PAPER_PACK for i in cartons)
-
-
-def test_local_override_replaces_the_national_rule_only_in_its_sigungu(kb: KnowledgeBase) -> None:
-    national = [r.id for r in kb.rules_for(Stream.PLASTIC, 593)]
-    jeju = [r.id for r in kb.rules_for(Stream.PLASTIC, 593, sigungu_code="50110")]
-    seoul = [r.id for r in kb.rules_for(Stream.PLASTIC, 593, sigungu_code="11680")]
-    assert national == ["item.toothpaste_tube", "stream.plastic"]
-    assert jeju == ["item.toothpaste_tube", "local.jeju.plastic"]
-    assert seoul == national
-
-
-def test_overrides_for(kb: KnowledgeBase) -> None:
-    notes = kb.overrides_for(["paper", "item.greasy_box"], "50110")
-    assert [o.id for o in notes] == ["jeju-city.paper-days"]
-    assert kb.overrides_for(["paper"], None) == []
-    assert kb.overrides_for(["paper"], "11680") == []
 
 
 def test_vision_labels_map_to_items_of_the_right_stream(kb: KnowledgeBase) -> None:

@@ -101,30 +101,3 @@ def test_missing_version(data_copy: Path) -> None:
     _edit_yaml(data_copy / "rules.yaml", lambda doc: doc.pop("version"))
     with pytest.raises(KnowledgeBaseError, match=re.escape("rules.yaml: 'version' must be")):
         KnowledgeBase.load(data_copy)
-
-
-def test_override_for_something_that_does_not_exist(data_copy: Path) -> None:
-    def bad_target(doc: dict[str, Any]) -> None:
-        doc["overrides"][0]["applies_to"] = "item.unicorn"
-
-    _edit_yaml(data_copy / "overrides.yaml", bad_target)
-    with pytest.raises(KnowledgeBaseError, match="neither a stream nor a rule id"):
-        KnowledgeBase.load(data_copy)
-
-
-def test_override_with_a_bad_sigungu_code(data_copy: Path) -> None:
-    def bad_code(doc: dict[str, Any]) -> None:
-        doc["overrides"][0]["sigungu_code"] = "jeju"
-
-    _edit_yaml(data_copy / "overrides.yaml", bad_code)
-    with pytest.raises(KnowledgeBaseError, match=r"overrides\.yaml: record #0.*sigungu_code"):
-        KnowledgeBase.load(data_copy)
-
-
-def test_override_replacement_must_be_a_local_rule(data_copy: Path) -> None:
-    def national(doc: dict[str, Any]) -> None:
-        doc["overrides"][0]["replacement_rule_id"] = "stream.general"
-
-    _edit_yaml(data_copy / "overrides.yaml", national)
-    with pytest.raises(KnowledgeBaseError, match=re.escape("not a local.* rule")):
-        KnowledgeBase.load(data_copy)

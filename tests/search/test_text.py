@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.search.text import Script, content_tokens, detect_script, jamo, key, ngrams
+from server.search.text import content_tokens, jamo, key, ngrams
 
 
 def test_key_drops_spaces_punctuation_and_case() -> None:
@@ -20,15 +20,6 @@ def test_jamo_decomposes_and_folds_look_alike_vowels() -> None:
 def test_ngrams_have_boundaries() -> None:
     assert ngrams("ab") == {"^ab", "ab$"}
     assert ngrams("a") == {"^a$"}
-
-
-def test_detect_script() -> None:
-    assert detect_script("닭뼈 어디에") is Script.KOREAN
-    assert detect_script("chicken 뼈") is Script.KOREAN
-    assert detect_script("chicken bone") is Script.LATIN
-    assert detect_script("ゴミ箱はどこ") is Script.OTHER
-    assert detect_script("мусор") is Script.OTHER
-    assert detect_script("123 ?!") is Script.NONE
 
 
 def test_content_tokens_remove_question_framing() -> None:

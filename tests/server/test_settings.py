@@ -131,3 +131,38 @@ async def test_upload_links_point_at_the_public_url(
         "u/1.jpg", content_type="image/jpeg", size=10, ttl_s=60
     )
     assert ticket.url.startswith("http://127.0.0.1:8111/api/v1/uploads/local/u/1.jpg?")
+
+
+def test_the_log_is_kept_alive_well_inside_its_ttl() -> None:
+    from server.settings import SessionSettings
+
+    assert SessionSettings().touch_interval_s == 30.0
+    short = SessionSettings(replay_ttl_s=10)
+    assert short.touch_interval_s < short.replay_ttl_s / 2
+
+
+def test_the_clarify_wait_fits_in_the_scans_deadline() -> None:
+    from server.pipeline.run import SCAN_DEADLINE_S
+    from server.settings import SessionSettings
+
+    with pytest.raises(ValidationError, match="clarify_timeout_s"):
+        SessionSettings(clarify_timeout_s=SCAN_DEADLINE_S)
+    assert SessionSettings(clarify_timeout_s=120).clarify_timeout_s < SCAN_DEADLINE_S
+
+
+def test_the_worker_time_limit_covers_a_scan_and_its_saves() -> None:
+    from server.pipeline.emitter import APPEND_PATIENCE_S
+    from server.pipeline.run import RECORD_PATIENCE_S, SCAN_DEADLINE_S
+    from workers.app import TASK_TIME_LIMIT_S, make_celery
+
+    assert TASK_TIME_LIMIT_S > SCAN_DEADLINE_S + RECORD_PATIENCE_S + APPEND_PATIENCE_S
+    conf = make_celery("amqp://guest:guest@127.0.0.1:5672//").conf
+    assert conf.task_time_limit == TASK_TIME_LIMIT_S
+    assert SCAN_DEADLINE_S < conf.task_soft_time_limit < conf.task_time_limit
+
+
+def test_the_websocket_layer_takes_more_than_the_session_accepts() -> None:
+    from protocol.messages import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
+
+    # An oversized message is read and answered with an error event, not a bare 1009.
+    assert MAX_FRAME_BYTES > MAX_MESSAGE_BYTES

@@ -245,6 +245,26 @@ async def test_upload_then_scan_by_key(stack: Stack, client: CoachClient) -> Non
     assert events[-1]["type"] == "scan.done" and events[-1]["status"] == "completed"
 
 
+async def test_tampered_upload_url_is_refused_with_the_upload_code(
+    stack: Stack, guest_token: str
+) -> None:
+    if stack.mode != "embedded":
+        pytest.skip("distributed mode hands out S3's own pre-signed URLs")
+    body = b"\xff\xd8\xff\xe0 a small jpeg-ish body"
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        response = await http.post(
+            "/api/v1/uploads",
+            json={"content_type": "image/jpeg", "size": len(body)},
+            headers={"Authorization": f"Bearer {guest_token}"},
+        )
+        ticket = response.json()
+        url = httpx.URL(ticket["url"])
+        forged = url.copy_set_param("sig", "0" * 64)
+        put = await http.put(forged, content=body, headers=ticket["headers"])
+    assert put.status_code == 403
+    assert put.json()["error"]["code"] == "upload_forbidden"
+
+
 async def test_upload_key_of_another_user_is_refused(stack: Stack, client: CoachClient) -> None:
     async with httpx.AsyncClient(base_url=stack.base_url) as http:
         other = (await http.post("/api/v1/auth/guest")).json()["access_token"]

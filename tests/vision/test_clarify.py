@@ -102,3 +102,16 @@ def test_coloured_pet_bottle_offers_clear_pet_under_its_own_label() -> None:
         ("pet_bottle", Stream.PLASTIC),
         ("clear_pet", Stream.CLEAR_PET),
     ]
+
+
+def test_each_kind_is_defined_once() -> None:
+    """A label names one kind: copies of a kind drift apart (a can's choices once did)."""
+    from server.vision.taxonomy import IMAGENET_GROUPS, TRASHNET
+
+    by_label: dict[str, set[int]] = {}
+    kinds = list(TRASHNET.values())
+    for group in IMAGENET_GROUPS:
+        kinds.extend(k for k in [group.override, *group.refine.values()] if k is not None)
+    for kind in kinds:
+        by_label.setdefault(kind.label, set()).add(id(kind))
+    assert {label: len(ids) for label, ids in by_label.items() if len(ids) > 1} == {}

@@ -21,6 +21,7 @@ from server.vision.taxonomy import FOOD_INDICES, IMAGENET_GROUPS, TRASHNET
 
 CLASSES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
 BANANA, WATER_BOTTLE, COFFEE_MUG, PLASTIC_BAG, LAPTOP = 954, 898, 504, 728, 620
+POP_BOTTLE = 737
 
 
 def _evidence(head: dict[str, float], imagenet: dict[int, float]) -> Evidence:
@@ -118,6 +119,15 @@ def test_imagenet_refines_material_into_objects() -> None:
     assert pet.alternatives[0].confidence > 0.2
     mug = interpret(_evidence({"glass": 0.8, "plastic": 0.2}, {COFFEE_MUG: 0.7}), CLASSES, "m")
     assert mug.stream is Stream.NON_COMBUSTIBLE
+
+
+def test_a_plastic_bottle_of_any_kind_is_asked_about_not_put_with_plastics() -> None:
+    """Clear (its own bin) or coloured (plastic containers) is beyond the models for a soft-drink
+    bottle as much as for a water bottle: same kind, same question, never a confident answer."""
+    pop = interpret(_evidence({"plastic": 0.95, "glass": 0.05}, {POP_BOTTLE: 0.9}), CLASSES, "m")
+    assert (pop.label, pop.stream) == ("pet_bottle", Stream.CLEAR_PET)
+    assert pop.confidence <= 0.65
+    assert pop.alternatives[0].stream is Stream.PLASTIC
 
 
 def test_food_on_a_container_reads_as_contamination_with_modest_confidence() -> None:
