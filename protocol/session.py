@@ -195,6 +195,8 @@ class SessionMachine:
         return self._dispatch(message)
 
     def receive_binary(self) -> list[Action]:
+        if self.state is State.CLOSED:
+            return []
         return self._reject(
             ErrorCode.INVALID_MESSAGE, "binary frames are not accepted; send JSON text", None
         )
@@ -334,7 +336,8 @@ def _request_id_of(raw: object) -> str | None:
     refuses (a lone surrogate, say) would be written into the session's history."""
     if isinstance(raw, dict):
         value = raw.get("request_id")
-        if isinstance(value, str) and 0 < len(value) <= 64 and _REQUEST_ID.match(value):
+        # fullmatch: with match, "$" would also let through an id ending in a newline.
+        if isinstance(value, str) and 0 < len(value) <= 64 and _REQUEST_ID.fullmatch(value):
             return value
     return None
 

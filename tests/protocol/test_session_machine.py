@@ -195,3 +195,9 @@ def test_auth_failure_closes_with_4001_and_resume_theft_with_4003() -> None:
 def test_auth_timeout_closes_with_4008() -> None:
     [close] = SessionMachine().auth_timed_out()
     assert isinstance(close, Close) and close.code is CloseCode.AUTH_TIMEOUT
+
+
+def test_binary_frames_after_close_are_ignored() -> None:
+    machine = open_machine()
+    machine.closed()
+    assert machine.receive_binary() == []
