@@ -131,7 +131,10 @@ class Connection:
         self.ws = websocket
         self.services = services
         self.settings = services.settings.session
-        self.machine = SessionMachine(max_concurrent_scans=self.settings.max_concurrent_scans)
+        self.machine = SessionMachine(
+            max_concurrent_scans=self.settings.max_concurrent_scans,
+            max_concurrent_chats=self.settings.max_concurrent_chats,
+        )
         self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(self.settings.send_queue_size)
         self.closed = asyncio.Event()
         self._slow = asyncio.Event()

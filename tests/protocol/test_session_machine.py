@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from protocol.messages import MAX_MESSAGE_BYTES, ErrorCode, Pong
+from protocol.messages import MAX_MESSAGE_BYTES, Error, ErrorCode, Pong
 from protocol.session import (
     Authenticate,
     CancelScan,
@@ -15,6 +15,7 @@ from protocol.session import (
     CloseCode,
     SendEvent,
     SessionMachine,
+    StartChat,
     StartScan,
     State,
 )
@@ -201,3 +202,21 @@ def test_binary_frames_after_close_are_ignored() -> None:
     machine = open_machine()
     machine.closed()
     assert machine.receive_binary() == []
+
+
+def chat(request_id: str) -> str:
+    return json.dumps({"type": "chat.message", "request_id": request_id, "text": "and the cap?"})
+
+
+def test_chat_cap_is_its_own_and_refused_with_too_many_chats() -> None:
+    machine = open_machine(max_concurrent_scans=1, max_concurrent_chats=2)
+    assert isinstance(machine.receive_text(scan("s")), list)
+    for request_id in ("a", "b"):
+        [action] = machine.receive_text(chat(request_id))
+        assert isinstance(action, StartChat) and action.message.request_id == request_id
+    [refused] = machine.receive_text(chat("c"))
+    assert isinstance(refused, SendEvent) and isinstance(refused.event, Error)
+    assert refused.event.code is ErrorCode.TOO_MANY_CHATS
+    assert refused.event.retryable is True and refused.event.request_id == "c"
+    assert refused.event.message == "at most 2 questions may be answered at once"
+    assert machine.active_chats == {"a", "b"}
