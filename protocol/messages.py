@@ -284,6 +284,7 @@ class ErrorCode(StrEnum):
     DUPLICATE_REQUEST = "duplicate_request"
     UNKNOWN_REQUEST = "unknown_request"
     TOO_MANY_SCANS = "too_many_scans"
+    TOO_MANY_CHATS = "too_many_chats"
     INVALID_CHOICE = "invalid_choice"
     RATE_LIMITED = "rate_limited"
     UPLOAD_NOT_FOUND = "upload_not_found"

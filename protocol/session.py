@@ -3,9 +3,9 @@
 The machine is fed raw text frames and returns *actions*: what the I/O layer must do next
 (send an event, verify a token, start or cancel a scan, close). It owns every protocol rule
 that does not need I/O: message size, JSON and schema validation, the order of messages
-(``session.start`` first), the cap on concurrent scans, and de-duplication of delivered events
-by ``seq``. It never awaits and imports nothing from the server, so it is tested synchronously
-and any transport can drive it.
+(``session.start`` first), the caps on concurrent scans and on concurrent questions, and
+de-duplication of delivered events by ``seq``. It never awaits and imports nothing from the
+server, so it is tested synchronously and any transport can drive it.
 
 Input is distrusted in order of cost: the frame's length first (a small limit until
 ``session.start`` is accepted), then its JSON shape (depth and number of values, see
@@ -195,6 +195,8 @@ class SessionMachine:
         return self._dispatch(message)
 
     def receive_binary(self) -> list[Action]:
+        if self.state is State.CLOSED:
+            return []
         return self._reject(
             ErrorCode.INVALID_MESSAGE, "binary frames are not accepted; send JSON text", None
         )
@@ -218,21 +220,14 @@ class SessionMachine:
         if isinstance(message, Ping):
             return [SendEvent(Pong(request_id=message.request_id), logged=False)]
         if isinstance(message, ScanStart):
-            if message.request_id in self.active_scans | self.active_chats:
-                return self._reject(
-                    ErrorCode.DUPLICATE_REQUEST,
-                    f"a scan with request_id {message.request_id!r} is already running",
-                    message.request_id,
-                )
-            if len(self.active_scans) >= self.max_concurrent_scans:
-                return self._reject(
-                    ErrorCode.TOO_MANY_SCANS,
-                    f"at most {self.max_concurrent_scans} scans may run at once",
-                    message.request_id,
-                    retryable=True,
-                )
-            self.active_scans.add(message.request_id)
-            return [StartScan(message)]
+            refusal = self._admit(
+                message.request_id,
+                self.active_scans,
+                self.max_concurrent_scans,
+                ErrorCode.TOO_MANY_SCANS,
+                "scans may run at once",
+            )
+            return refusal or [StartScan(message)]
         if isinstance(message, ScanCancel):
             return [CancelScan(message)]
         if isinstance(message, ClarifyAnswer):
@@ -240,22 +235,31 @@ class SessionMachine:
         if isinstance(message, AuthRefresh):
             return [RefreshAuth(message)]
         if isinstance(message, ChatMessage):
-            if message.request_id in self.active_chats | self.active_scans:
-                return self._reject(
-                    ErrorCode.DUPLICATE_REQUEST,
-                    f"request_id {message.request_id!r} is already in use",
-                    message.request_id,
-                )
-            if len(self.active_chats) >= self.max_concurrent_chats:
-                return self._reject(
-                    ErrorCode.TOO_MANY_SCANS,
-                    f"at most {self.max_concurrent_chats} questions may be answered at once",
-                    message.request_id,
-                    retryable=True,
-                )
-            self.active_chats.add(message.request_id)
-            return [StartChat(message)]
+            refusal = self._admit(
+                message.request_id,
+                self.active_chats,
+                self.max_concurrent_chats,
+                ErrorCode.TOO_MANY_CHATS,
+                "questions may be answered at once",
+            )
+            return refusal or [StartChat(message)]
         raise AssertionError(f"unhandled message {message!r}")  # pragma: no cover
+
+    def _admit(
+        self, request_id: str, running: set[str], cap: int, code: ErrorCode, what: str
+    ) -> list[Action] | None:
+        """Take a scan or a question into ``running``, or return its refusal. Scans and
+        questions share one space of request ids, and each kind has its own cap."""
+        if request_id in self.active_scans or request_id in self.active_chats:
+            return self._reject(
+                ErrorCode.DUPLICATE_REQUEST,
+                f"request_id {request_id!r} is already in use by a running scan or question",
+                request_id,
+            )
+        if len(running) >= cap:
+            return self._reject(code, f"at most {cap} {what}", request_id, retryable=True)
+        running.add(request_id)
+        return None
 
     def _reject(
         self, code: ErrorCode, message: str, request_id: str | None, *, retryable: bool = False
@@ -334,7 +338,8 @@ def _request_id_of(raw: object) -> str | None:
     refuses (a lone surrogate, say) would be written into the session's history."""
     if isinstance(raw, dict):
         value = raw.get("request_id")
-        if isinstance(value, str) and 0 < len(value) <= 64 and _REQUEST_ID.match(value):
+        # fullmatch: with match, "$" would also let through an id ending in a newline.
+        if isinstance(value, str) and 0 < len(value) <= 64 and _REQUEST_ID.fullmatch(value):
             return value
     return None
 

@@ -76,6 +76,8 @@ class SessionSettings(BaseModel):
     #: of ``replay_max_events`` (400 by default).
     max_unsent_events: int = Field(default=0, ge=0)
     max_concurrent_scans: int = Field(default=4, ge=1)
+    #: Chat questions being answered at once per session; one more gets ``too_many_chats``.
+    max_concurrent_chats: int = Field(default=2, ge=1)
     #: How long a dropped session's events stay available for resume.
     replay_ttl_s: int = Field(default=600, ge=10)
     replay_max_events: int = Field(default=2000, ge=100)

@@ -123,6 +123,7 @@ class Connection:
         self.registry = registry
         self.machine = SessionMachine(
             max_concurrent_scans=settings.max_concurrent_scans,
+            max_concurrent_chats=settings.max_concurrent_chats,
         )
         self.queue: asyncio.Queue[_Item] = asyncio.Queue(settings.send_queue_size)
         self.closed = asyncio.Event()

@@ -141,6 +141,14 @@ def test_invalid_request_ids_are_not_echoed_in_errors() -> None:
     assert error_of(machine.receive_text(frame)).request_id == "good-id"
 
 
+@pytest.mark.parametrize("request_id", ["abc\n", "abc\r\n", "\nabc"])
+def test_a_request_id_with_a_newline_is_not_echoed(request_id: str) -> None:
+    # The schema refuses it; a regex checked with match() and "$" let "abc\n" through.
+    machine = open_machine()
+    event = error_of(machine.receive_text(json.dumps({"type": "ping", "request_id": request_id})))
+    assert event.code is ErrorCode.INVALID_MESSAGE and event.request_id is None
+
+
 def test_a_str_with_a_raw_surrogate_is_refused() -> None:
     machine = open_machine()
     assert error_code(machine.receive_text('{"type": "ping", "x": "\ud800"}')) is (

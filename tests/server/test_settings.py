@@ -41,6 +41,15 @@ def test_environment_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "sk-test" not in repr(settings)
 
 
+def test_concurrency_caps_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().session.max_concurrent_chats == 2
+    monkeypatch.setenv("WASTECOACH_SESSION__MAX_CONCURRENT_CHATS", "5")
+    assert Settings().session.max_concurrent_chats == 5
+    monkeypatch.setenv("WASTECOACH_SESSION__MAX_CONCURRENT_CHATS", "0")
+    with pytest.raises(ValidationError, match="max_concurrent_chats"):
+        Settings()
+
+
 def test_access_log_drops_query_strings() -> None:
     import logging
 
