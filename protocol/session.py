@@ -307,6 +307,11 @@ class SessionMachine:
         towards the limit on this connection as they did on the one that dropped."""
         self.active_scans |= request_ids
 
+    def chats_in_flight(self, request_ids: set[str]) -> None:
+        """A resumed session's questions that were claimed and not answered yet: they count
+        towards the limit on this connection as they did on the one that dropped."""
+        self.active_chats |= request_ids
+
     def scan_rejected(self, request_id: str) -> None:
         """The I/O layer refused a request the machine let through (bad upload, duplicate)."""
         self.active_scans.discard(request_id)

@@ -42,15 +42,24 @@ def request_key(request_id: str, step: str) -> str:
     return f"{request_id}:{step}"
 
 
+#: The step of a question's ``chat.done``. A question is not scoped (its events are not refused
+#: after it): its end only closes it among the open questions (:meth:`EventLog.open_chats`).
+CHAT_DONE = "chat:done"
+
+
 def accepted_key(request_id: str) -> str:
     """The key of a request's acceptance (``scan.accepted``, or a chat's claim)."""
     return request_key(request_id, "accepted")
 
 
+#: The step of a scan's ``scan.done`` (see :func:`done_key`).
+DONE = "done"
+
+
 def done_key(request_id: str) -> str:
     """The key of a scan's ``scan.done``. An append under it closes the scan: from then on
     the log refuses every append scoped to that request (:data:`AppendStatus.SCAN_CLOSED`)."""
-    return request_key(request_id, "done")
+    return request_key(request_id, DONE)
 
 
 class AppendStatus(IntEnum):
@@ -121,8 +130,14 @@ class EventLog(Protocol):
     async def read_since(self, session_id: str, after_seq: int) -> list[tuple[int, str]] | None:
         """Events with seq > ``after_seq``, oldest first; ``None`` when some were lost."""
 
-    async def claim(self, session_id: str, key: str) -> bool:
-        """Reserve an idempotency key without an event; False if it was taken."""
+    async def open_chat(self, session_id: str, request_id: str) -> bool:
+        """Claim a question's request id (its :func:`accepted_key`, with no event) and count
+        it open until its ``chat.done`` is appended; False if the id was taken, or the
+        session is gone."""
+
+    async def open_chats(self, session_id: str) -> set[str]:
+        """Request ids of the session's questions claimed and not answered yet (a resumed
+        connection counts them against its cap, as it counts open scans)."""
 
     async def lease(
         self, session_id: str, request_id: str, owner: str, ttl_s: float

@@ -15,6 +15,7 @@ from server.events.base import (
     Deliver,
     Event,
     SessionInfo,
+    accepted_key,
     done_key,
     encode_payload,
     with_seq,
@@ -30,6 +31,7 @@ class _SessionLog:
     events: deque[tuple[int, str]] = field(default_factory=deque)
     keys: dict[str, int] = field(default_factory=dict)
     open: dict[str, str] = field(default_factory=dict)
+    chats: set[str] = field(default_factory=set)
     subscribers: list[Deliver] = field(default_factory=list)
     touched: float = field(default_factory=time.monotonic)
 
@@ -118,6 +120,8 @@ class MemoryEventLog:
             log.open[request_id] = payload["scan_id"]
         elif kind == "scan.done" and request_id:
             log.open.pop(request_id, None)
+        elif kind == "chat.done" and request_id:
+            log.chats.discard(request_id)
         event = with_seq(seq, encode_payload(payload))
         log.events.append((seq, event))
         if len(log.events) > log.maxlen:
@@ -140,12 +144,18 @@ class MemoryEventLog:
             for payload, key in events
         ]
 
-    async def claim(self, session_id: str, key: str) -> bool:
+    async def open_chat(self, session_id: str, request_id: str) -> bool:
         log = self._live(session_id)
+        key = accepted_key(request_id)
         if log is None or key in log.keys:
             return False
         log.keys[key] = 0
+        log.chats.add(request_id)
         return True
+
+    async def open_chats(self, session_id: str) -> set[str]:
+        log = self._live(session_id)
+        return set() if log is None else set(log.chats)
 
     async def lease(
         self, session_id: str, request_id: str, owner: str, ttl_s: float

@@ -6,8 +6,9 @@ Per session (all keys share the hash tag ``{sid}`` so a Redis Cluster keeps them
 * ``wc:{sid}:seq``   counter: the last seq;
 * ``wc:{sid}:keys``  hash: idempotency key → seq, which makes appends exactly-once;
 * ``wc:{sid}:log``   capped stream whose entry ids are ``<seq>-0``: the replay log;
-* ``wc:{sid}:open``  hash: request id → scan id of every scan accepted and not yet done, so a
-  connection finds the open scans without reading the log (which is trimmed);
+* ``wc:{sid}:open``  hash: request id → scan id of every scan accepted and not yet done, and
+  ``#<request id>`` for every question claimed and not yet answered, so a connection finds
+  what is open without reading the log (which is trimmed);
 * channel ``wc:{sid}``: live fan-out of every appended event.
 
 One Lua script does check-assign-store-publish atomically, so a Celery task that runs twice
@@ -51,6 +52,7 @@ from server.events.base import (
     Delivery,
     Event,
     SessionInfo,
+    accepted_key,
     done_key,
     encode_payload,
     seq_of,
@@ -150,8 +152,12 @@ def _channel(session_id: str) -> str:
     return "wc:{" + session_id + "}"
 
 
+#: Marks an open question's field in the open hash; request ids never contain it.
+_CHAT = "#"
+
+
 def _open_op(payload: dict[str, Any]) -> str:
-    """How an event changes the session's open scans (see the append script)."""
+    """How an event changes the session's open requests (see the append script)."""
     kind, request_id = payload.get("type"), payload.get("request_id")
     if not request_id:
         return ""
@@ -159,6 +165,8 @@ def _open_op(payload: dict[str, Any]) -> str:
         return f"+{request_id} {payload['scan_id']}"
     if kind == "scan.done":
         return f"-{request_id}"
+    if kind == "chat.done":
+        return f"-{_CHAT}{request_id}"
     return ""
 
 
@@ -554,16 +562,21 @@ class RedisEventLog:
             )
         return seqs
 
-    async def claim(self, session_id: str, key: str) -> bool:
-        meta, _, keys, *_ = _keys(session_id)
+    async def open_chat(self, session_id: str, request_id: str) -> bool:
+        meta, _, keys, _, open_ = _keys(session_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.exists(meta)
-            pipe.hsetnx(keys, key, 0)
+            pipe.hsetnx(keys, accepted_key(request_id), 0)
             pipe.expire(keys, self._ttl_s)
             exists, fresh, _ = await pipe.execute()
         if not exists:
-            await self.redis.hdel(keys, key)
+            await self.redis.hdel(keys, accepted_key(request_id))
             return False
+        if fresh:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(open_, _CHAT + request_id, "")
+                pipe.expire(open_, self._ttl_s)
+                await pipe.execute()
         return bool(fresh)
 
     async def lease(
@@ -611,7 +624,12 @@ class RedisEventLog:
 
     async def open_scans(self, session_id: str) -> dict[str, str]:
         found = await self.redis.hgetall(_keys(session_id)[4])
-        return {_text(k): _text(v) for k, v in found.items()}
+        fields = {_text(k): _text(v) for k, v in found.items()}
+        return {k: v for k, v in fields.items() if not k.startswith(_CHAT)}
+
+    async def open_chats(self, session_id: str) -> set[str]:
+        found = await self.redis.hkeys(_keys(session_id)[4])
+        return {f[len(_CHAT):] for f in map(_text, found) if f.startswith(_CHAT)}
 
     async def open_scan(self, session_id: str, request_id: str) -> str | None:
         found = await self.redis.hget(_keys(session_id)[4], request_id)

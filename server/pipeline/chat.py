@@ -12,6 +12,7 @@ import time
 
 from protocol.messages import ChatDelta, ChatDone, Classification
 from server.contracts import ChatQuestion, ChatResult
+from server.events.base import CHAT_DONE
 from server.pipeline.emitter import EventEmitter
 from server.pipeline.jobs import ChatJob
 from server.pipeline.run import PipelineDeps
@@ -41,7 +42,7 @@ async def run_chat(job: ChatJob, deps: PipelineDeps) -> None:
             ChatDone(request_id=job.request_id, scan_id=job.scan_id, text="",
                      backend="none", outcome="invalid",
                      fallback_reason="chat is not available on this server"),
-            "chat:done",
+            CHAT_DONE,
         )
         return
     started = time.perf_counter()
@@ -74,7 +75,7 @@ async def run_chat(job: ChatJob, deps: PipelineDeps) -> None:
         await emitter.finish(
             ChatDone(request_id=job.request_id, scan_id=job.scan_id, text="", backend="none",
                      outcome="failed", fallback_reason="the answer failed; ask again"),
-            "chat:done",
+            CHAT_DONE,
         )
         return
     log.debug("chat %s answered in %.1f ms", job.request_id,
@@ -90,5 +91,5 @@ async def run_chat(job: ChatJob, deps: PipelineDeps) -> None:
             fallback_reason=result.fallback_reason,
             outcome=result.outcome.value,
         ),
-        "chat:done",
+        CHAT_DONE,
     )

@@ -36,7 +36,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from protocol.messages import event_payload
-from server.events.base import AppendStatus, EventLog
+from server.events.base import DONE, AppendStatus, EventLog, request_key
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class EventEmitter:
 
     async def emit(self, event: Any, key: str) -> None:
         self._check()
-        self._queue.append((event_payload(event), f"{self._request_id}:{key}"))
+        self._queue.append((event_payload(event), request_key(self._request_id, key)))
         if self._drain is None:
             self._drain = asyncio.create_task(self._run(), name=f"emit-{self._request_id}")
         if len(self._queue) >= HIGH_WATER:
@@ -110,7 +110,7 @@ class EventEmitter:
         self._check()
 
     async def finish(
-        self, event: Any, key: str = "done", *, after: Sequence[tuple[Any, str]] = ()
+        self, event: Any, key: str = DONE, *, after: Sequence[tuple[Any, str]] = ()
     ) -> int:
         """Append the request's final event after all the others, whatever their fate, in the
         same round trip as what is still queued and as ``after`` (events the caller held back
@@ -124,7 +124,7 @@ class EventEmitter:
         batch = [] if self._closed else self._queue
         self._queue = []
         batch += [(event_payload(e), f"{self._request_id}:{k}") for e, k in after]
-        batch.append((event_payload(event), f"{self._request_id}:{key}"))
+        batch.append((event_payload(event), request_key(self._request_id, key)))
         try:
             results = await self._append(batch)
         except TRANSIENT_ERRORS as exc:

@@ -35,6 +35,7 @@ from protocol.messages import (
     AuthRefresh,
     AuthRefreshed,
     Budget,
+    ChatDone,
     ChatMessage,
     ClarifyAnswer,
     Error,
@@ -55,7 +56,14 @@ from server.auth.revocation import ensure_account_exists
 from server.auth.tokens import Claims, TokenService
 from server.db import Database, database_unavailable
 from server.errors import AuthError, NotFound, WasteCoachError
-from server.events.base import AppendStatus, EventLog, accepted_key, done_key
+from server.events.base import (
+    CHAT_DONE,
+    AppendStatus,
+    EventLog,
+    accepted_key,
+    done_key,
+    request_key,
+)
 from server.events.redis import HubUnavailable
 from server.limits import Kind, LimitStatus, RateLimiter
 from server.pipeline.jobs import ChatJob, ScanJob
@@ -131,6 +139,10 @@ class Session:
         return RateLimitsUpdated(
             scans=_budget(self._budgets["scan"]), chats=_budget(self._budgets["chat"])
         )
+
+    async def open_chats(self) -> set[str]:
+        """Request ids of the session's questions claimed and not answered yet."""
+        return await self._deps.log.open_chats(self.session_id)
 
     async def open_scans(self) -> set[str]:
         """Request ids of the session's scans with a scan.accepted and no scan.done yet (it
@@ -342,7 +354,7 @@ class Session:
 
     async def _accept_chat(self, message: ChatMessage) -> None:
         request_id = message.request_id
-        if not await self._deps.log.claim(self.session_id, accepted_key(request_id)):
+        if not await self._deps.log.open_chat(self.session_id, request_id):
             self._port.release(request_id)
             await self._error(request_id, _used_twice(request_id))
             return
@@ -357,13 +369,16 @@ class Session:
         )
         try:
             await self._deps.runner.submit_chat(job)
-        except Exception:
-            log.exception("could not enqueue chat %s", request_id)
-            self._port.release(request_id)
-            await self._error(
-                request_id,
-                WasteCoachError("could not answer now; ask again", code=ErrorCode.INTERNAL),
+        except Exception as exc:
+            # Claimed, so it ends as every question does: with its chat.done (which also
+            # frees its slot, here and on a connection that resumes the session).
+            log.warning("could not enqueue chat %s: %s: %s", request_id, type(exc).__name__,
+                        exc)
+            done = ChatDone(
+                request_id=request_id, scan_id=message.scan_id, text="", backend="none",
+                outcome="failed", fallback_reason="could not answer now; ask again",
             )
+            await self._append(event_payload(done), key=request_key(request_id, CHAT_DONE))
 
     # ------------------------------------------------------------------ budgets
 

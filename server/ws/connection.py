@@ -304,6 +304,7 @@ class Connection:
         self._progress_at = time.monotonic()
         if resumed:
             self.machine.scans_in_flight(await session.open_scans())
+            self.machine.chats_in_flight(await session.open_chats())
         now = datetime.now(UTC)
         self._expires_at = now + timedelta(seconds=self.settings.max_lifetime_s)
         head = info.head

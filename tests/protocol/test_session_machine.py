@@ -505,6 +505,16 @@ def test_scans_still_running_after_a_resume_count_towards_the_cap() -> None:
     assert isinstance(machine.receive_text(scan("c"))[0], StartScan)
 
 
+def test_questions_still_open_after_a_resume_count_towards_the_chat_cap() -> None:
+    machine = open_machine(max_concurrent_chats=2)
+    machine.chats_in_flight({"q1", "q2"})  # claimed on the connection that dropped
+    assert error_code(machine.receive_text(chat("q3"))) is ErrorCode.TOO_MANY_CHATS
+    assert error_code(machine.receive_text(chat("q1"))) is ErrorCode.DUPLICATE_REQUEST
+    assert machine.should_deliver(1, "chat.done", "q1")
+    assert isinstance(machine.receive_text(chat("q3"))[0], StartChat)
+    assert machine.active_scans == set()
+
+
 def test_scans_in_flight_add_to_those_already_running() -> None:
     machine = open_machine()
     machine.receive_text(scan("a"))

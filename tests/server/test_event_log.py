@@ -232,6 +232,24 @@ async def test_open_scans_follow_accepted_and_done(event_log: EventLog) -> None:
     assert await event_log.open_scans(s) == {"r2": "b"}
 
 
+async def test_open_chats_follow_the_claim_and_chat_done(event_log: EventLog) -> None:
+    """Questions are open from their claim to their chat.done, apart from the open scans."""
+    s = sid()
+    await event_log.create_session(s, "u")
+    assert await event_log.open_chat(s, "c1") is True
+    assert await event_log.open_chat(s, "c1") is False  # a request id is used once
+    assert await event_log.open_chat(s, "c2") is True
+    await event_log.append(s, {"type": "scan.accepted", "request_id": "r1", "scan_id": "a"},
+                           key="r1:accepted")
+    assert await event_log.open_chats(s) == {"c1", "c2"}
+    assert await event_log.open_scans(s) == {"r1": "a"}
+    assert await event_log.open_scan(s, "c1") is None  # a question is not a scan
+    await event_log.append(s, {"type": "chat.done", "request_id": "c1"}, key="c1:chat:done")
+    assert await event_log.open_chats(s) == {"c2"}
+    assert await event_log.open_chat(sid(), "c9") is False  # no such session
+    assert await event_log.open_chats(sid()) == set()
+
+
 async def test_touch_says_whether_the_session_exists(event_log: EventLog) -> None:
     s = sid()
     assert await event_log.touch(s) is False

@@ -21,7 +21,6 @@ from protocol.messages import (
 )
 from server.auth.tokens import TokenService
 from server.db import Database
-from server.events.base import accepted_key
 from server.events.memory import MemoryEventLog
 from server.limits.base import Quota
 from server.limits.memory import MemoryRateLimiter
@@ -209,7 +208,8 @@ async def test_a_chat_is_claimed_once_and_counted(setup: Setup) -> None:
     await setup.session.start_chat(ask)
     [job] = setup.runner.chats
     assert job.text == "페트병 라벨은?" and job.locale is Locale.KO
-    assert not await setup.log.claim(setup.session.session_id, accepted_key("c1"))
+    assert await setup.session.open_chats() == {"c1"}
+    assert not await setup.log.open_chat(setup.session.session_id, "c1")
     # The chat budget is one a minute here: the next question is refused, its slot freed.
     await setup.session.start_chat(ChatMessage(type="chat.message", request_id="c2", text="?"))
     events = await setup.events()
@@ -256,3 +256,13 @@ async def test_an_accepted_scan_is_enqueued_even_if_its_caller_is_cancelled(
     setup.runner.gate.set()
     await setup.session.settle(timeout=5)
     assert [job.request_id for job in setup.runner.scans] == ["r1"]
+
+
+async def test_a_question_the_runner_does_not_take_ends_with_its_chat_done(setup: Setup) -> None:
+    setup.runner.fail = True
+    await setup.session.start_chat(ChatMessage(type="chat.message", request_id="c1", text="?"))
+    [done] = await setup.events()
+    assert done["type"] == "chat.done" and done["outcome"] == "failed"
+    assert done["request_id"] == "c1" and "ask again" in done["fallback_reason"]
+    # Answered (if only with a failure): it no longer counts against a resumed session's cap.
+    assert await setup.session.open_chats() == set()
