@@ -328,8 +328,8 @@ class Connection:
     # ------------------------------------------------------------------ actions
 
     async def _perform(self, actions: list[Action]) -> None:
-        session = self._session
         for action in actions:
+            session = self._session  # (set by an Authenticate earlier in the list)
             if isinstance(action, SendEvent):
                 if session is None:
                     await self._send_direct(action.event.model_dump_json())
