@@ -168,7 +168,10 @@ def main() -> None:
                WASTECOACH_SESSION__MAX_CONCURRENT_SCANS="8",
                # The benchmark measures orchestration, not the per-user quotas.
                WASTECOACH_ACCOUNTS__SCANS_PER_MINUTE="100000",
-               WASTECOACH_ACCOUNTS__SCANS_PER_DAY="100000")
+               WASTECOACH_ACCOUNTS__SCANS_PER_DAY="100000",
+               # Every bench client is a new guest from 127.0.0.1.
+               WASTECOACH_ACCOUNTS__GUESTS_PER_MINUTE="100000",
+               WASTECOACH_ACCOUNTS__GUESTS_PER_DAY="100000")
     procs: list[subprocess.Popen[bytes]] = []
     moto = None
     stack = contextlib.ExitStack()

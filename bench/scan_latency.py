@@ -99,7 +99,9 @@ def main() -> None:
                WASTECOACH_DATA_DIR=tempfile.mkdtemp(prefix="wc-lat-"),
                WASTECOACH_LOG_LEVEL="warning",
                WASTECOACH_ACCOUNTS__SCANS_PER_MINUTE="100000",
-               WASTECOACH_ACCOUNTS__SCANS_PER_DAY="100000")
+               WASTECOACH_ACCOUNTS__SCANS_PER_DAY="100000",
+               WASTECOACH_ACCOUNTS__GUESTS_PER_MINUTE="100000",
+               WASTECOACH_ACCOUNTS__GUESTS_PER_DAY="100000")
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], cwd=ROOT, env=env)
     try:
         wait_http(base, proc)

@@ -70,10 +70,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(WasteCoachError)
     async def _domain_error(_: Request, exc: WasteCoachError) -> JSONResponse:
-        return JSONResponse(
-            status_code=exc.status,
-            content={"error": {"code": exc.code.value, "message": exc.message}},
-        )
+        error: dict[str, object] = {"code": exc.code.value, "message": exc.message}
+        if exc.retryable:
+            error["retryable"] = True
+        headers = None
+        if exc.retry_after_s is not None:
+            headers = {"Retry-After": str(exc.retry_after_s)}
+        return JSONResponse(status_code=exc.status, content={"error": error}, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

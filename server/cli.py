@@ -84,12 +84,9 @@ def serve_settings(args: argparse.Namespace) -> Settings:
     return get_settings().model_copy(update=overrides)
 
 
-def serve(args: argparse.Namespace) -> int:
-    from server.app import create_app
-
-    settings = serve_settings(args)
-    app = create_app(settings)
-    config = uvicorn.Config(
+def server_config(settings: Settings, app: FastAPI) -> uvicorn.Config:
+    """How ``serve`` runs ``app`` under uvicorn."""
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -101,8 +98,19 @@ def serve(args: argparse.Namespace) -> int:
         # already compressed JPEG. Off by default for many idle mobile clients.
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=15,
+        # The client address in the ASGI scope (what per-address limits count) comes from
+        # X-Forwarded-For only when the peer is one of these.
         proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
     )
+
+
+def serve(args: argparse.Namespace) -> int:
+    from server.app import create_app
+
+    settings = serve_settings(args)
+    app = create_app(settings)
+    config = server_config(settings, app)
     server = GracefulServer(config, app)
     logging.getLogger("uvicorn.access").addFilter(_StripQuery())
     server.run()

@@ -13,6 +13,8 @@ class WasteCoachError(Exception):
     code: ErrorCode = ErrorCode.INTERNAL
     status: int = 500
     retryable: bool = False
+    #: Seconds after which a retry can succeed; REST sends it as ``Retry-After``.
+    retry_after_s: int | None = None
 
     def __init__(self, message: str, *, code: ErrorCode | None = None) -> None:
         super().__init__(message)
@@ -52,6 +54,18 @@ class InvalidInput(WasteCoachError):
 class ImageInvalid(WasteCoachError):
     code = ErrorCode.IMAGE_INVALID
     status = 422
+
+
+class RateLimited(WasteCoachError):
+    """A budget is spent (a user's scans or questions, an address's guest accounts)."""
+
+    code = ErrorCode.RATE_LIMITED
+    status = 429
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
 
 
 class StageFailed(WasteCoachError):

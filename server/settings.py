@@ -13,7 +13,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.auth.config import AccountsSettings
@@ -128,6 +128,13 @@ class Settings(BaseSettings):
     public_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    #: Peers whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` headers are believed: the
+    #: load balancers in front of ``serve``, as comma-separated addresses or networks
+    #: (``10.0.0.0/8,fd00::/8``), or ``*`` for any peer (only where nothing else can reach the
+    #: port). The client's address, which per-address limits count, is the last address in
+    #: ``X-Forwarded-For`` that is not a trusted proxy; from any other peer the headers are
+    #: ignored and the peer's own address counts.
+    trusted_proxies: str = "127.0.0.1,::1"
     log_level: str = "info"
     #: ``module:callable`` returning the scan stages, for tests and benchmarks that run the
     #: pipeline with stand-in stages; unset, the real stages are used.
@@ -139,6 +146,28 @@ class Settings(BaseSettings):
     session: SessionSettings = Field(default_factory=SessionSettings)
     uploads: UploadSettings = Field(default_factory=UploadSettings)
     accounts: AccountsSettings = Field(default_factory=AccountsSettings)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        # uvicorn takes anything it cannot parse (a typo, a network with host bits set) as a
+        # literal host name that never matches, so a mistake would silently trust no proxy and
+        # count every client as the balancer: refuse it here, and hand uvicorn canonical forms.
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        if "*" in items:
+            return "*"
+        canonical = []
+        for item in items:
+            try:
+                if "/" in item:
+                    canonical.append(str(ipaddress.ip_network(item, strict=False)))
+                else:
+                    canonical.append(str(ipaddress.ip_address(item)))
+            except ValueError as exc:
+                raise ValueError(
+                    f"trusted_proxies: {item!r} is not an address, a network or '*'"
+                ) from exc
+        return ",".join(canonical)
 
     @model_validator(mode="after")
     def _distributed_needs_secrets(self) -> Settings:

@@ -82,6 +82,12 @@ class AccountsSettings(BaseModel):
     scans_per_day: int = Field(default=200, ge=1)
     chats_per_minute: int = Field(default=20, ge=1)
     chats_per_day: int = Field(default=300, ge=1)
+    #: Guest accounts one client address may create (``POST /api/v1/auth/guest``), per minute
+    #: and per day (KST). Without them the per-user budgets above could be escaped by minting
+    #: a new guest for every few scans. An IPv6 address counts by its /64 (one subscriber's
+    #: network); many phones behind one carrier NAT share an address, hence room for a crowd.
+    guests_per_minute: int = Field(default=10, ge=1)
+    guests_per_day: int = Field(default=100, ge=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -19,9 +19,8 @@ from pydantic import BaseModel, Field
 from protocol.messages import ErrorCode
 from server.auth import service
 from server.auth.deps import AccountsDep
-from server.deps import ContainerDep
+from server.deps import ClientHostDep, ContainerDep
 from server.errors import Forbidden
-from server.users import repository as users
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -67,16 +66,21 @@ def _tokens(pair: service.TokenPair) -> SessionTokens:
     )
 
 
-@router.post("/guest", response_model=TokenResponse, status_code=201)
-async def guest_token(container: ContainerDep) -> TokenResponse:
+@router.post(
+    "/guest",
+    response_model=TokenResponse,
+    status_code=201,
+    responses={429: {"description": "Too many guest accounts from this address; see "
+                     "Retry-After."}},
+)
+async def guest_token(container: ContainerDep, client_host: ClientHostDep) -> TokenResponse:
     if not container.settings.guest_enabled:
         raise Forbidden("guest login is disabled on this server", code=ErrorCode.FORBIDDEN)
-    async with container.db.session() as session:
-        user = await users.create_guest(session)
-        user_id = user.id
-    token = container.tokens.issue_access(user_id, guest=True)
+    guest = await service.create_guest(
+        container.db, container.tokens, container.limiter, client_host
+    )
     return TokenResponse(
-        access_token=token, expires_in=container.tokens.access_ttl_s, user_id=user_id
+        access_token=guest.access_token, expires_in=guest.expires_in, user_id=guest.user_id
     )
 
 

@@ -23,7 +23,9 @@ from server.auth.providers import (
 )
 from server.auth.tokens import TokenService
 from server.db import Database
-from server.errors import AuthError, InvalidInput
+from server.errors import AuthError, InvalidInput, RateLimited
+from server.limits import RateLimiter, address_key
+from server.users import repository as users
 
 if TYPE_CHECKING:
     from server.settings import Settings
@@ -39,6 +41,13 @@ class TokenPair:
     expires_in: int
     refresh_token: str
     refresh_expires_in: int
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GuestToken:
+    access_token: str
+    expires_in: int
     user_id: str
 
 
@@ -69,6 +78,28 @@ class Accounts:
             )
             self._jwks[name] = cache
         return cache
+
+
+async def create_guest(
+    db: Database, tokens: TokenService, limiter: RateLimiter, client_host: str | None
+) -> GuestToken:
+    """A new guest account and its access token, if the client's address has budget left.
+
+    Every account gets its own scan and chat budget, so without this limit a client could
+    escape those budgets by minting accounts. The hit is counted before the account exists:
+    a refused request creates nothing.
+    """
+    budget = await limiter.hit(address_key(client_host), "guest")
+    if not budget.allowed:
+        log.info("guest creation refused for an address over its budget")
+        raise RateLimited(
+            f"too many new guest accounts from this address; try again in {budget.reset_s} s",
+            retry_after_s=budget.reset_s,
+        )
+    async with db.session() as session:
+        user = await users.create_guest(session)
+        user_id = user.id
+    return GuestToken(tokens.issue_access(user_id, guest=True), tokens.access_ttl_s, user_id)
 
 
 async def start_sign_in(db: Database, accounts: Accounts, provider: str) -> tuple[str, str]:

@@ -1,11 +1,14 @@
-"""Per-user rate limits and daily quotas on scans and chat.
+"""Rate limits and daily quotas: per user on scans and chat, per client address on guest
+accounts.
 
 ``build_rate_limiter(settings)`` returns the in-memory limiter in embedded mode and the Redis
-one in distributed mode; both have ``hit(user_id, kind)`` and ``peek(user_id, kind)``.
+one in distributed mode; both have ``hit(subject, kind)`` and ``peek(subject, kind)``, where
+the subject is a user id, or :func:`address_key` of the client for ``"guest"``.
 """
 
 from __future__ import annotations
 
+from server.limits.address import address_key
 from server.limits.base import Kind, LimitStatus, Quota, RateLimiter
 from server.limits.memory import MemoryRateLimiter
 from server.limits.redis import RedisRateLimiter
@@ -18,6 +21,7 @@ __all__ = [
     "Quota",
     "RateLimiter",
     "RedisRateLimiter",
+    "address_key",
     "build_rate_limiter",
 ]
 
@@ -27,6 +31,7 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
     quotas: dict[Kind, Quota] = {
         "scan": Quota(accounts.scans_per_minute, accounts.scans_per_day),
         "chat": Quota(accounts.chats_per_minute, accounts.chats_per_day),
+        "guest": Quota(accounts.guests_per_minute, accounts.guests_per_day),
     }
     if settings.embedded:
         return MemoryRateLimiter(quotas)

@@ -1,9 +1,10 @@
-"""Per-user rate limits and daily quotas: the shared interface and the window arithmetic.
+"""Rate limits and daily quotas: the shared interface and the window arithmetic.
 
-Each kind of costly request (a scan, a chat question) has two budgets: a per-minute rate,
-counted in fixed one-minute windows, and a daily quota that resets at midnight in Korea (KST,
-UTC+9), which is when people expect "today" to start. A hit that would exceed either budget is
-refused and not counted, so hammering a closed limit does not push its reset further away.
+Each kind of costly request (a scan, a chat question, a new guest account) has two budgets: a
+per-minute rate, counted in fixed one-minute windows, and a daily quota that resets at midnight
+in Korea (KST, UTC+9), which is when people expect "today" to start. A hit that would exceed
+either budget is refused and not counted, so hammering a closed limit does not push its reset
+further away.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Literal, Protocol
 
-Kind = Literal["scan", "chat"]
+#: ``scan`` and ``chat`` are counted per user id; ``guest`` per client address.
+Kind = Literal["scan", "chat", "guest"]
 KST = timezone(timedelta(hours=9), "KST")
 
 

@@ -55,7 +55,7 @@ from protocol.messages import (
 from server.auth.revocation import ensure_account_exists
 from server.auth.tokens import Claims, TokenService
 from server.db import Database, database_unavailable
-from server.errors import AuthError, NotFound, WasteCoachError
+from server.errors import AuthError, NotFound, RateLimited, WasteCoachError
 from server.events.base import (
     CHAT_DONE,
     AppendStatus,
@@ -469,11 +469,9 @@ def _budget(status: LimitStatus) -> Budget:
 
 def _over_budget(kind: Kind, status: LimitStatus) -> WasteCoachError:
     what = "scans" if kind == "scan" else "questions"
-    error = WasteCoachError(
-        f"too many {what}; try again in {status.reset_s} s", code=ErrorCode.RATE_LIMITED
+    return RateLimited(
+        f"too many {what}; try again in {status.reset_s} s", retry_after_s=status.reset_s
     )
-    error.retryable = True
-    return error
 
 
 def _budget_event(kind: Kind, status: LimitStatus) -> RateLimitsUpdated:

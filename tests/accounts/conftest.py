@@ -22,7 +22,7 @@ from server.auth.config import AccountsSettings, OAuthProviderSettings
 from server.container import Container
 from server.settings import AuthSettings, Mode, S3Settings, Settings
 from tests.accounts.standin import GOOGLE_ISSUER, KAKAO_APP_ID, StandIn, StandInServer
-from tests.conftest import REDIS_URL, RUN_ID, TEST_STAGES, free_port
+from tests.conftest import REDIS_URL, RUN_ID, TEST_STAGES, UNLIMITED_GUESTS, free_port
 
 BASE = "http://testserver"
 
@@ -81,7 +81,7 @@ def accounts_for(standin: StandIn, **limits: int) -> AccountsSettings:
                 scopes=("openid", "profile"),
             ),
         },
-        **limits,
+        **{**UNLIMITED_GUESTS, **limits},
     )
 
 

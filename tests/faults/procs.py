@@ -54,6 +54,9 @@ def stack_env(
         WASTECOACH_ACCOUNTS__SCANS_PER_DAY="1000000",
         WASTECOACH_ACCOUNTS__CHATS_PER_MINUTE="100000",
         WASTECOACH_ACCOUNTS__CHATS_PER_DAY="1000000",
+        # Every load client comes from 127.0.0.1; the per-address guest budget is not tested here.
+        WASTECOACH_ACCOUNTS__GUESTS_PER_MINUTE="1000000",
+        WASTECOACH_ACCOUNTS__GUESTS_PER_DAY="1000000",
         WASTECOACH_LOG_LEVEL="INFO",
         AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
         AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),

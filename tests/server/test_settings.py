@@ -175,3 +175,24 @@ def test_the_websocket_layer_takes_more_than_the_session_accepts() -> None:
 
     # An oversized message is read and answered with an error event, not a bare 1009.
     assert MAX_FRAME_BYTES > MAX_MESSAGE_BYTES
+
+
+def test_trusted_proxies_are_checked_and_canonical(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().trusted_proxies == "127.0.0.1,::1"
+    monkeypatch.setenv("WASTECOACH_TRUSTED_PROXIES", " 10.0.0.7/8 , fd00::1 ")
+    assert Settings().trusted_proxies == "10.0.0.0/8,fd00::1"
+    monkeypatch.setenv("WASTECOACH_TRUSTED_PROXIES", "*")
+    assert Settings().trusted_proxies == "*"
+    # uvicorn would take a typo as a host name that never matches, and trust no proxy.
+    monkeypatch.setenv("WASTECOACH_TRUSTED_PROXIES", "10.0.0.0/8,lb.internal")
+    with pytest.raises(ValidationError, match=r"lb\.internal"):
+        Settings()
+
+
+def test_guest_budget_per_address_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    accounts = Settings().accounts
+    assert (accounts.guests_per_minute, accounts.guests_per_day) == (10, 100)
+    monkeypatch.setenv("WASTECOACH_ACCOUNTS__GUESTS_PER_MINUTE", "2")
+    assert Settings().accounts.guests_per_minute == 2
