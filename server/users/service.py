@@ -7,11 +7,10 @@ id from the request body or path, so no call can reach another person's data.
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from protocol.messages import ErrorCode
@@ -53,25 +52,50 @@ async def profile(db: Database, user_id: str) -> Profile:
         return Profile(user, await repository.providers(session, user_id))
 
 
+#: Chat message ids are 32-bit integers on PostgreSQL: a larger cursor cannot be one of ours,
+#: and the database would refuse it with an error rather than an empty page.
+_MAX_CHAT_ID = 2**31 - 1
+
+
+def _bad_cursor() -> InvalidInput:
+    return InvalidInput("cursor is not one this server handed out")
+
+
 def _encode(raw: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def _decode(cursor: str) -> str:
+    """The text inside a cursor: printable ASCII, as every cursor we hand out is.
+
+    A cursor is client input: non-ASCII characters (base64 refuses them with a plain
+    ``ValueError``), bytes that are not ASCII, and control characters (a NUL, which PostgreSQL
+    refuses in text) are all a 422 here rather than a 500 further down.
+    """
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidInput("cursor is not one this server handed out") from exc
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise _bad_cursor() from exc
+    if not raw.isprintable():
+        raise _bad_cursor()
+    return raw
 
 
 def _scan_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     if cursor is None:
         return None
     created_at, _, scan_id = _decode(cursor).partition("|")
+    if not scan_id:
+        raise _bad_cursor()
     try:
-        return datetime.fromisoformat(created_at), scan_id
-    except ValueError as exc:
-        raise InvalidInput("cursor is not one this server handed out") from exc
+        when = datetime.fromisoformat(created_at)
+        # Ours carry UTC (or, read back from SQLite, no offset, which is UTC). Compared in
+        # UTC: SQLite stores the wall time without an offset, and PostgreSQL refuses a naive
+        # value for a timestamptz. Converting can overflow (year 9999 with a negative offset).
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise _bad_cursor() from exc
+    return when, scan_id
 
 
 async def scan_history(
@@ -103,9 +127,9 @@ async def chat_history(
 ) -> Page[ChatMessage]:
     before: int | None = None
     if cursor is not None:
-        raw = _decode(cursor)
-        if not raw.isdigit():
-            raise InvalidInput("cursor is not one this server handed out")
+        raw = _decode(cursor)  # ASCII: isdigit() also takes digits like "²", int() does not
+        if not raw.isdigit() or len(raw) > 10 or int(raw) > _MAX_CHAT_ID:
+            raise _bad_cursor()
         before = int(raw)
     async with db.session() as session:
         rows = list(await repository.chats_page(session, user_id, limit=limit + 1, before=before))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from server.container import Container
@@ -55,6 +58,55 @@ async def test_bad_cursor_and_limit(api: httpx.AsyncClient, standin: StandIn) ->
     assert bad.status_code == 422
     too_many = await api.get("/api/v1/users/me/scans", params={"limit": 1000}, headers=bearer(me))
     assert too_many.status_code == 422
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+#: Cursors a client can forge, each of which used to reach the database (or base64) and end in
+#: a 500: non-ASCII text, non-ASCII bytes, a NUL (PostgreSQL refuses it in text), a date that
+#: overflows when converted to UTC, numbers beyond SQLite's and PostgreSQL's integers, digits
+#: that are not ASCII.
+HOSTILE_CURSORS = {
+    "scans": [
+        "é한",
+        _b64(b"\xff\xfe|abc"),
+        _b64(b"2026-01-01T00:00:00+00:00|ab\x00cd"),
+        _b64(b"9999-12-31T23:59:59-14:00|abc"),
+        _b64(b"2026-01-01T00:00:00+00:00|"),
+        _b64("2026-01-01T00:00:00+00:00|아이디".encode()),
+    ],
+    "chats": [
+        "é한",
+        _b64(b"9" * 30),
+        _b64(b"99999999999"),
+        _b64("²".encode()),
+        _b64("١٢".encode()),
+        _b64(b"-1"),
+    ],
+}
+
+
+async def test_forged_cursors_are_422_not_500(api: httpx.AsyncClient, standin: StandIn) -> None:
+    await _forged_cursors_are_refused(api, standin, "sqlite")
+
+
+async def test_forged_cursors_are_422_not_500_on_postgresql(
+    distributed: tuple[FastAPI, httpx.AsyncClient], standin: StandIn
+) -> None:
+    await _forged_cursors_are_refused(distributed[1], standin, "pg")
+
+
+async def _forged_cursors_are_refused(api: httpx.AsyncClient, standin: StandIn, db: str) -> None:
+    me = await _sign_in(api, standin, f"cursor-forged-{db}")
+    for what, cursors in HOSTILE_CURSORS.items():
+        for cursor in cursors:
+            response = await api.get(
+                f"/api/v1/users/me/{what}", params={"cursor": cursor}, headers=bearer(me)
+            )
+            assert response.status_code == 422, (what, cursor, response.text)
+            assert response.json()["error"]["code"] == "invalid_message"
 
 
 async def test_chats_and_stats(
