@@ -5,7 +5,6 @@ There is deliberately no route taking a user id: "me" is whoever the access toke
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -14,6 +13,7 @@ from pydantic import BaseModel, Field
 from server.auth.deps import CurrentUser
 from server.deps import ConnectionsDep, ContainerDep
 from server.limits import RateLimiter, build_rate_limiter
+from server.timestamps import UtcDateTime
 from server.users import service
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
@@ -33,15 +33,15 @@ class ProfileOut(BaseModel):
     id: str
     display_name: str | None
     is_guest: bool
-    created_at: datetime
+    created_at: UtcDateTime
     providers: list[str] = Field(description="Linked sign-in providers.")
 
 
 class ScanOut(BaseModel):
     id: str
     status: str
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: UtcDateTime
+    finished_at: UtcDateTime | None
     locale: str
     image_kind: str
     upload_key: str | None
@@ -63,7 +63,7 @@ class ChatOut(BaseModel):
     scan_id: str | None
     role: str
     content: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class ChatPage(BaseModel):
@@ -77,8 +77,8 @@ class StatsOut(BaseModel):
     items_sorted: int = Field(description="Completed scans: items the person was coached on.")
     streams: dict[str, int] = Field(description="Completed scans per waste stream.")
     questions_asked: int
-    first_scan_at: datetime | None
-    last_scan_at: datetime | None
+    first_scan_at: UtcDateTime | None
+    last_scan_at: UtcDateTime | None
 
 
 class BudgetOut(BaseModel):

@@ -19,6 +19,7 @@ from server.db import Database
 from server.errors import InvalidInput, NotFound
 from server.limits import LimitStatus, RateLimiter
 from server.scans.models import Scan
+from server.timestamps import as_utc
 from server.uploads.storage import Storage
 from server.users import repository
 from server.users.models import User
@@ -109,7 +110,7 @@ async def scan_history(
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = _encode(f"{last.created_at.isoformat()}|{last.id}")
+        next_cursor = _encode(f"{as_utc(last.created_at).isoformat()}|{last.id}")
     return Page(items, next_cursor)
 
 

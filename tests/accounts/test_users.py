@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import re
+from datetime import datetime, timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -107,6 +109,42 @@ async def _forged_cursors_are_refused(api: httpx.AsyncClient, standin: StandIn, 
             )
             assert response.status_code == 422, (what, cursor, response.text)
             assert response.json()["error"]["code"] == "invalid_message"
+
+
+#: RFC 3339 ``date-time``: the offset is not optional (``Z`` or ``+09:00``).
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _times(value: object) -> list[str]:
+    """Every string in a JSON document that looks like a date and time."""
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _times(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _times(v)]
+    if isinstance(value, str) and re.match(r"\d{4}-\d{2}-\d{2}[T ]\d", value):
+        return [value]
+    return []
+
+
+async def test_every_time_in_responses_carries_an_offset(
+    api: httpx.AsyncClient, standin: StandIn, services: Container
+) -> None:
+    """On SQLite, which stores no offset, too: every time is an RFC 3339 date-time."""
+    me = await _sign_in(api, standin, "times-1")
+    scan_id = await add_scan(services, me["user_id"])
+    await add_scan(services, me["user_id"], minutes_ago=1)
+    await add_chat(services, me["user_id"], "언제?", "지금.")
+    seen: list[str] = []
+    for path in ("", "/scans?limit=1", f"/scans/{scan_id}", "/chats", "/stats"):
+        response = await api.get(f"/api/v1/users/me{path}", headers=bearer(me))
+        assert response.status_code == 200, response.text
+        seen += _times(response.json())
+    # created_at of the profile, 1 scan (created, finished), the scan again, 2 chat messages,
+    # and the stats' first and last scan.
+    assert len(seen) == 9, seen
+    for value in seen:
+        assert RFC3339.fullmatch(value), value
+        assert datetime.fromisoformat(value).utcoffset() == timedelta(0)
 
 
 async def test_chats_and_stats(
