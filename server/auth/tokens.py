@@ -1,7 +1,7 @@
 """Our access tokens: HS256 JWTs signed with python-jose.
 
 The verifier accepts exactly one algorithm (no ``alg: none``, no RS/HS confusion) and checks
-issuer, audience and expiry. ``kid`` names the key a token was signed with; only tokens of the
+issuer, audience and expiry, each of which the token must carry. ``kid`` names the key a token was signed with; only tokens of the
 configured secret verify, so changing the secret invalidates every access token at once. They
 live minutes, and a signed-in client gets a new one with its refresh token, which is opaque and
 does not depend on the secret.
@@ -82,7 +82,16 @@ class TokenService:
                 algorithms=[ALGORITHM],
                 audience=self.audience,
                 issuer=self.issuer,
-                options={"require_exp": True, "require_sub": True, "require_iat": True},
+                # python-jose checks the audience and issuer only when the token names one:
+                # a token without ``aud`` (minted for no audience, or for another service
+                # that shares the key) would pass. Require both.
+                options={
+                    "require_aud": True,
+                    "require_iss": True,
+                    "require_exp": True,
+                    "require_sub": True,
+                    "require_iat": True,
+                },
             )
         except ExpiredSignatureError as exc:
             raise TokenExpired("the token has expired; get a new one") from exc

@@ -112,6 +112,29 @@ async def test_wrong_audience(api: httpx.AsyncClient, services: Container) -> No
     assert "not valid" in await _refused(api, token)
 
 
+@pytest.mark.parametrize("claim", ["aud", "iss"])
+async def test_missing_audience_or_issuer(
+    api: httpx.AsyncClient, services: Container, claim: str
+) -> None:
+    """Signed with our key for a real account, but naming no audience (or issuer): refused.
+    python-jose skips the audience check when the claim is absent."""
+    guest = (await api.post("/api/v1/auth/guest")).json()
+    secret = _secret(services)
+
+    def token(**claims: object) -> str:
+        signed: str = jose_jwt.encode(
+            claims, secret, algorithm="HS256", headers={"kid": key_id(secret)}
+        )
+        return signed
+
+    complete = _claims(services, sub=guest["user_id"])
+    ok = await api.get("/api/v1/users/me", headers=bearer(token(**complete)))
+    assert ok.status_code == 200, ok.text  # the same token with the claim is accepted
+    without = {k: v for k, v in complete.items() if k != claim}
+    assert "not valid" in await _refused(api, token(**without))
+    assert services.tokens.verify_access(token(**complete)).user_id == guest["user_id"]
+
+
 async def test_wrong_issuer(api: httpx.AsyncClient, services: Container) -> None:
     secret = _secret(services)
     token = jose_jwt.encode(
