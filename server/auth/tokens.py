@@ -1,10 +1,10 @@
 """Our access tokens: HS256 JWTs signed with python-jose.
 
 The verifier accepts exactly one algorithm (no ``alg: none``, no RS/HS confusion) and checks
-issuer, audience and expiry, each of which the token must carry. ``kid`` names the key a token was signed with; only tokens of the
-configured secret verify, so changing the secret invalidates every access token at once. They
-live minutes, and a signed-in client gets a new one with its refresh token, which is opaque and
-does not depend on the secret.
+issuer, audience and expiry, each of which the token must carry. ``kid`` names the key a token
+was signed with; only tokens of the configured secret verify, so changing the secret
+invalidates every access token at once. They live minutes, and a signed-in client gets a new
+one with its refresh token, which is opaque and does not depend on the secret.
 """
 
 from __future__ import annotations
