@@ -74,6 +74,11 @@ class AccountsSettings(BaseModel):
     providers: dict[str, OAuthProviderSettings] = Field(default_factory=_default_providers)
     #: Lifetime of a refresh token; each use replaces it with a fresh one of the same lifetime.
     refresh_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    #: A refresh token presented again this soon after its first use is taken for a race of
+    #: the same app (two requests at once), not a copy: it gets a successor of its own instead
+    #: of revoking the sign-in. 0 turns the window off. Kept short: within it, a copied token
+    #: is not detected either.
+    refresh_grace_s: float = Field(default=5.0, ge=0, le=60)
     #: How long a started sign-in (state + PKCE verifier) may take to come back.
     state_ttl_s: int = Field(default=600, ge=30)
     #: How long a fetched Google key set is trusted before it is fetched again.

@@ -6,6 +6,12 @@ A used token presented again means two parties hold it (the thief or the owner i
 it), and we cannot tell which, so every token of that family is revoked and both must sign in
 again. Logout revokes the family of the token it is given.
 
+Except within a short grace window after the first use (``accounts.refresh_grace_s``, 5 s):
+an app that refreshes from two places at once (two tabs, a retry after a timeout) presents the
+same token twice in the same moment, and revoking the family would sign out the winner of that
+race too. A token presented again within the window gets a successor of its own in the same
+family; presented later, it revokes the family as before.
+
 These functions never commit: a reuse is reported as a result rather than raised, so the caller
 can commit the family's revocation before refusing the request.
 """
@@ -13,6 +19,7 @@ can commit the family's revocation before refusing the request.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.models import RefreshToken
 from server.users.models import new_id, utcnow
+
+log = logging.getLogger(__name__)
 
 
 def token_hash(token: str) -> str:
@@ -63,8 +72,14 @@ async def issue(
     return IssuedRefresh(token, user_id, family, ttl_s)
 
 
-async def rotate(session: AsyncSession, token: str, *, ttl_s: int) -> IssuedRefresh | Refusal:
-    """Spend ``token`` and issue its successor, or say why it cannot be spent."""
+async def rotate(
+    session: AsyncSession, token: str, *, ttl_s: int, grace_s: float = 0.0
+) -> IssuedRefresh | Refusal:
+    """Spend ``token`` and issue its successor, or say why it cannot be spent.
+
+    ``grace_s``: how long after its first use the token may be spent again without being
+    taken for a copy (see the module's docstring).
+    """
     digest = token_hash(token)
     now = utcnow()
     # One conditional UPDATE decides who spends the token: of two concurrent requests with
@@ -87,6 +102,17 @@ async def rotate(session: AsyncSession, token: str, *, ttl_s: int) -> IssuedRefr
     if row.revoked_at is not None:
         return Refusal.REVOKED
     if row.used_at is not None:
+        # Decided in SQL, like the spend: SQLite hands back times without an offset.
+        concurrent = grace_s > 0 and await session.scalar(
+            select(RefreshToken.id).where(
+                RefreshToken.id == row.id,
+                RefreshToken.used_at >= now - timedelta(seconds=grace_s),
+                RefreshToken.expires_at > now,
+            )
+        )
+        if concurrent:
+            log.info("refresh token spent again within the grace window; successor issued")
+            return await issue(session, user_id=row.user_id, ttl_s=ttl_s, family_id=row.family_id)
         await revoke_family(session, row.family_id)
         return Refusal.REUSED
     return Refusal.EXPIRED

@@ -232,7 +232,12 @@ async def refresh_tokens(
     db: Database, tokens: TokenService, accounts: Accounts, token: str
 ) -> TokenPair:
     async with db.session() as session:
-        outcome = await refresh.rotate(session, token, ttl_s=accounts.settings.refresh_ttl_s)
+        outcome = await refresh.rotate(
+            session,
+            token,
+            ttl_s=accounts.settings.refresh_ttl_s,
+            grace_s=accounts.settings.refresh_grace_s,
+        )
     # Outside the session: a reuse's family revocation is committed before we refuse.
     if isinstance(outcome, refresh.Refusal):
         if outcome is refresh.Refusal.REUSED:

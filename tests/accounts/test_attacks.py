@@ -6,18 +6,22 @@ Provider-side attacks run against the local stand-in providers over HTTP (``stan
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from jose import jwt as jose_jwt
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from server.auth import refresh
 from server.auth.models import Identity, RefreshToken
 from server.auth.tokens import key_id
 from server.container import Container
@@ -218,6 +222,57 @@ async def test_reuse_revokes_only_that_family(api: httpx.AsyncClient) -> None:
     assert still.status_code == 200
 
 
+async def _race_two_refreshes(api: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+    same = {"refresh_token": tokens["refresh_token"]}
+    both = await asyncio.gather(*(api.post("/api/v1/auth/refresh", json=same) for _ in range(2)))
+    assert [r.status_code for r in both] == [200, 200], [r.text for r in both]
+    successors = [r.json()["refresh_token"] for r in both]
+    assert len(set(successors)) == 2
+    # Neither the winner's nor the loser's successor was revoked: each works once more.
+    for successor in successors:
+        again = await api.post("/api/v1/auth/refresh", json={"refresh_token": successor})
+        assert again.status_code == 200, again.text
+
+
+async def test_two_refreshes_at_once_keep_the_sign_in(
+    api: httpx.AsyncClient, services: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app refreshing from two places at the same moment is not a thief: within the grace
+    window the second use gets a successor too, and the family lives."""
+    monkeypatch.setattr(services.accounts.settings, "refresh_grace_s", 5.0)
+    await _race_two_refreshes(api, await browser_sign_in(api, "naver"))
+
+
+async def test_two_refreshes_at_once_keep_the_sign_in_on_postgresql(
+    distributed: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, api = distributed
+    monkeypatch.setattr(app.state.container.accounts.settings, "refresh_grace_s", 5.0)
+    await _race_two_refreshes(api, await browser_sign_in(api, "naver"))
+
+
+async def test_reuse_after_the_grace_window_still_revokes_the_family(
+    api: httpx.AsyncClient, services: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services.accounts.settings, "refresh_grace_s", 5.0)
+    tokens = await browser_sign_in(api, "kakao")
+    first = tokens["refresh_token"]
+    second = (await api.post("/api/v1/auth/refresh", json={"refresh_token": first})).json()
+    # The first token was spent 6 s ago: past the window.
+    async with services.db.session() as session:
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == refresh.token_hash(first))
+            .values(used_at=datetime.now(UTC) - timedelta(seconds=6))
+        )
+    replay = await api.post("/api/v1/auth/refresh", json={"refresh_token": first})
+    assert replay.status_code == 401
+    assert "already used" in replay.json()["error"]["message"]
+    latest = await api.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    assert latest.status_code == 401
+    assert "revoked" in latest.json()["error"]["message"]
+
+
 async def test_logout_revokes(api: httpx.AsyncClient) -> None:
     tokens = await browser_sign_in(api, "kakao")
     rotated = (
@@ -240,8 +295,6 @@ async def test_unknown_refresh_token(api: httpx.AsyncClient) -> None:
 
 
 async def test_expired_refresh_token(api: httpx.AsyncClient, services: Container) -> None:
-    from server.auth import refresh
-
     tokens = await browser_sign_in(api, "kakao")
     async with services.db.session() as session:
         issued = await refresh.issue(session, user_id=tokens["user_id"], ttl_s=-1)
