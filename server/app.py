@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from protocol.messages import ErrorCode
 from server.container import Container
@@ -61,12 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await connections.drain(container.runner)
             await container.close()
 
-    app = FastAPI(
+    app = _App(
         title="Waste Coach",
         version="1.0",
         summary="Real-time coaching for household waste in Korea.",
         lifespan=lifespan,
     )
+    app.hsts_max_age_s = settings.hsts_max_age_s
 
     @app.exception_handler(WasteCoachError)
     async def _domain_error(_: Request, exc: WasteCoachError) -> JSONResponse:
@@ -199,6 +201,75 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(waste)
     app.include_router(users)
     return app
+
+
+#: On every HTTP response. The API answers JSON, so the policy allows nothing to load, run or
+#: frame it; a browser that is tricked into rendering a response as a page gets no script.
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+)
+_API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+#: FastAPI's interactive docs are HTML that loads Swagger UI or ReDoc from a CDN and starts it
+#: with an inline script; the API policy would leave them blank. They may still not be framed.
+_DOCS_CSP = b"frame-ancestors 'none'"
+#: Responses that carry tokens (sign-in, refresh; a signed upload URL is one too) or a
+#: person's data: no cache may keep them.
+_NO_STORE_PREFIXES = ("/api/v1/auth/", "/api/v1/users/", "/api/v1/uploads")
+
+
+class SecurityHeaders:
+    """ASGI middleware: security headers on every HTTP response, ``Cache-Control: no-store``
+    on the routes that carry tokens or personal data, and HSTS when configured.
+
+    It wraps the whole application (see :class:`_App`), outside Starlette's error middleware,
+    so the JSON 500 of an unexpected error carries the headers too.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, hsts_max_age_s: int = 0, docs_paths: frozenset[str] = frozenset()
+    ) -> None:
+        self.app = app
+        self.hsts = f"max-age={hsts_max_age_s}".encode() if hsts_max_age_s else None
+        self.docs_paths = docs_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        extra = list(_SECURITY_HEADERS)
+        extra.append(
+            (b"content-security-policy", _DOCS_CSP if path in self.docs_paths else _API_CSP)
+        )
+        if self.hsts is not None:
+            extra.append((b"strict-transport-security", self.hsts))
+        if path.startswith(_NO_STORE_PREFIXES):
+            extra.append((b"cache-control", b"no-store"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in extra}
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message = {**message, "headers": kept + extra}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class _App(FastAPI):
+    """FastAPI with :class:`SecurityHeaders` around its whole middleware stack."""
+
+    hsts_max_age_s: int = 0
+
+    def build_middleware_stack(self) -> ASGIApp:
+        docs = {self.docs_url, self.redoc_url, self.swagger_ui_oauth2_redirect_url}
+        return SecurityHeaders(
+            super().build_middleware_stack(),
+            hsts_max_age_s=self.hsts_max_age_s,
+            docs_paths=frozenset(path for path in docs if path),
+        )
 
 
 def _unavailable(message: str) -> JSONResponse:

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     #: ``X-Forwarded-For`` that is not a trusted proxy; from any other peer the headers are
     #: ignored and the peer's own address counts.
     trusted_proxies: str = "127.0.0.1,::1"
+    #: ``Strict-Transport-Security`` max-age on every response; 0 (the default) sends none.
+    #: Set it only where clients reach the service over HTTPS alone (TLS ends at the load
+    #: balancer): browsers then refuse plain HTTP to this host for that long.
+    hsts_max_age_s: int = Field(default=0, ge=0)
     log_level: str = "info"
     #: ``module:callable`` returning the scan stages, for tests and benchmarks that run the
     #: pipeline with stand-in stages; unset, the real stages are used.
