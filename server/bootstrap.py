@@ -1,10 +1,12 @@
-"""First-run preparation of embedded mode: the data folder and the database schema."""
+"""First-run preparation of embedded mode: the data folder (owner-only) and the database
+schema."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
+from server.files import private_dir
 from server.migrate import upgrade
 from server.settings import Settings
 
@@ -12,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 async def prepare_embedded(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     # Alembic's env runs its own event loop; keep it off ours.
     await asyncio.to_thread(upgrade, settings.sqlalchemy_url)
     await _load_collection_points(settings)

@@ -33,6 +33,7 @@ from server.db import Database
 from server.events.base import EventLog
 from server.events.memory import MemoryEventLog
 from server.events.redis import RedisEventLog, RedisHub
+from server.files import FILE_MODE, narrow_if_exists, private_dir
 from server.knowledge.kb import KnowledgeBase, get_knowledge_base
 from server.limits import RateLimiter, build_rate_limiter
 from server.pipeline.run import PipelineDeps
@@ -102,10 +103,12 @@ def jwt_secret(settings: Settings) -> str:
     # kept so that tokens survive a restart.
     path = settings.data_dir / "jwt-secret"
     if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        private_dir(settings.data_dir)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_urlsafe(48))
+    else:
+        narrow_if_exists(path)  # an older install's key, or one copied in by hand
     return path.read_text().strip()
 
 

@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -28,6 +29,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+
+from server.files import narrow_if_exists, private_file
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +77,25 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def private_sqlite(url: str) -> None:
+    """Create the SQLite file owner-only before SQLite opens it: SQLite creates a database
+    with the process's default mode (0644 under the usual umask), and gives its ``-wal`` and
+    ``-shm`` files the database file's mode, so these follow. Those of an older install are
+    narrowed too."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite reports that itself, as before
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        narrow_if_exists(path.with_name(path.name + suffix))
+
+
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
+        private_sqlite(url)
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
