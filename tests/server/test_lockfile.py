@@ -158,3 +158,35 @@ def test_train_extra_stays_out_of_the_locks() -> None:
         name = canonicalize_name(req.name)
         if name not in others:
             assert name not in RUNTIME and name not in DEV, f"{name} (train extra) is locked"
+
+
+#: Advisories against locked packages whose fixed release is known here: the lock must pin at
+#: or past each fix. No vulnerability service can be reached from this machine, so this is a
+#: floor, not an audit: production CI runs pip-audit on requirements/runtime.txt (see
+#: docs/reliability.md, "Dependency advisories"), and each advisory it reports that is fixed by
+#: an upgrade gets a line here with the upgrade.
+FIXED_IN = {
+    "python-jose": ("3.4.0", "CVE-2024-33663 (algorithm confusion), CVE-2024-33664 (JWE bomb)"),
+    "h11": ("0.16.0", "CVE-2025-43859 (request smuggling, lenient chunked parsing)"),
+    "python-multipart": ("0.0.18", "CVE-2024-53981 (DoS with bytes around a boundary)"),
+    "starlette": ("0.40.0", "CVE-2024-47874 (multipart form fields without size limit)"),
+    "urllib3": ("2.5.0", "CVE-2025-50181, CVE-2025-50182 (redirect controls ignored)"),
+    "idna": ("3.7", "CVE-2024-3651 (quadratic time in idna.encode)"),
+    "certifi": ("2024.7.4", "CVE-2024-39689 (GLOBALTRUST roots removed)"),
+    "authlib": ("1.3.1", "CVE-2024-37568 (algorithm confusion with asymmetric keys)"),
+    "tqdm": ("4.66.3", "CVE-2024-34062 (eval of CLI arguments)"),
+    "pillow": ("10.3.0", "CVE-2024-28219 (buffer overflow in _imagingcms)"),
+}
+
+
+@pytest.mark.parametrize(("pins", "extras"), CASES)
+def test_lock_pins_past_the_known_advisories(
+    pins: dict[str, list[Pin]], extras: tuple[str, ...]
+) -> None:
+    problems = []
+    for name, (fixed, advisory) in FIXED_IN.items():
+        versions = [pin.version for pin in pins.get(canonicalize_name(name), [])]
+        problems += [f"{name}=={v}: {advisory} is fixed in {fixed}" for v in versions
+                     if Version(v) < Version(fixed)]
+    assert not problems, "; ".join(problems)
+    assert pins[canonicalize_name("python-jose")], "python-jose is expected in the lock"
