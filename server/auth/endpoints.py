@@ -70,8 +70,7 @@ def _tokens(pair: service.TokenPair) -> SessionTokens:
     "/guest",
     response_model=TokenResponse,
     status_code=201,
-    responses={429: {"description": "Too many guest accounts from this address; see "
-                     "Retry-After."}},
+    responses={429: {"description": "Too many guest accounts from this address; see Retry-After."}},
 )
 async def guest_token(container: ContainerDep, client_host: ClientHostDep) -> TokenResponse:
     if not container.settings.guest_enabled:

@@ -186,7 +186,10 @@ def test_lock_pins_past_the_known_advisories(
     problems = []
     for name, (fixed, advisory) in FIXED_IN.items():
         versions = [pin.version for pin in pins.get(canonicalize_name(name), [])]
-        problems += [f"{name}=={v}: {advisory} is fixed in {fixed}" for v in versions
-                     if Version(v) < Version(fixed)]
+        problems += [
+            f"{name}=={v}: {advisory} is fixed in {fixed}"
+            for v in versions
+            if Version(v) < Version(fixed)
+        ]
     assert not problems, "; ".join(problems)
     assert pins[canonicalize_name("python-jose")], "python-jose is expected in the lock"
