@@ -41,7 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await prepare_embedded(settings)
         container = await Container.build(settings)
         settle_heap()
-        connections = Connections()
+        connections = Connections(
+            per_address=settings.session.max_connections_per_address,
+            unauthenticated_per_address=settings.session.max_unauthenticated_per_address,
+        )
         app.state.container = container
         app.state.connections = connections
         app.state.session_deps = SessionDeps(

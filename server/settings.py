@@ -78,6 +78,14 @@ class SessionSettings(BaseModel):
     max_concurrent_scans: int = Field(default=4, ge=1)
     #: Chat questions being answered at once per session; one more gets ``too_many_chats``.
     max_concurrent_chats: int = Field(default=2, ge=1)
+    #: WebSocket connections one client address may hold open at once (in this process), and
+    #: how many of those may still be before ``session.start`` succeeded. Generous: phones on
+    #: a carrier share public addresses (CGNAT), and a campus or office shares one; the second
+    #: cap is the tight one, since a socket that never signs in costs its holder nothing.
+    #: Behind a load balancer the address is the client's only when the proxy is trusted
+    #: (``forwarded_allow_ips``).
+    max_connections_per_address: int = Field(default=256, ge=1)
+    max_unauthenticated_per_address: int = Field(default=16, ge=1)
     #: How long a dropped session's events stay available for resume.
     replay_ttl_s: int = Field(default=600, ge=10)
     replay_max_events: int = Field(default=2000, ge=100)

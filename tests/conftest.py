@@ -25,6 +25,7 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 
+from protocol.messages import MAX_FRAME_BYTES
 from server.app import create_app
 from server.auth.config import AccountsSettings
 from server.cli import GracefulServer
@@ -120,7 +121,7 @@ class ServerThread:
         self.app = create_app(settings)
         config = uvicorn.Config(
             self.app, host="127.0.0.1", port=settings.port, log_level="warning",
-            ws_max_size=4 * 1024 * 1024, ws_per_message_deflate=False, lifespan="on",
+            ws_max_size=MAX_FRAME_BYTES, ws_per_message_deflate=False, lifespan="on",
         )
         self.server = GracefulServer(config, self.app)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

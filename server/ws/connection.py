@@ -82,6 +82,7 @@ from server.ws.registry import Connections
 log = logging.getLogger(__name__)
 
 _HISTORY_LOST = "event history lost; reconnect to start a new epoch"
+_TOO_MANY = "too many connections from your address; try again later"
 #: A client is stalled when no event could be written to it for this long.
 _STALL_S = 1.0
 #: How long a 1013 close may wait to be written (it queues behind unread events).
@@ -146,7 +147,14 @@ class Connection:
 
     async def run(self) -> None:
         await self.ws.accept()
-        self.registry.add(self)
+        address = self.ws.client.host if self.ws.client is not None else None
+        if not self.registry.add(self, address):
+            # Refused before anything is read: the address holds as many connections (or
+            # unsigned ones) as it may. Nothing was counted, so nothing is undone.
+            log.info("refused a connection: too many from %s", address)
+            await self._close(CloseCode.TRY_AGAIN_LATER, _TOO_MANY)
+            self.closed.set()
+            return
         try:
             if self.registry.draining:
                 raise _CloseConnection(CloseCode.SERVICE_RESTART, "server is restarting")
@@ -324,6 +332,7 @@ class Connection:
         await self._send_direct(ready.model_dump_json())
         await self._send_direct((await session.budgets()).model_dump_json())
         self._session = session
+        self.registry.signed_in(self)
 
     # ------------------------------------------------------------------ actions
 

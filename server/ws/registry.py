@@ -4,6 +4,7 @@ when the server shuts down."""
 from __future__ import annotations
 
 import asyncio
+import collections
 from typing import Protocol
 
 from server.pipeline.runner import ScanRunner
@@ -18,19 +19,52 @@ class _Connection(Protocol):
 
 
 class Connections:
-    def __init__(self) -> None:
-        self._open: set[_Connection] = set()
+    """Open connections, counted per client address (``None`` where the server cannot tell,
+    a Unix socket), in total and before they signed in."""
+
+    def __init__(self, *, per_address: int = 256, unauthenticated_per_address: int = 16) -> None:
+        self._open: dict[_Connection, str | None] = {}
+        self._per_address: collections.Counter[str] = collections.Counter()
+        self._pending: set[_Connection] = set()
+        self._pending_per_address: collections.Counter[str] = collections.Counter()
+        self._max = per_address
+        self._max_pending = unauthenticated_per_address
         #: Set once shutdown began: new connections are closed with 1012 at once.
         self.draining = False
 
     def __len__(self) -> int:
         return len(self._open)
 
-    def add(self, connection: _Connection) -> None:
-        self._open.add(connection)
+    def add(self, connection: _Connection, address: str | None = None) -> bool:
+        """Count a new (not yet signed-in) connection; False, counting nothing, when its
+        address already holds as many as it may."""
+        if address is not None and (
+            self._per_address[address] >= self._max
+            or self._pending_per_address[address] >= self._max_pending
+        ):
+            return False
+        self._open[connection] = address
+        self._pending.add(connection)
+        if address is not None:
+            self._per_address[address] += 1
+            self._pending_per_address[address] += 1
+        return True
+
+    def signed_in(self, connection: _Connection) -> None:
+        """The connection's ``session.start`` succeeded: it no longer counts as unsigned."""
+        if connection in self._pending:
+            self._pending.discard(connection)
+            address = self._open.get(connection)
+            if address is not None:
+                _decrement(self._pending_per_address, address)
 
     def discard(self, connection: _Connection) -> None:
-        self._open.discard(connection)
+        self.signed_in(connection)
+        if connection not in self._open:
+            return
+        address = self._open.pop(connection)
+        if address is not None:
+            _decrement(self._per_address, address)
 
     def account_deleted(self, user_id: str) -> None:
         """The account ``user_id`` was just deleted: its connections here close now (those in
@@ -50,3 +84,9 @@ class Connections:
             await asyncio.wait(
                 [asyncio.ensure_future(c.closed.wait()) for c in connections], timeout=grace_s
             )
+
+
+def _decrement(counter: collections.Counter[str], key: str) -> None:
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]

@@ -65,3 +65,53 @@ async def test_garbage_in_a_row_closes_with_1008(stack: Stack) -> None:
                 event = json.loads(await ws.recv())
                 assert event["code"] == "invalid_json"
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_hostile_frames_do_not_stall_another_users_scans(
+    stack: Stack, guest_token: str
+) -> None:
+    """Four clients send what stalled the server before the limits (a 1.5 MiB pre-auth frame
+    of keys, a 1,000-deep frame, garbage) while another user scans. Loosely bounded here (the
+    suite runs on a busy machine); bench/hostile_stall.py measures it (docs/benchmarks.md)."""
+    import asyncio
+
+    huge = '{"type":"session.start",' + ",".join(f'"{i:x}":0' for i in range(150_000)) + "}"
+    deep = '{"type": "ping", "x": ' + "[" * 1_000 + "]" * 1_000 + "}"
+    until = time.monotonic() + 3.0
+    answered = 0
+
+    async def attack() -> None:
+        nonlocal answered
+        while time.monotonic() < until:
+            try:
+                async with websockets.connect(stack.ws_url, max_size=None) as ws:
+                    await ws.send(huge)
+                    await ws.recv()
+                    await ws.send(deep)
+                    await ws.recv()
+                    answered += 2
+                    while time.monotonic() < until:
+                        await ws.send("{not json")
+                        await ws.recv()
+                        answered += 1
+            except websockets.ConnectionClosed:
+                continue
+
+    client = CoachClient(stack.ws_url, guest_token)
+    assert (await client.connect())["type"] == "session.ready"
+    latencies: list[float] = []
+
+    async def scan_meanwhile() -> None:
+        while time.monotonic() < until:
+            started = time.monotonic()
+            events = await client.run_scan()
+            assert events[-1]["status"] == "completed"
+            latencies.append(time.monotonic() - started)
+            await asyncio.sleep(0.1)
+
+    try:
+        await asyncio.gather(scan_meanwhile(), *(attack() for _ in range(4)))
+    finally:
+        await client.close()
+    assert answered > 20  # the attack really ran
+    assert latencies and max(latencies) < 1.5, latencies
