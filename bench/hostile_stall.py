@@ -148,7 +148,8 @@ def main() -> None:
             latencies, answered = asyncio.run(phase(base, attackers, args.seconds))
             print(f"{name:15s} {len(latencies):6d}   {percentile(latencies, 50):6.2f} / "
                   f"{percentile(latencies, 95):6.2f} / {percentile(latencies, 99):6.2f} / "
-                  f"{max(latencies):7.2f}   {answered:8d}  (mean {statistics.fmean(latencies):.2f})")
+                  f"{max(latencies):7.2f}   {answered:8d}  "
+                  f"(mean {statistics.fmean(latencies):.2f})")
     finally:
         server.terminate()
         try:
