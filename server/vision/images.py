@@ -186,6 +186,10 @@ def _refuse_unreadable(data: bytes) -> ImageRejected:
         return ImageRejected(
             RejectReason.NOT_AN_IMAGE, "The file is not an image (expected JPEG, PNG or WebP)."
         )
+    if found in _FORMATS:  # our magic bytes, but no frame header we could read
+        return ImageRejected(
+            RejectReason.CORRUPT, f"The file starts like a {found} image but is not a readable one."
+        )
     return ImageRejected(
         RejectReason.UNSUPPORTED_FORMAT,
         f"{found} images are not accepted; send a JPEG, PNG or WebP photo.",

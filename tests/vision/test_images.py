@@ -95,6 +95,13 @@ def test_refuses_too_many_pixels_from_the_header_alone() -> None:
     assert _reason(_png_header_only(40_000, 40_000)) is RejectReason.TOO_MANY_PIXELS
 
 
+def test_our_own_magic_bytes_without_a_frame_are_corrupt_not_another_format() -> None:
+    with pytest.raises(ImageRejected) as info:
+        decode_image(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
+    assert info.value.reason is RejectReason.CORRUPT
+    assert "not accepted" not in info.value.message  # it once said "JPEG images are not accepted"
+
+
 def test_refuses_truncated_and_tiny_images() -> None:
     data = jpeg_bytes(Image.effect_noise((256, 256), 64).convert("RGB"))
     assert _reason(data[: len(data) // 2]) is RejectReason.CORRUPT
