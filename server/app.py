@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -20,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from protocol.messages import ErrorCode
 from server.container import Container
 from server.db import database_unavailable
-from server.errors import WasteCoachError
+from server.errors import QuotaExceeded, WasteCoachError
 from server.runtime import settle_heap
 from server.sessions.service import SessionDeps
 from server.settings import Settings, get_settings
@@ -70,9 +71,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(WasteCoachError)
     async def _domain_error(_: Request, exc: WasteCoachError) -> JSONResponse:
+        headers = None
+        if isinstance(exc, QuotaExceeded):
+            headers = {"Retry-After": str(math.ceil(exc.retry_after_s))}
         return JSONResponse(
             status_code=exc.status,
             content={"error": {"code": exc.code.value, "message": exc.message}},
+            headers=headers,
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -49,6 +49,21 @@ class InvalidInput(WasteCoachError):
     status = 422
 
 
+class QuotaExceeded(WasteCoachError):
+    """A per-user quota is spent (``upload_quota_exceeded``...). ``retry_after_s``: when there
+    will be room again; REST answers it as ``Retry-After``."""
+
+    code = ErrorCode.RATE_LIMITED
+    status = 429
+    retryable = True
+
+    def __init__(
+        self, message: str, *, code: ErrorCode | None = None, retry_after_s: float
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
+
+
 class ImageInvalid(WasteCoachError):
     code = ErrorCode.IMAGE_INVALID
     status = 422

@@ -106,7 +106,21 @@ class SessionSettings(BaseModel):
 class UploadSettings(BaseModel):
     max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     content_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp")
+    #: How long a PUT URL is valid.
     url_ttl_s: int = Field(default=600, ge=30)
+    #: Per user, over the last 24 hours (every upload created counts, used or not):
+    #: beyond either, ``POST /api/v1/uploads`` answers 429 ``upload_quota_exceeded``.
+    daily_uploads: int = Field(default=200, ge=1)
+    daily_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
+
+    @model_validator(mode="after")
+    def _limits_agree(self) -> UploadSettings:
+        if self.daily_bytes < self.max_bytes:
+            raise ValueError(
+                "uploads.daily_bytes must be at least uploads.max_bytes, or the largest "
+                "allowed upload could never be made"
+            )
+        return self
 
 
 class Settings(BaseSettings):

@@ -31,16 +31,16 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.messages import ErrorCode
 from server.db import Database
-from server.errors import Forbidden, ImageInvalid, InvalidInput, NotFound
+from server.errors import Forbidden, ImageInvalid, InvalidInput, NotFound, QuotaExceeded
 from server.settings import UploadSettings
 from server.uploads.models import Upload, UploadStatus
 from server.uploads.storage import Storage, UploadTicket
-from server.users.models import utcnow
+from server.users.models import User, utcnow
 from server.vision.images import decode_image
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ STORED_CONTENT_TYPE = "image/jpeg"
 #: What stands at a staging key once its file was used: a PUT there is refused while the URL
 #: lives, and no client upload is ever empty (sizes start at 1).
 TOMBSTONE = b""
+#: The window of the per-user quotas.
+QUOTA_WINDOW = timedelta(days=1)
 
 
 def key_prefix(user_id: str) -> str:
@@ -83,6 +85,7 @@ async def create_upload(
         )
     if size <= 0 or size > limits.max_bytes:
         raise InvalidInput(f"size must be between 1 and {limits.max_bytes} bytes")
+    await _check_quota(session, limits, user_id=user_id, size=size)
     name = uuid.uuid4().hex
     staging_key = f"{staging_prefix(user_id)}{name}"
     ticket = await storage.presign_put(
@@ -100,6 +103,35 @@ async def create_upload(
     session.add(upload)
     await session.flush()
     return upload, ticket
+
+
+async def _check_quota(
+    session: AsyncSession, limits: UploadSettings, *, user_id: str, size: int
+) -> None:
+    """Uploads created in the last day, used or not: their count, and their declared sizes."""
+    # One user's uploads are created one at a time (PostgreSQL: the user's row is locked until
+    # the commit; SQLite has one writer anyway), so two at once cannot both take the last slot.
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    since = utcnow() - QUOTA_WINDOW
+    used = select(
+        func.count(), func.coalesce(func.sum(Upload.size), 0), func.min(Upload.created_at)
+    ).where(Upload.user_id == user_id, Upload.created_at >= since)
+    count, total, oldest = (await session.execute(used)).one()
+    if count < limits.daily_uploads and total + size <= limits.daily_bytes:
+        return
+    wait_s = 60.0
+    if oldest is not None:
+        wait_s = max(1.0, (_aware(oldest) + QUOTA_WINDOW - utcnow()).total_seconds())
+    what = (
+        f"{limits.daily_uploads} upload{'s' if limits.daily_uploads != 1 else ''}"
+        if count >= limits.daily_uploads
+        else f"{limits.daily_bytes:,} bytes of uploads ({int(total):,} used)"
+    )
+    raise QuotaExceeded(
+        f"upload quota reached: at most {what} a day; try again in {wait_s:.0f} s",
+        code=ErrorCode.UPLOAD_QUOTA_EXCEEDED,
+        retry_after_s=wait_s,
+    )
 
 
 async def owned_upload(session: AsyncSession, *, user_id: str, key: str) -> Upload:
