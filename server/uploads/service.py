@@ -22,6 +22,7 @@ session service already checks the key there, and the person waits for the answe
 (Verifying in the scan's worker would need the pipeline to import the vision domain, which the
 import contracts forbid.)
 
+Uploads not used in time, and the leftovers of used ones, are cleared by :mod:`.sweep`.
 """
 
 from __future__ import annotations

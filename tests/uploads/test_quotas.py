@@ -72,6 +72,8 @@ async def test_uploads_older_than_a_day_no_longer_count(db: Database, local: Loc
 def test_quota_settings_must_allow_one_largest_upload() -> None:
     with pytest.raises(ValidationError, match="daily_bytes"):
         UploadSettings(max_bytes=10_000, daily_bytes=9_999)
+    with pytest.raises(ValidationError, match="unused_ttl_s"):
+        UploadSettings(url_ttl_s=600, unused_ttl_s=300)
     with pytest.raises(ValidationError):
         UploadSettings(daily_uploads=0)
 
