@@ -28,7 +28,7 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, exists, not_, select, update
+from sqlalchemy import ColumnElement, delete, exists, not_, or_, select, update
 
 from server.db import Database
 from server.errors import WasteCoachError
@@ -77,7 +77,9 @@ async def sweep(db: Database, storage: Storage, limits: UploadSettings) -> Sweep
             .where(
                 Upload.status == UploadStatus.PENDING.value,
                 Upload.created_at < now - timedelta(seconds=limits.unused_ttl_s),
-                not_(and_(_legacy(), scanned)),
+                # (staging_key is never NULL on a pending row; spelled out all the same, since
+                # NOT over a NULL comparison would skip the row)
+                or_(Upload.staging_key.is_(None), not_(_legacy()), not_(scanned)),
             )
             .values(status=UploadStatus.EXPIRED.value)
             .execution_options(synchronize_session=False)
@@ -139,6 +141,8 @@ async def _verify_legacy(db: Database, storage: Storage) -> int:
             await verify(db, storage, upload)
         except WasteCoachError as exc:  # rejected, or its file is gone: the row says so now
             log.info("upload %s, stored before verification: %s", upload.key, exc.message)
+        except Exception as exc:  # storage refusing this one object must not stop the sweep
+            log.warning("upload %s could not be verified: %s", upload.key, exc)
     return len(legacy)
 
 

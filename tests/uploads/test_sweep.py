@@ -7,8 +7,9 @@ import asyncio
 import io
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy import update
 
 from server.db import Database
 from server.errors import NotFound
+from server.migrate import upgrade
 from server.pipeline.run import PipelineDeps
 from server.scans import repository as scans
 from server.settings import UploadSettings
@@ -27,9 +29,28 @@ from server.uploads.sweep import sweep
 from server.users.models import utcnow
 from tests.conftest import Stack
 from tests.support.db import a_user
+from tests.support.pg import scratch_database
 from tests.uploads import photos
 
 LIMITS = UploadSettings()  # unused 3600 s, URL 600 s
+
+
+@pytest.fixture(scope="module")
+def pg_sweep_url() -> Iterator[str]:
+    """A PostgreSQL database of this module's own: the sweep's counts see only its rows."""
+    with scratch_database("wc_sweep") as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'sweep.db'}"
+        upgrade(url)
+        return url
+    found: str = request.getfixturevalue("pg_sweep_url")
+    return found
 
 
 async def _body() -> AsyncIterator[bytes]:
@@ -151,15 +172,17 @@ async def test_a_first_use_racing_the_sweep_keeps_nothing(
 async def test_an_upload_stored_before_verification_is_reencoded_in_place(
     db: Database, local: LocalStorage
 ) -> None:
-    """Rows from before migration 0005: the raw file at the key itself, staging_key == key."""
+    """Rows from before migration 0005: the raw file at the key itself, staging_key == key.
+    The one a scan refers to is cleaned in place; the one nothing refers to is abandoned."""
     me = await a_user(db)
-    key = f"u/{me}/{uuid.uuid4().hex}.jpg"
+    key, unscanned = (f"u/{me}/{uuid.uuid4().hex}.jpg" for _ in range(2))
     raw = photos.photo_with_gps()
-    await local.put(key, raw, content_type="image/jpeg")
     old = utcnow() - timedelta(days=30)
-    async with db.session() as session:
-        session.add(Upload(key=key, user_id=me, content_type="image/jpeg", size=len(raw),
-                           created_at=old, expires_at=old, staging_key=key))
+    for each in (key, unscanned):
+        await local.put(each, raw, content_type="image/jpeg")
+        async with db.session() as session:
+            session.add(Upload(key=each, user_id=me, content_type="image/jpeg", size=len(raw),
+                               created_at=old, expires_at=old, staging_key=each))
     await scans.record_outcome(
         db, id=uuid.uuid4().hex, user_id=me, session_id="s", request_id="r", status="completed",
         locale="ko", image_kind="key", upload_key=key, finished_at=datetime.now(UTC),
@@ -167,7 +190,8 @@ async def test_an_upload_stored_before_verification_is_reencoded_in_place(
 
     report = await sweep(db, local, LIMITS)
 
-    assert (report.reverified, report.expired) == (1, 0)  # scanned: kept, and cleaned
+    assert (report.reverified, report.expired) == (1, 1)
+    assert not (local.root / unscanned).exists()
     stored = (local.root / key).read_bytes()
     assert photos.CAMERA_MAKE.encode() not in stored
     assert len(Image.open(io.BytesIO(stored)).getexif()) == 0
@@ -200,8 +224,8 @@ async def test_the_worker_sweeps_on_its_event_loop(db_url: str, local: LocalStor
         deadline = time.monotonic() + 10
         while True:
             row = await _row(db, abandoned.key)
-            if row is not None and row.status == "expired":
-                break
+            if row is not None and row.status == "expired" and row.staging_key is None:
+                break  # (the row expires first, then its staging object goes)
             assert time.monotonic() < deadline, "the worker's sweep did not run"
             await asyncio.sleep(0.1)
         assert not _exists(local, abandoned.staging_key)
