@@ -12,11 +12,11 @@ before decoding, the wall time, and what the decoder answered (decoded size, or 
 
 The inputs are made here with Pillow, none from disk:
 
-* ``png-40mp``: 8000 × 5000 RGB PNG of one colour with a little noise, about 150 KB: the shape
-  of a decompression bomb that a byte cap alone lets through;
-* ``png-16mp``: 4608 × 3456 PNG made the same way (a 16 MP screenshot-sized image);
-* ``jpeg-12mp``: 4032 × 3024 JPEG of noise, a phone photo's size;
-* ``jpeg-40mp``: 7296 × 5472 JPEG of noise, at the 40 MP cap.
+* ``png-40mp``: 8000 × 5000 RGB PNG of one colour with a few patches of noise, about 180 KB:
+  the shape of a decompression bomb that a byte cap alone lets through;
+* ``png-16mp``: 4608 × 3456 PNG made the same way (16 MP: the largest PNG now accepted);
+* ``jpeg-12mp``: 4032 × 3024 JPEG of a gradient with faint noise, a phone photo's size;
+* ``jpeg-40mp``: 7296 × 5472 JPEG made the same way, at the 40 MP cap.
 """
 
 from __future__ import annotations
