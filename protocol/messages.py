@@ -289,6 +289,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     UPLOAD_NOT_FOUND = "upload_not_found"
     UPLOAD_FORBIDDEN = "upload_forbidden"
+    UPLOAD_QUOTA_EXCEEDED = "upload_quota_exceeded"
     IMAGE_INVALID = "image_invalid"
     RESUME_FORBIDDEN = "resume_forbidden"
     FORBIDDEN = "forbidden"

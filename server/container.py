@@ -18,6 +18,7 @@ Two entry points:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib
 import logging
@@ -41,6 +42,7 @@ from server.pipeline.runner import EmbeddedRunner, ScanRunner
 from server.search import ItemSearch, get_item_search
 from server.settings import Settings
 from server.uploads.storage import LocalStorage, S3Storage, Storage
+from server.uploads.sweep import sweep_periodically
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +189,9 @@ class Container:
     knowledge: Knowledge
     #: The stages, where this process runs them (embedded mode).
     stages: Stages | None = None
+    #: The sweep of abandoned uploads, where this process runs it (embedded mode; distributed,
+    #: the workers run it).
+    sweeper: asyncio.Task[None] | None = None
 
     @classmethod
     async def build(cls, settings: Settings) -> Container:
@@ -211,6 +216,11 @@ class Container:
         storage = build_storage(settings)
         if isinstance(storage, S3Storage):
             await storage.ensure_bucket()
+        sweeper = None
+        if settings.embedded:
+            sweeper = asyncio.create_task(
+                sweep_periodically(db, storage, settings.uploads), name="upload-sweep"
+            )
         tokens = TokenService(
             jwt_secret(settings),
             issuer=settings.auth.jwt_issuer,
@@ -229,9 +239,14 @@ class Container:
             accounts=Accounts.from_settings(settings),
             knowledge=knowledge,
             stages=stages,
+            sweeper=sweeper,
         )
 
     async def close(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.sweeper
         await self.runner.close()
         await self.limiter.close()
         if self.stages is not None:

@@ -6,6 +6,8 @@ endpoints raises HTTPException.
 
 from __future__ import annotations
 
+import math
+
 from protocol.messages import ErrorCode
 
 
@@ -49,6 +51,21 @@ class NotFound(WasteCoachError):
 class InvalidInput(WasteCoachError):
     code = ErrorCode.INVALID_MESSAGE
     status = 422
+
+
+class QuotaExceeded(WasteCoachError):
+    """A per-user quota is spent (``upload_quota_exceeded``...). ``retry_after_s``: when there
+    will be room again; REST answers it as ``Retry-After``."""
+
+    code = ErrorCode.RATE_LIMITED
+    status = 429
+    retryable = True
+
+    def __init__(
+        self, message: str, *, code: ErrorCode | None = None, retry_after_s: float
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = max(1, math.ceil(retry_after_s))
 
 
 class ImageInvalid(WasteCoachError):

@@ -114,7 +114,31 @@ class SessionSettings(BaseModel):
 class UploadSettings(BaseModel):
     max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     content_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp")
+    #: How long a PUT URL is valid.
     url_ttl_s: int = Field(default=600, ge=30)
+    #: How long an upload may wait for its first scan (counted from its creation); then the
+    #: sweep deletes it and a scan of it answers ``upload_not_found``.
+    unused_ttl_s: int = Field(default=3600, ge=60)
+    #: Per user, over the last 24 hours (every upload created counts, used or not):
+    #: beyond either, ``POST /api/v1/uploads`` answers 429 ``upload_quota_exceeded``.
+    daily_uploads: int = Field(default=200, ge=1)
+    daily_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
+    #: How often the sweep of abandoned uploads runs (in each worker; embedded: the server).
+    sweep_interval_s: float = Field(default=300.0, ge=5.0)
+
+    @model_validator(mode="after")
+    def _limits_agree(self) -> UploadSettings:
+        if self.unused_ttl_s < self.url_ttl_s:
+            raise ValueError(
+                "uploads.unused_ttl_s must be at least uploads.url_ttl_s, or a file could be "
+                "swept while its upload URL still works"
+            )
+        if self.daily_bytes < self.max_bytes:
+            raise ValueError(
+                "uploads.daily_bytes must be at least uploads.max_bytes, or the largest "
+                "allowed upload could never be made"
+            )
+        return self
 
 
 class Settings(BaseSettings):

@@ -18,6 +18,8 @@ from server.pipeline.chat import run_chat
 from server.pipeline.emitter import EventsNotDelivered
 from server.pipeline.jobs import ChatJob, ScanJob
 from server.pipeline.run import PipelineDeps, run_scan
+from server.settings import UploadSettings
+from server.uploads.sweep import sweep_periodically
 from workers.app import CHAT_TASK, SCAN_TASK, make_celery
 from workers.loop import on_worker_loop, stop_worker_loop, worker_loop
 
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 
 _deps: PipelineDeps | None = None
 _deps_lock: asyncio.Lock | None = None
+_sweeper: asyncio.Task[None] | None = None
 
 
 async def pipeline_deps() -> PipelineDeps:
@@ -68,13 +71,44 @@ def chat(job: dict[str, Any]) -> str | None:
     return on_worker_loop(_chat(ChatJob.model_validate(job)))
 
 
+async def start_sweeper(
+    deps: PipelineDeps, limits: UploadSettings, *, first_delay_s: float | None = None
+) -> asyncio.Task[None]:
+    """The sweep of abandoned uploads (server.uploads.sweep), as a task on the worker's loop
+    (Celery beat is not used: every worker process sweeps now and then; the sweep is safe to
+    run in several at once)."""
+    global _sweeper
+    if _sweeper is None or _sweeper.done():
+        _sweeper = asyncio.create_task(
+            sweep_periodically(deps.db, deps.storage, limits, first_delay_s=first_delay_s),
+            name="upload-sweep",
+        )
+    return _sweeper
+
+
+async def _start_housekeeping() -> None:
+    from server.settings import get_settings
+
+    await start_sweeper(await pipeline_deps(), get_settings().uploads)
+
+
 def _prepare(**_: Any) -> None:
     # Models, connections and the frozen heap before the first task, not during it.
     worker_loop().run(pipeline_deps())
+    worker_loop().run(_start_housekeeping())
+
+
+async def _stop_sweeper() -> None:
+    global _sweeper
+    sweeper, _sweeper = _sweeper, None
+    if sweeper is not None:
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
 
 
 async def _close() -> None:
     global _deps
+    await _stop_sweeper()
     if _deps is not None:
         from server.container import close_pipeline
 

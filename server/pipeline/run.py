@@ -197,8 +197,9 @@ async def _record(
 async def _image_bytes(job: ScanJob, deps: PipelineDeps) -> tuple[bytes, str]:
     if isinstance(job.image, InlineImage):
         return job.image.decode(), job.image.content_type
+    # The clean copy the upload's first use stored (server.uploads.service): always a JPEG.
     data = await deps.storage.get(job.image.key, max_bytes=deps.max_image_bytes)
-    return data, "application/octet-stream"
+    return data, "image/jpeg"
 
 
 #: A run's lease on its scan: held this long, renewed a third of the way through. A worker that

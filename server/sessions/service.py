@@ -324,13 +324,14 @@ class Session:
         return await self._deps.log.open_scan(self.session_id, request_id)
 
     async def _check_image(self, image: ImageRef) -> str | None:
-        """Authorise an upload key; returns it (``None`` for an inline image)."""
+        """Authorise an upload key, verifying the upload on its first use (see
+        :mod:`server.uploads.service`); returns it (``None`` for an inline image)."""
         if not isinstance(image, UploadImage):
             return None
         try:
-            async with self._deps.db.session() as session:
-                await uploads.owned_upload(session, user_id=self.claims.user_id, key=image.key)
-            found = await self._deps.storage.head(image.key)
+            await uploads.prepare_for_scan(
+                self._deps.db, self._deps.storage, user_id=self.claims.user_id, key=image.key
+            )
         except (SQLAlchemyError, BotoCoreError, ClientError, OSError) as exc:
             if isinstance(exc, SQLAlchemyError) and not database_unavailable(exc):
                 raise  # a query that can never work is a bug, not an outage
@@ -343,11 +344,6 @@ class Session:
             )
             error.retryable = True
             raise error from exc
-        if found is None:
-            raise NotFound(
-                f"upload {image.key!r} has not been received yet; PUT the file first",
-                code=ErrorCode.UPLOAD_NOT_FOUND,
-            )
         return image.key
 
     # ------------------------------------------------------------------ chat

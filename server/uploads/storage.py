@@ -2,7 +2,10 @@
 
 Both hand out a time-limited PUT URL bound to one key, one content type and one exact size, so
 the client uploads straight to storage and the server never buffers the body (S3), or checks
-the same limits itself (local).
+the same limits itself (local). A URL writes its key once: S3 is asked for a conditional write
+(``If-None-Match: *``, a signed header, so a client cannot leave it out), the local folder
+links the file into place only if nothing is there. Either way a second PUT to a key that holds
+anything, even an empty file, is refused; :mod:`server.uploads.service` relies on that.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from protocol.messages import ErrorCode
-from server.errors import InvalidInput, NotFound
+from server.errors import Forbidden, InvalidInput, NotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,22 +38,24 @@ class UploadTicket:
     expires_at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
-    size: int
-    content_type: str | None
-
-
 class Storage(Protocol):
     async def presign_put(
         self, key: str, *, content_type: str, size: int, ttl_s: int
     ) -> UploadTicket: ...
 
-    async def head(self, key: str) -> ObjectInfo | None: ...
-
     async def get(self, key: str, *, max_bytes: int) -> bytes: ...
 
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        """Write ``key`` (server side: no condition, an existing object is replaced)."""
+
     async def delete(self, key: str) -> None: ...
+
+
+def _used() -> Forbidden:
+    return Forbidden(
+        "this upload URL has been used already; create a new upload",
+        code=ErrorCode.UPLOAD_FORBIDDEN,
+    )
 
 
 class S3Storage:
@@ -90,8 +95,10 @@ class S3Storage:
     async def presign_put(
         self, key: str, *, content_type: str, size: int, ttl_s: int
     ) -> UploadTicket:
-        # ContentType and ContentLength become signed headers: S3 refuses an upload whose
-        # type or length differs from what the server allowed.
+        # ContentType, ContentLength and IfNoneMatch become signed headers: S3 refuses an
+        # upload whose type or length differs from what the server allowed, or that leaves
+        # out the condition, and the condition makes it refuse (412) a PUT to a key that
+        # exists: the URL writes once.
         url = await asyncio.to_thread(
             self._client.generate_presigned_url,
             "put_object",
@@ -100,6 +107,7 @@ class S3Storage:
                 "Key": key,
                 "ContentType": content_type,
                 "ContentLength": size,
+                "IfNoneMatch": "*",
             },
             ExpiresIn=ttl_s,
             HttpMethod="PUT",
@@ -107,20 +115,13 @@ class S3Storage:
         return UploadTicket(
             url=url,
             method="PUT",
-            headers={"Content-Type": content_type, "Content-Length": str(size)},
+            headers={
+                "Content-Type": content_type,
+                "Content-Length": str(size),
+                "If-None-Match": "*",
+            },
             expires_at=time.time() + ttl_s,
         )
-
-    async def head(self, key: str) -> ObjectInfo | None:
-        try:
-            response = await asyncio.to_thread(
-                self._client.head_object, Bucket=self.bucket, Key=key
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-                return None
-            raise
-        return ObjectInfo(int(response["ContentLength"]), response.get("ContentType"))
 
     async def get(self, key: str, *, max_bytes: int) -> bytes:
         def _get() -> bytes:
@@ -136,6 +137,12 @@ class S3Storage:
             return body
 
         return await asyncio.to_thread(_get)
+
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        await asyncio.to_thread(
+            self._client.put_object,
+            Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+        )
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=key)
@@ -164,7 +171,12 @@ class LocalStorage:
         self, key: str, content_type: str, size: int, expires: int, signature: str
     ) -> bool:
         expected = self.signature(key, content_type, size, expires)
-        return hmac.compare_digest(expected, signature) and expires >= time.time()
+        # Bytes, not str: compare_digest refuses a str with non-ASCII characters (a TypeError,
+        # which was a 500 for a forged signature).
+        return (
+            hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace"))
+            and expires >= time.time()
+        )
 
     async def presign_put(
         self, key: str, *, content_type: str, size: int, ttl_s: int
@@ -186,8 +198,11 @@ class LocalStorage:
         )
 
     async def write_stream(self, key: str, chunks: AsyncIterator[bytes], *, size: int) -> int:
-        """Write exactly ``size`` bytes atomically; refuses a body of any other length."""
+        """Write exactly ``size`` bytes atomically, once: refuses a body of any other length,
+        and a key that holds a file already (the local twin of S3's ``If-None-Match: *``)."""
         path = self._path(key)
+        if path.exists():  # the common case, answered before reading a body
+            raise _used()
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
         written = 0
@@ -200,17 +215,15 @@ class LocalStorage:
                     out.write(chunk)
             if written != size:
                 raise InvalidInput(f"the body has {written} bytes, not the declared {size}")
-            os.replace(tmp, path)
-        except BaseException:
+            try:
+                # link(), unlike replace(), fails when the name exists: two PUTs racing on
+                # one URL store one file.
+                os.link(tmp, path)
+            except FileExistsError:
+                raise _used() from None
+        finally:
             os.unlink(tmp)
-            raise
         return written
-
-    async def head(self, key: str) -> ObjectInfo | None:
-        path = self._path(key)
-        if not path.is_file():
-            return None
-        return ObjectInfo(path.stat().st_size, None)
 
     async def get(self, key: str, *, max_bytes: int) -> bytes:
         path = self._path(key)
@@ -219,6 +232,22 @@ class LocalStorage:
         if path.stat().st_size > max_bytes:
             raise InvalidInput(f"upload {key!r} is larger than {max_bytes} bytes")
         return await asyncio.to_thread(path.read_bytes)
+
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        path = self._path(key)
+
+        def _write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".put-")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+
+        await asyncio.to_thread(_write)
 
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

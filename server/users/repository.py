@@ -121,7 +121,11 @@ async def stats(session: AsyncSession, user_id: str) -> ScanCounts:
 
 
 async def upload_keys(session: AsyncSession, user_id: str) -> list[str]:
-    return list(await session.scalars(select(Upload.key).where(Upload.user_id == user_id)))
+    """Every object key the user's uploads may occupy: the clean copy and the staging key."""
+    rows = await session.execute(
+        select(Upload.key, Upload.staging_key).where(Upload.user_id == user_id)
+    )
+    return sorted({key for row in rows for key in row if key is not None})
 
 
 async def erase(session: AsyncSession, user_id: str) -> list[str]:

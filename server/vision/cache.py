@@ -16,6 +16,11 @@ What still hits is what matters for cost: the same bytes sent again by the same 
 after a failed or cancelled scan, a resend after a reconnect, the same upload scanned twice).
 
 The cache is in-process and bounded (least recently used goes first).
+
+It is also where a scan's photo is decoded, once: a photo not answered from the cache is
+decoded here (garbage is refused before any backend sees it) and the backend is handed the
+decoded image, as is the OpenAI backend's fallback. (Each used to decode the bytes again, so a
+large PNG was decoded twice per scan, three times when OpenAI failed.)
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ import asyncio
 import hashlib
 import threading
 from collections import OrderedDict
+from typing import Protocol
 
 from protocol.messages import Classification
-from server.contracts import ScanInput, VisionStage
-from server.vision.images import decode_image
+from server.contracts import ScanInput
+from server.vision.images import DecodedImage, decode_image
 
 #: (user id, SHA-256 of the image bytes)
 CacheKey = tuple[str, bytes]
@@ -70,10 +76,18 @@ class ResultCache:
                 self._entries.popitem(last=False)
 
 
-class CachedVision:
-    """A :class:`VisionStage` that asks ``inner`` only about photos this user has not sent."""
+class ImageClassifier(Protocol):
+    """A vision backend handed the scan's photo already decoded (by :class:`CachedVision`)."""
 
-    def __init__(self, inner: VisionStage, cache: ResultCache | None = None) -> None:
+    async def classify_image(self, scan: ScanInput, decoded: DecodedImage) -> Classification:
+        ...
+
+
+class CachedVision:
+    """A :class:`~server.contracts.VisionStage` that decodes a photo this user has not sent
+    before, once, and asks ``inner`` about it."""
+
+    def __init__(self, inner: ImageClassifier, cache: ResultCache | None = None) -> None:
         self.inner = inner
         self.cache = cache if cache is not None else ResultCache()
 
@@ -83,8 +97,8 @@ class CachedVision:
         if cached is not None:  # these very bytes were decoded and classified before
             return cached
         # Garbage is refused before the backend sees it (ImageRejected propagates).
-        await asyncio.to_thread(decode_image, scan.image)
-        result = await self.inner.classify(scan)
+        decoded = await asyncio.to_thread(decode_image, scan.image)
+        result = await self.inner.classify_image(scan, decoded)
         # A fallback answer is not worth remembering: the better backend may be back next time.
         if "fallback" not in result.model:
             self.cache.put(key, result)

@@ -39,7 +39,7 @@ from protocol.streams import Stream
 from server.contracts import ScanInput
 from server.vision.backbone import Backbone, Floats, preprocess
 from server.vision.head import Head, softmax
-from server.vision.images import decode_image
+from server.vision.images import DecodedImage, decode_image
 from server.vision.manifest import MODELS_DIR, Manifest, load_manifest
 from server.vision.taxonomy import (
     FOOD_INDICES,
@@ -124,9 +124,18 @@ class EmbeddedClassifier:
         # Decoding and inference are CPU-bound; the event loop must keep serving sockets.
         return await asyncio.to_thread(self.classify_bytes, scan.image)
 
+    async def classify_image(self, scan: ScanInput, decoded: DecodedImage) -> Classification:
+        """The photo already decoded (by ``CachedVision``, or the OpenAI backend falling back):
+        inference only."""
+        return await asyncio.to_thread(self.classify_decoded, decoded)
+
     def classify_bytes(self, data: bytes) -> Classification:
         """Decode untrusted bytes (``ImageRejected`` if they are not a usable image), classify."""
         return self.analyse_bytes(data)[1]
+
+    def classify_decoded(self, decoded: DecodedImage) -> Classification:
+        self.load()
+        return self.interpret(self.evidence(preprocess(decoded.image)))
 
     def analyse_bytes(self, data: bytes) -> tuple[Evidence, Classification]:
         """Like :meth:`classify_bytes`, also returning the raw model outputs (for evaluation)."""

@@ -9,10 +9,20 @@ through :func:`decode_image`, which
 * reads the size each format declares in its header with our own few lines of parsing and
   refuses images above the pixel cap *before* Pillow sees them, so a small file claiming
   50,000 × 50,000 pixels (a decompression bomb) costs nothing,
+* decodes no more pixels than it keeps: what comes out is at most ``STORED_MAX_SIDE`` on its
+  longest side (the stored copy's size; the models look at 224 × 224). A JPEG is decoded at
+  1/2, 1/4 or 1/8 scale straight out of the DCT (Pillow's ``draft``), so its cap can be
+  generous; PNG and WebP can only be decoded whole, so their cap is lower and is what bounds
+  the memory of one decode,
+* lets at most ``MAX_CONCURRENT_DECODES`` decodes run at once in the process (a semaphore):
+  a burst of large photos waits its turn instead of multiplying the peak memory,
 * decodes fully and turns every decoder error into :class:`ImageRejected`,
 * applies the EXIF orientation (phones store portrait photos sideways plus a flag) and then
   drops all metadata: EXIF (with GPS), XMP, ICC profiles, comments. The re-encoded JPEG
   (:meth:`DecodedImage.clean_jpeg`) is what may be stored; the original bytes never are.
+
+Peak memory, before and after these bounds: ``bench/decode_memory.py``, figures in
+``docs/benchmarks.md``.
 
 Why no ``warnings.catch_warnings()`` here: decoding runs in threads (``asyncio.to_thread``),
 and the warnings filters are one list for the whole process. An earlier version turned every
@@ -28,19 +38,30 @@ ordinary warning settings and does not refuse the photo.
 from __future__ import annotations
 
 import io
+import os
 import struct
+import threading
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from server.vision.errors import ImageRejected, RejectReason
 
 #: Largest accepted file, in bytes. Larger than the inline-frame limit: uploads may be full photos.
 MAX_FILE_BYTES = 15 * 1024 * 1024
-#: Largest accepted image, in pixels (about a 48 MP phone sensor binned to 12 MP, with margin).
-#: It must stay at or below Pillow's ``Image.MAX_IMAGE_PIXELS`` (89 MP by default), so that
-#: Pillow never warns about an image we let through.
+#: Largest accepted JPEG, in pixels (about a 48 MP phone sensor binned to 12 MP, with margin).
+#: A JPEG this large is decoded at 1/4 scale (``draft``), about 2.5 MP. It must stay at or
+#: below Pillow's ``Image.MAX_IMAGE_PIXELS`` (89 MP by default), so that Pillow never warns
+#: about an image we let through.
 MAX_PIXELS = 40_000_000
+#: Largest accepted PNG or WebP, in pixels. Pillow decodes these whole, so this is what one
+#: decode may hold: 16 MP × 4 bytes (RGBA) = 64 MB. Phone screenshots are 3 to 6 MP, and a
+#: phone that saves WebP photos saves them at the binned 12.5 MP.
+MAX_PIXELS_FULL_DECODE = 16_000_000
+#: Decodes at once in this process, whoever asks (a scan's vision stage, an upload being
+#: verified); the others wait in their threads. Peak memory is about this many times one
+#: decode's (bench/decode_memory.py).
+MAX_CONCURRENT_DECODES = max(1, min(4, os.cpu_count() or 1))
 #: Smallest side we can say anything about.
 MIN_SIDE = 16
 #: Longest side of the stored copy; the models look at 224 × 224, people at a screen.
@@ -55,11 +76,13 @@ _FORMATS = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP
 # run in several threads at once).
 Image.init()
 
+_decodes = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
+
 
 @dataclass(frozen=True, slots=True)
 class DecodedImage:
     image: Image.Image
-    """RGB, upright, without metadata."""
+    """RGB, upright, without metadata, at most ``STORED_MAX_SIDE`` on its longest side."""
     source_format: str
     """MIME type identified from the bytes."""
 
@@ -163,18 +186,29 @@ def _refuse_unreadable(data: bytes) -> ImageRejected:
         return ImageRejected(
             RejectReason.NOT_AN_IMAGE, "The file is not an image (expected JPEG, PNG or WebP)."
         )
+    if found in _FORMATS:  # our magic bytes, but no frame header we could read
+        return ImageRejected(
+            RejectReason.CORRUPT, f"The file starts like a {found} image but is not a readable one."
+        )
     return ImageRejected(
         RejectReason.UNSUPPORTED_FORMAT,
         f"{found} images are not accepted; send a JPEG, PNG or WebP photo.",
     )
 
 
-def _check_size(width: int, height: int) -> None:
-    if width * height > MAX_PIXELS:
+def _pixel_cap(fmt: str) -> int:
+    """JPEGs decode at reduced scale; the other formats decode whole (see the module's notes)."""
+    return MAX_PIXELS if fmt in ("JPEG", "MPO") else MAX_PIXELS_FULL_DECODE
+
+
+def _check_size(width: int, height: int, fmt: str) -> None:
+    cap = _pixel_cap(fmt)
+    if width * height > cap:
+        kind = "JPEG" if fmt in ("JPEG", "MPO") else "PNG or WebP"
         raise ImageRejected(
             RejectReason.TOO_MANY_PIXELS,
-            f"The image is {width} × {height} pixels; the limit is "
-            f"{MAX_PIXELS // 1_000_000} megapixels.",
+            f"The image is {width} × {height} pixels; the limit for a {kind} is "
+            f"{cap // 1_000_000} megapixels.",
         )
     if min(width, height) < MIN_SIDE:
         raise ImageRejected(
@@ -189,7 +223,8 @@ def _check_size(width: int, height: int) -> None:
 def decode_image(data: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> DecodedImage:
     """Decode untrusted bytes into a clean RGB image, or raise :class:`ImageRejected`.
 
-    Safe to call from several threads at once: it touches no process-wide state."""
+    Safe to call from several threads at once: beyond the decode semaphore it touches no
+    process-wide state. A file refused from its header never waits for the semaphore."""
     if not data:
         raise ImageRejected(RejectReason.EMPTY, "The file is empty.")
     if len(data) > max_bytes:
@@ -201,28 +236,76 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> DecodedImag
     declared = _SIZE_READERS[fmt](data) if fmt is not None else None
     if fmt is None or declared is None:
         raise _refuse_unreadable(data)
-    _check_size(*declared)  # before Pillow allocates anything
-    try:
-        image = _open(data, fmt)
-        # Pillow parsed the header too; should it read another size than ours, its word counts.
-        _check_size(*image.size)
-        source_format = _FORMATS[image.format or ""]
-        # Big phone JPEGs: let the decoder skip detail we would throw away anyway.
-        if image.format in ("JPEG", "MPO"):
-            image.draft("RGB", (STORED_MAX_SIDE, STORED_MAX_SIDE))
-        image.load()
-        upright = ImageOps.exif_transpose(image)
-    except ImageRejected:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise ImageRejected(RejectReason.TOO_MANY_PIXELS, str(exc)) from None
-    except (OSError, ValueError, SyntaxError, EOFError, KeyError, Warning) as exc:
-        # ``Warning``: only where the process itself made warnings errors (the test suite);
-        # this module never does.
-        raise ImageRejected(
-            RejectReason.CORRUPT, f"The image could not be decoded ({exc})."
-        ) from None
-    return DecodedImage(image=_to_rgb(upright), source_format=source_format)
+    _check_size(*declared, fmt)  # before Pillow allocates anything
+    with _decodes:
+        try:
+            image = _open(data, fmt)
+            # Pillow parsed the header too; should it read another size than ours, its word
+            # counts.
+            _check_size(*image.size, image.format or fmt)
+            source_format = _FORMATS[image.format or ""]
+            if image.format in ("JPEG", "MPO"):
+                # The decoder skips what the shrink below would throw away: Pillow picks the
+                # largest of 1/2, 1/4, 1/8 that keeps both sides at least this large, so the
+                # long side stays at least STORED_MAX_SIDE. (A square box would let the short
+                # side decide: a 4:3 photo would be decoded at twice the scale it needs.)
+                image.draft("RGB", _stored_size(image.size))
+            image.load()
+            orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+            clean = _upright(_to_rgb(_shrink(image)), orientation)
+        except ImageRejected:
+            raise
+        except Image.DecompressionBombError as exc:
+            raise ImageRejected(RejectReason.TOO_MANY_PIXELS, str(exc)) from None
+        except (OSError, ValueError, SyntaxError, EOFError, KeyError, Warning) as exc:
+            # ``Warning``: only where the process itself made warnings errors (the test suite);
+            # this module never does.
+            raise ImageRejected(
+                RejectReason.CORRUPT, f"The image could not be decoded ({exc})."
+            ) from None
+    return DecodedImage(image=clean, source_format=source_format)
+
+
+def _stored_size(size: tuple[int, int]) -> tuple[int, int]:
+    """``size`` scaled down (never up) to ``STORED_MAX_SIDE`` on its longest side."""
+    width, height = size
+    scale = STORED_MAX_SIDE / max(width, height)
+    if scale >= 1:
+        return size
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+#: Modes the resampling filters take as they are; any other is made RGB(A) first.
+_RESIZABLE = frozenset({"RGB", "RGBA", "L", "LA"})
+
+
+def _shrink(image: Image.Image) -> Image.Image:
+    """At most ``STORED_MAX_SIDE`` on the longest side, before any full-size copy is made."""
+    target = _stored_size(image.size)
+    if target == image.size:
+        return image
+    if image.mode not in _RESIZABLE:  # a palette scales nearest-neighbour only; 16-bit not
+        image = _to_rgb(image)
+    # reducing_gap: a box pre-shrink by an integer factor first, as the thumbnail does.
+    return image.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
+
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _upright(image: Image.Image, orientation: object) -> Image.Image:
+    """Apply the EXIF orientation read from the file (as ``ImageOps.exif_transpose`` does, on
+    the shrunken image rather than the full one)."""
+    method = _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+    return image if method is None else image.transpose(method)
 
 
 def _open(data: bytes, fmt: str) -> Image.Image:
@@ -248,11 +331,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _encode_clean(image: Image.Image) -> bytes:
-    stored = image
-    if max(image.size) > STORED_MAX_SIDE:
-        stored = image.copy()
-        stored.thumbnail((STORED_MAX_SIDE, STORED_MAX_SIDE), Image.Resampling.LANCZOS)
+    # Already at most STORED_MAX_SIDE (decode_image shrank it). No exif=, no icc_profile=:
+    # Pillow writes none unless asked.
     out = io.BytesIO()
-    # No exif=, no icc_profile=: Pillow writes none unless asked.
-    stored.save(out, format="JPEG", quality=STORED_JPEG_QUALITY, optimize=True)
+    image.save(out, format="JPEG", quality=STORED_JPEG_QUALITY, optimize=True)
     return out.getvalue()

@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from protocol.messages import Alternative, Classification, OfficialCategory, Signal
 from protocol.streams import OFFICIAL_PATH, Stream
-from server.contracts import ScanInput, VisionStage
+from server.contracts import ScanInput
 from server.settings import OpenAISettings
-from server.vision.errors import ImageRejected
-from server.vision.images import decode_image
+from server.vision.cache import ImageClassifier
+from server.vision.images import DecodedImage, decode_image
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,13 @@ class _Failure(Exception):
 
 
 class OpenAIVisionClassifier:
-    """:class:`VisionStage` asking an OpenAI-compatible vision model, with a fallback."""
+    """:class:`VisionStage` asking an OpenAI-compatible vision model, with a fallback that is
+    handed the same decoded photo."""
 
     def __init__(
         self,
         settings: OpenAISettings,
-        fallback: VisionStage,
+        fallback: ImageClassifier,
         *,
         client: AsyncOpenAI | None = None,
     ) -> None:
@@ -112,28 +113,32 @@ class OpenAIVisionClassifier:
             await self._client.close()
 
     async def classify(self, scan: ScanInput) -> Classification:
+        # Garbage is refused here (ImageRejected), before the API or the fallback sees it.
+        decoded = await asyncio.to_thread(decode_image, scan.image)
+        return await self.classify_image(scan, decoded)
+
+    async def classify_image(self, scan: ScanInput, decoded: DecodedImage) -> Classification:
         if self._client is None:
-            return await self._fall_back(scan, "no api key")
+            return await self._fall_back(scan, decoded, "no api key")
         try:
             # The whole exchange, retries included, gets one deadline.
             async with asyncio.timeout(self._settings.timeout_s):
-                return await self._ask(self._client, scan)
-        except ImageRejected:
-            raise  # not a backend failure: the embedded classifier would refuse it too
+                return await self._ask(self._client, decoded)
         except _Failure as exc:
-            return await self._fall_back(scan, exc.reason)
+            return await self._fall_back(scan, decoded, exc.reason)
         except (TimeoutError, openai.APITimeoutError):
-            return await self._fall_back(scan, "timeout")
+            return await self._fall_back(scan, decoded, "timeout")
         except openai.APIStatusError as exc:
-            return await self._fall_back(scan, f"http {exc.status_code}")
+            return await self._fall_back(scan, decoded, f"http {exc.status_code}")
         except openai.APIConnectionError:
-            return await self._fall_back(scan, "connection error")
+            return await self._fall_back(scan, decoded, "connection error")
         except openai.OpenAIError as exc:
-            return await self._fall_back(scan, type(exc).__name__)
+            return await self._fall_back(scan, decoded, type(exc).__name__)
 
-    async def _ask(self, client: AsyncOpenAI, scan: ScanInput) -> Classification:
-        decoded = await asyncio.to_thread(decode_image, scan.image)
-        data_url = "data:image/jpeg;base64," + base64.b64encode(decoded.clean_jpeg()).decode()
+    async def _ask(self, client: AsyncOpenAI, decoded: DecodedImage) -> Classification:
+        # Encoding is CPU work too: off the event loop.
+        jpeg = await asyncio.to_thread(decoded.clean_jpeg)
+        data_url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
         response = await client.chat.completions.create(
             model=self._settings.vision_model,
             messages=[
@@ -176,7 +181,9 @@ class OpenAIVisionClassifier:
             }
         )
 
-    async def _fall_back(self, scan: ScanInput, reason: str) -> Classification:
+    async def _fall_back(
+        self, scan: ScanInput, decoded: DecodedImage, reason: str
+    ) -> Classification:
         log.warning("vision backend %s failed (%s); using the fallback", self.model_name, reason)
-        result = await self._fallback.classify(scan)
+        result = await self._fallback.classify_image(scan, decoded)
         return result.model_copy(update={"model": f"{result.model} (fallback: {reason})"})

@@ -9,9 +9,8 @@ on it.
 
 from __future__ import annotations
 
-from server.contracts import VisionStage
 from server.settings import Settings
-from server.vision.cache import CachedVision, ResultCache
+from server.vision.cache import CachedVision, ImageClassifier, ResultCache
 from server.vision.embedded import EmbeddedClassifier
 from server.vision.openai_backend import OpenAIVisionClassifier
 
@@ -19,7 +18,7 @@ from server.vision.openai_backend import OpenAIVisionClassifier
 def build(settings: Settings, *, cache_capacity: int = 2048) -> CachedVision:
     embedded = EmbeddedClassifier()
     embedded.load()
-    backend: VisionStage = embedded
+    backend: ImageClassifier = embedded
     if settings.openai.api_key is not None:
         backend = OpenAIVisionClassifier(settings.openai, fallback=embedded)
     return CachedVision(backend, ResultCache(capacity=cache_capacity))

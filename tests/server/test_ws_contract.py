@@ -12,6 +12,7 @@ import websockets
 
 from tests.conftest import Stack
 from tests.support.client import CoachClient
+from tests.uploads.photos import small_jpeg
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -226,7 +227,7 @@ async def test_ping_pong(client: CoachClient) -> None:
 
 
 async def test_upload_then_scan_by_key(stack: Stack, client: CoachClient) -> None:
-    body = b"\xff\xd8\xff\xe0 a small jpeg-ish body"
+    body = small_jpeg()  # verified at first use: it must be a real image
     async with httpx.AsyncClient(base_url=stack.base_url) as http:
         auth = {"Authorization": f"Bearer {client.token}"}
         response = await http.post(
@@ -236,6 +237,7 @@ async def test_upload_then_scan_by_key(stack: Stack, client: CoachClient) -> Non
         assert response.status_code == 201, response.text
         ticket = response.json()
         assert ticket["key"].startswith(f"u/{client.ready['user_id']}/")  # type: ignore[index]
+        assert ticket["key"].endswith(".jpg")  # what is stored is a re-encoded JPEG
         # Scanning before the PUT: the upload is not there yet.
         events = await client.run_scan(upload_key=ticket["key"])
         assert events[-1]["code"] == "upload_not_found"

@@ -102,12 +102,13 @@ async def test_hostile_frames_do_not_stall_another_users_scans(
     latencies: list[float] = []
 
     async def scan_meanwhile() -> None:
-        while time.monotonic() < until:
+        while time.monotonic() < until and len(latencies) < 8:  # within a guest's budget
             started = time.monotonic()
             events = await client.run_scan()
+            assert events[-1]["type"] == "scan.done", events[-1]
             assert events[-1]["status"] == "completed"
             latencies.append(time.monotonic() - started)
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.3)
 
     try:
         await asyncio.gather(scan_meanwhile(), *(attack() for _ in range(4)))

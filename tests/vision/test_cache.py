@@ -3,6 +3,7 @@ ever answered with another person's result."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,14 @@ from PIL import Image, ImageEnhance
 from protocol.messages import Classification, Locale, OfficialCategory
 from protocol.streams import Stream
 from server.contracts import ScanInput
-from server.vision.cache import CachedVision, ResultCache, cache_key
+from server.settings import OpenAISettings
+from server.vision import images
+from server.vision.cache import CachedVision, ImageClassifier, ResultCache, cache_key
 from server.vision.dataset import Sample
+from server.vision.embedded import EmbeddedClassifier
 from server.vision.errors import ImageRejected
+from server.vision.images import DecodedImage
+from server.vision.openai_backend import OpenAIVisionClassifier
 from tests.vision.conftest import jpeg_bytes
 
 
@@ -48,7 +54,7 @@ class CountingStage:
         self.calls = 0
         self.model = model
 
-    async def classify(self, scan: ScanInput) -> Classification:
+    async def classify_image(self, scan: ScanInput, decoded: DecodedImage) -> Classification:
         self.calls += 1
         return _result(f"item{self.calls}", self.model)
 
@@ -60,7 +66,7 @@ class LabelByFolder:
         self.photos = photos
         self.calls = 0
 
-    async def classify(self, scan: ScanInput) -> Classification:
+    async def classify_image(self, scan: ScanInput, decoded: DecodedImage) -> Classification:
         self.calls += 1
         return _result(self.photos[scan.image])
 
@@ -136,3 +142,28 @@ async def test_bytes_that_are_not_an_image_never_reach_the_backend() -> None:
     with pytest.raises(ImageRejected):
         await vision.classify(_scan(b"<html>not a photo</html>"))
     assert inner.calls == 0
+
+
+@pytest.mark.parametrize("backend", ["embedded", "openai falling back"])
+async def test_a_scan_decodes_its_photo_once(
+    backend: str, embedded: EmbeddedClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache decodes, the backend (and the OpenAI backend's fallback) use that decode: a
+    large PNG used to be decoded twice per scan, three times when OpenAI failed."""
+    opened = 0
+    real_open = images._open
+
+    def counting_open(data: bytes, fmt: str) -> Image.Image:
+        nonlocal opened
+        opened += 1
+        return real_open(data, fmt)
+
+    monkeypatch.setattr(images, "_open", counting_open)
+    inner: ImageClassifier = embedded
+    if backend != "embedded":
+        inner = OpenAIVisionClassifier(OpenAISettings(), fallback=embedded)  # no key: falls back
+    photo = io.BytesIO()
+    Image.new("RGB", (2400, 1800), (30, 120, 40)).save(photo, format="PNG")
+    result = await CachedVision(inner).classify(_scan(photo.getvalue()))
+    assert result.model.startswith("efficientnet")
+    assert opened == 1

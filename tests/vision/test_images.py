@@ -13,8 +13,15 @@ import zlib
 import pytest
 from PIL import Image, PngImagePlugin
 
+from server.vision import images
 from server.vision.errors import ImageRejected, RejectReason
-from server.vision.images import MAX_PIXELS, STORED_MAX_SIDE, decode_image
+from server.vision.images import (
+    MAX_CONCURRENT_DECODES,
+    MAX_PIXELS,
+    MAX_PIXELS_FULL_DECODE,
+    STORED_MAX_SIDE,
+    decode_image,
+)
 from tests.vision.conftest import jpeg_bytes
 
 
@@ -86,6 +93,13 @@ def test_refuses_too_many_pixels_from_the_header_alone() -> None:
     assert _reason(just_over) is RejectReason.TOO_MANY_PIXELS
     # 40,000 × 40,000: Pillow itself calls this a decompression bomb.
     assert _reason(_png_header_only(40_000, 40_000)) is RejectReason.TOO_MANY_PIXELS
+
+
+def test_our_own_magic_bytes_without_a_frame_are_corrupt_not_another_format() -> None:
+    with pytest.raises(ImageRejected) as info:
+        decode_image(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
+    assert info.value.reason is RejectReason.CORRUPT
+    assert "not accepted" not in info.value.message  # it once said "JPEG images are not accepted"
 
 
 def test_refuses_truncated_and_tiny_images() -> None:
@@ -222,3 +236,103 @@ def test_a_few_bytes_are_refused_as_not_an_image(data: bytes) -> None:
     """Some Pillow magic-byte tests read past a prefix this short; that is our refusal too."""
     with pytest.raises(ImageRejected):
         decode_image(data)
+
+
+# --------------------------------------------------------------------------- bounded decoding
+
+
+def test_a_small_png_of_40_megapixels_is_refused_before_pillow_opens_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real PNG (not just a header) of 8000 × 5000 under 200 KB. As RGB such a file took
+    610 MB at its peak to decode before decoding was bounded (docs/benchmarks.md)."""
+    data = _encode(Image.new("L", (8000, 5000), 90), "PNG", compress_level=9)
+    assert len(data) < 200_000
+
+    def never(*_: object) -> Image.Image:
+        raise AssertionError("Pillow was asked to open an image refused from its header")
+
+    monkeypatch.setattr(images, "_open", never)
+    started = time.perf_counter()
+    assert _reason(data) is RejectReason.TOO_MANY_PIXELS
+    assert time.perf_counter() - started < 0.05
+
+
+def test_the_pixel_cap_is_lower_for_formats_decoded_whole() -> None:
+    """PNG and WebP decode whole; a JPEG decodes at reduced scale, so its cap is higher."""
+    side = 6000  # 36 MP: over the PNG/WebP cap, under the JPEG cap
+    assert MAX_PIXELS_FULL_DECODE < side * side <= MAX_PIXELS
+    assert _reason(_png_header_only(side, side)) is RejectReason.TOO_MANY_PIXELS
+    assert _reason(_webp_header_only(side, side)) is RejectReason.TOO_MANY_PIXELS
+    # The JPEG passes the pixel check and fails later, as the empty shell it is.
+    assert _reason(_jpeg_header_only(side, side)) is RejectReason.CORRUPT
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import JpegImagePlugin
+
+    seen: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    draft = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self: JpegImagePlugin.JpegImageFile, mode: str | None, size: object) -> object:
+        before = self.size
+        result = draft(self, mode, size)  # type: ignore[arg-type]
+        seen.append((before, self.size))
+        return result
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    decoded = decode_image(jpeg_bytes(Image.new("RGB", (4000, 3000), (200, 40, 40))))
+    assert decoded.image.size == (STORED_MAX_SIDE, 1200)
+    # 4000 × 3000 → 2000 × 1500 out of the decoder: a quarter of the pixels, and still at
+    # least 1600 on the long side. (A square 1600 box would have kept it whole.)
+    assert seen[0] == ((4000, 3000), (2000, 1500))
+
+
+def test_what_comes_out_is_never_larger_than_the_stored_copy() -> None:
+    for image, fmt in (
+        (Image.new("RGB", (3000, 1000), "green"), "PNG"),
+        (Image.new("P", (2000, 2000), 3), "PNG"),
+        (Image.new("RGB", (1700, 1700), "green"), "WEBP"),
+    ):
+        decoded = decode_image(_encode(image, fmt))
+        assert max(decoded.image.size) == STORED_MAX_SIDE, (fmt, image.mode)
+        assert decoded.image.mode == "RGB"
+
+
+def test_orientation_is_applied_to_a_photo_that_was_shrunk() -> None:
+    image = Image.new("RGB", (2400, 1200), "white")
+    image.paste((255, 0, 0), (0, 0, 1200, 1200))  # left half red before rotation
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    decoded = decode_image(jpeg_bytes(image, exif=exif.tobytes()))
+    assert decoded.image.size == (800, 1600)
+    top_pixel = decoded.image.getpixel((400, 100))
+    assert isinstance(top_pixel, tuple) and top_pixel[0] > 200 and top_pixel[1] < 60
+
+
+def test_concurrent_decodes_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    lock = threading.Lock()
+    running = most = 0
+    real_open = images._open
+
+    def slow_open(data: bytes, fmt: str) -> Image.Image:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return real_open(data, fmt)
+
+    monkeypatch.setattr(images, "_open", slow_open)
+    photo = jpeg_bytes(Image.new("RGB", (64, 64), "white"))
+    threads = [
+        threading.Thread(target=decode_image, args=(photo,))
+        for _ in range(MAX_CONCURRENT_DECODES + 3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == MAX_CONCURRENT_DECODES
