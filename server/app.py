@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -22,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from protocol.messages import ErrorCode
 from server.container import Container
 from server.db import database_unavailable
-from server.errors import QuotaExceeded, WasteCoachError
+from server.errors import WasteCoachError
 from server.runtime import settle_heap
 from server.sessions.service import SessionDeps
 from server.settings import Settings, get_settings

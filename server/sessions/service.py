@@ -55,7 +55,7 @@ from protocol.messages import (
 from server.auth.revocation import ensure_account_exists
 from server.auth.tokens import Claims, TokenService
 from server.db import Database, database_unavailable
-from server.errors import AuthError, NotFound, RateLimited, WasteCoachError
+from server.errors import AuthError, RateLimited, WasteCoachError
 from server.events.base import (
     CHAT_DONE,
     AppendStatus,
