@@ -281,8 +281,15 @@ class SessionMachine:
 
     # ------------------------------------------------------------------ results of the I/O layer
 
+    # A closed machine stays closed whatever the I/O layer reports after the close (a token
+    # verified, or refused, after the handshake timed out or the socket went): the close was
+    # already decided, and a second one, or a session opened on a closed connection, would
+    # contradict it.
+
     def authenticated(self, session_id: str, last_seq: int) -> None:
         self._authenticating = False
+        if self.state is State.CLOSED:
+            return
         self.state = State.OPEN
         self.session_id = session_id
         self.last_seq = last_seq
@@ -291,6 +298,8 @@ class SessionMachine:
         self, code: ErrorCode, message: str, request_id: str | None = None
     ) -> list[Action]:
         self._authenticating = False
+        if self.state is State.CLOSED:
+            return []
         close = CloseCode.RESUME_FORBIDDEN if code is ErrorCode.RESUME_FORBIDDEN else (
             CloseCode.AUTH_FAILED
         )
@@ -299,6 +308,8 @@ class SessionMachine:
         return [SendEvent(error, logged=False), Close(close, message)]
 
     def auth_timed_out(self) -> list[Action]:
+        if self.state is State.CLOSED:
+            return []
         self.state = State.CLOSED
         return [Close(CloseCode.AUTH_TIMEOUT, "no session.start received in time")]
 
