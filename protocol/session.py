@@ -40,6 +40,7 @@ from protocol.messages import (
     ScanStart,
     SessionStart,
     client_message_adapter,
+    is_protocol_version,
 )
 
 
@@ -366,7 +367,9 @@ def _describe(exc: ValidationError, raw: dict[str, object]) -> tuple[ErrorCode, 
     first = errors[0]
     if first["type"] == "union_tag_invalid" and not first["loc"]:
         return ErrorCode.UNKNOWN_TYPE, f"unknown message type {raw.get('type')!r}"
-    if raw.get("type") == "session.start" and raw.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION:
+    if raw.get("type") == "session.start" and not is_protocol_version(
+        raw.get("v", PROTOCOL_VERSION)
+    ):
         return (
             ErrorCode.UNSUPPORTED_VERSION,
             f"protocol version {raw.get('v')!r} is not supported; use {PROTOCOL_VERSION}",
