@@ -366,17 +366,29 @@ def _describe(exc: ValidationError, raw: dict[str, object]) -> tuple[ErrorCode, 
     errors = exc.errors()
     first = errors[0]
     if first["type"] == "union_tag_invalid" and not first["loc"]:
-        return ErrorCode.UNKNOWN_TYPE, f"unknown message type {raw.get('type')!r}"
+        return ErrorCode.UNKNOWN_TYPE, f"unknown message type {_excerpt(repr(raw.get('type')))}"
     if raw.get("type") == "session.start" and not is_protocol_version(
         raw.get("v", PROTOCOL_VERSION)
     ):
         return (
             ErrorCode.UNSUPPORTED_VERSION,
-            f"protocol version {raw.get('v')!r} is not supported; use {PROTOCOL_VERSION}",
+            f"protocol version {_excerpt(repr(raw.get('v')))} is not supported; "
+            f"use {PROTOCOL_VERSION}",
         )
     parts = []
     for err in errors[:5]:
         # The first element of loc is the union tag; the field path follows it.
         loc = ".".join(str(p) for p in err["loc"][1:]) or "message"
-        parts.append(f"{loc}: {err['msg']}")
+        parts.append(f"{_excerpt(loc)}: {_excerpt(err['msg'], 2 * _EXCERPT)}")
     return ErrorCode.INVALID_MESSAGE, "; ".join(parts)
+
+
+#: Most characters of a client's value (a type, a field name, a version) a refusal quotes.
+_EXCERPT = 100
+
+
+def _excerpt(text: str, limit: int = _EXCERPT) -> str:
+    """``text``, cut to ``limit`` characters. A refusal names what was wrong; it does not
+    echo a frame: the error is logged and replayed, and an unknown type or field name of a
+    megabyte would otherwise be stored whole in the session's history, once per frame."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
