@@ -122,24 +122,24 @@ def parsed(text: str) -> Any:
 
 def check_event(send: SendEvent, *, opened: bool, frame: str | None) -> None:
     """What holds for every event the machine asks to send in answer to a client frame."""
-    event = send.event
-    assert isinstance(event, Error | Pong), event
+    answer = send.event
+    assert isinstance(answer, Error | Pong), answer
     # The event is what a client gets: it must serialise, as JSON a client can decode.
-    wire = event.model_dump_json()
+    wire = answer.model_dump_json()
     wire.encode()
-    assert server_event_adapter.validate_json(wire) == event
-    if isinstance(event, Pong):
+    assert server_event_adapter.validate_json(wire) == answer
+    if isinstance(answer, Pong):
         assert send.logged is False
         return
-    assert event.code in ERROR_CODES, event.code
+    assert answer.code in ERROR_CODES, answer.code
     # Errors of an open session go to its log (and are replayed); before it, to the socket.
     assert send.logged is opened
-    assert len(event.message) <= MAX_ERROR_MESSAGE, (len(event.message), event.message[:200])
-    if event.request_id is not None:
+    assert len(answer.message) <= MAX_ERROR_MESSAGE, (len(answer.message), answer.message[:200])
+    if answer.request_id is not None:
         # Echoed only when it is a valid id, and then the frame's own.
-        assert len(event.request_id) <= 64 and REQUEST_ID.fullmatch(event.request_id)
+        assert len(answer.request_id) <= 64 and REQUEST_ID.fullmatch(answer.request_id)
         raw = parsed(frame) if frame is not None else None
-        assert isinstance(raw, dict) and raw.get("request_id") == event.request_id
+        assert isinstance(raw, dict) and raw.get("request_id") == answer.request_id
 
 
 def frame_errors(actions: list[Action]) -> list[Error]:
