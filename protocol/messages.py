@@ -122,6 +122,12 @@ class Resume(_Model):
 # --------------------------------------------------------------------------- client messages
 
 
+def is_protocol_version(value: object) -> bool:
+    """Whether ``value`` is this protocol's version: the JSON number 1, not ``true`` nor
+    ``1.0`` (which ``Literal[1]`` alone would take for it)."""
+    return type(value) is int and value == PROTOCOL_VERSION
+
+
 class SessionStart(_Model):
     """First message of every connection: authenticates and opens or resumes a session."""
 
@@ -131,6 +137,13 @@ class SessionStart(_Model):
     token: str = Field(min_length=1, max_length=8192)
     locale: Locale = Locale.KO
     resume: Resume | None = None
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _version_is_the_number_1(cls, value: object) -> object:
+        if not is_protocol_version(value):
+            raise ValueError(f"Input should be {PROTOCOL_VERSION}")
+        return value
 
 
 class ScanStart(_Model):

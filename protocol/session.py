@@ -40,6 +40,7 @@ from protocol.messages import (
     ScanStart,
     SessionStart,
     client_message_adapter,
+    is_protocol_version,
 )
 
 
@@ -281,8 +282,15 @@ class SessionMachine:
 
     # ------------------------------------------------------------------ results of the I/O layer
 
+    # A closed machine stays closed whatever the I/O layer reports after the close (a token
+    # verified, or refused, after the handshake timed out or the socket went): the close was
+    # already decided, and a second one, or a session opened on a closed connection, would
+    # contradict it.
+
     def authenticated(self, session_id: str, last_seq: int) -> None:
         self._authenticating = False
+        if self.state is State.CLOSED:
+            return
         self.state = State.OPEN
         self.session_id = session_id
         self.last_seq = last_seq
@@ -291,6 +299,8 @@ class SessionMachine:
         self, code: ErrorCode, message: str, request_id: str | None = None
     ) -> list[Action]:
         self._authenticating = False
+        if self.state is State.CLOSED:
+            return []
         close = CloseCode.RESUME_FORBIDDEN if code is ErrorCode.RESUME_FORBIDDEN else (
             CloseCode.AUTH_FAILED
         )
@@ -299,6 +309,8 @@ class SessionMachine:
         return [SendEvent(error, logged=False), Close(close, message)]
 
     def auth_timed_out(self) -> list[Action]:
+        if self.state is State.CLOSED:
+            return []
         self.state = State.CLOSED
         return [Close(CloseCode.AUTH_TIMEOUT, "no session.start received in time")]
 
@@ -354,15 +366,29 @@ def _describe(exc: ValidationError, raw: dict[str, object]) -> tuple[ErrorCode, 
     errors = exc.errors()
     first = errors[0]
     if first["type"] == "union_tag_invalid" and not first["loc"]:
-        return ErrorCode.UNKNOWN_TYPE, f"unknown message type {raw.get('type')!r}"
-    if raw.get("type") == "session.start" and raw.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION:
+        return ErrorCode.UNKNOWN_TYPE, f"unknown message type {_excerpt(repr(raw.get('type')))}"
+    if raw.get("type") == "session.start" and not is_protocol_version(
+        raw.get("v", PROTOCOL_VERSION)
+    ):
         return (
             ErrorCode.UNSUPPORTED_VERSION,
-            f"protocol version {raw.get('v')!r} is not supported; use {PROTOCOL_VERSION}",
+            f"protocol version {_excerpt(repr(raw.get('v')))} is not supported; "
+            f"use {PROTOCOL_VERSION}",
         )
     parts = []
     for err in errors[:5]:
         # The first element of loc is the union tag; the field path follows it.
         loc = ".".join(str(p) for p in err["loc"][1:]) or "message"
-        parts.append(f"{loc}: {err['msg']}")
+        parts.append(f"{_excerpt(loc)}: {_excerpt(err['msg'], 2 * _EXCERPT)}")
     return ErrorCode.INVALID_MESSAGE, "; ".join(parts)
+
+
+#: Most characters of a client's value (a type, a field name, a version) a refusal quotes.
+_EXCERPT = 100
+
+
+def _excerpt(text: str, limit: int = _EXCERPT) -> str:
+    """``text``, cut to ``limit`` characters. A refusal names what was wrong; it does not
+    echo a frame: the error is logged and replayed, and an unknown type or field name of a
+    megabyte would otherwise be stored whole in the session's history, once per frame."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."

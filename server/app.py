@@ -30,8 +30,27 @@ from server.ws.registry import Connections
 log = logging.getLogger(__name__)
 
 
+class _InvalidUtf8InOneLine(logging.Filter):
+    """uvicorn logs every text frame that is not UTF-8 with a traceback (then closes 1007):
+    any client could fill the log at will. One line at WARNING says the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _quiet_uvicorn() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _InvalidUtf8InOneLine) for f in logger.filters):
+        logger.addFilter(_InvalidUtf8InOneLine())
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    _quiet_uvicorn()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -69,7 +69,15 @@ class ItemSearchResponse(_Schema):
 
 class SearchErrorBody(_Schema):
     code: str
-    reason: str
+    reason: str | None = Field(
+        default=None,
+        description=(
+            "Why the query cannot be searched: empty_query, query_too_long or "
+            "unsupported_language. Absent when a parameter itself is refused (a missing q, a "
+            "limit out of range, an unknown locale): that 422 is the app-wide one, "
+            "{code, message}."
+        ),
+    )
     message: str
 
 
