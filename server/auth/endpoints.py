@@ -21,8 +21,13 @@ from server.auth import service
 from server.auth.deps import AccountsDep
 from server.deps import ClientHostDep, ContainerDep
 from server.errors import Forbidden
+from server.rest import error_responses
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(
+    prefix="/api/v1/auth",
+    tags=["auth"],
+    responses=error_responses(400, 401, 403, 404, 422, 429, 503),
+)
 
 
 class TokenResponse(BaseModel):

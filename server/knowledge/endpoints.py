@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.messages import Locale, OfficialCategory
 from protocol.streams import Stream
+from server.rest import error_responses
 from server.search.service import (
     ItemSearch,
     SearchHit,
@@ -25,7 +26,9 @@ from server.search.service import (
     get_item_search,
 )
 
-router = APIRouter(prefix="/api/v1/waste", tags=["waste"])
+router = APIRouter(
+    prefix="/api/v1/waste", tags=["waste"], responses=error_responses(422, 503)
+)
 
 
 class _Schema(BaseModel):

@@ -18,8 +18,11 @@ from protocol.streams import Stream
 from server.db import Database
 from server.locations import service
 from server.locations.normalize import KOREA_LAT, KOREA_LON
+from server.rest import error_responses
 
-router = APIRouter(prefix="/api/v1/locations", tags=["locations"])
+router = APIRouter(
+    prefix="/api/v1/locations", tags=["locations"], responses=error_responses(404, 422, 503)
+)
 
 
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:

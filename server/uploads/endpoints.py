@@ -11,10 +11,15 @@ from protocol.messages import ErrorCode
 from server.auth.deps import CurrentUser
 from server.deps import ContainerDep
 from server.errors import Forbidden, InvalidInput
+from server.rest import error_responses
 from server.uploads import service
 from server.uploads.storage import LocalStorage
 
-router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"])
+router = APIRouter(
+    prefix="/api/v1/uploads",
+    tags=["uploads"],
+    responses=error_responses(400, 401, 403, 404, 422, 429, 503),
+)
 
 
 class UploadRequest(BaseModel):

@@ -13,10 +13,13 @@ from pydantic import BaseModel, Field
 from server.auth.deps import CurrentUser
 from server.deps import ConnectionsDep, ContainerDep
 from server.limits import RateLimiter, build_rate_limiter
+from server.rest import error_responses
 from server.timestamps import UtcDateTime
 from server.users import service
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = APIRouter(
+    prefix="/api/v1/users", tags=["users"], responses=error_responses(401, 404, 422, 429, 503)
+)
 
 
 def rate_limiter(request: Request) -> RateLimiter:
