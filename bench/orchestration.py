@@ -171,7 +171,11 @@ def main() -> None:
                WASTECOACH_ACCOUNTS__SCANS_PER_DAY="100000",
                # Every bench client is a new guest from 127.0.0.1.
                WASTECOACH_ACCOUNTS__GUESTS_PER_MINUTE="100000",
-               WASTECOACH_ACCOUNTS__GUESTS_PER_DAY="100000")
+               WASTECOACH_ACCOUNTS__GUESTS_PER_DAY="100000",
+               # Every client comes from 127.0.0.1: the per-address connection caps are not
+               # measured here either.
+               WASTECOACH_SESSION__MAX_CONNECTIONS_PER_ADDRESS="100000",
+               WASTECOACH_SESSION__MAX_UNAUTHENTICATED_PER_ADDRESS="100000")
     procs: list[subprocess.Popen[bytes]] = []
     moto = None
     stack = contextlib.ExitStack()

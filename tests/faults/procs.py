@@ -57,6 +57,10 @@ def stack_env(
         # Every load client comes from 127.0.0.1; the per-address guest budget is not tested here.
         WASTECOACH_ACCOUNTS__GUESTS_PER_MINUTE="1000000",
         WASTECOACH_ACCOUNTS__GUESTS_PER_DAY="1000000",
+        # Every client comes from 127.0.0.1: the per-address connection caps are not
+        # measured here either.
+        WASTECOACH_SESSION__MAX_CONNECTIONS_PER_ADDRESS="100000",
+        WASTECOACH_SESSION__MAX_UNAUTHENTICATED_PER_ADDRESS="100000",
         WASTECOACH_LOG_LEVEL="INFO",
         AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
         AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
