@@ -36,6 +36,7 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.orchestration import percentile, wait_http  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 IMAGE = base64.b64encode(b"JPEG" * 64).decode()
@@ -44,11 +45,6 @@ HUGE_PRE_AUTH = '{"type":"session.start",' + ",".join(
 ) + "}"
 DEEP = '{"type": "ping", "x": ' + "[" * 1_000 + "]" * 1_000 + "}"
 WIDE = '{"type": "ping", "x": [' + ",".join("0" for _ in range(100_000)) + "]}"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 async def honest(url: str, token: str, until: float, latencies: list[float]) -> None:
@@ -109,20 +105,6 @@ async def phase(base: str, attackers: int, seconds: float) -> tuple[list[float],
     return latencies, answered[0]
 
 
-def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited")
-        try:
-            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("server did not become ready")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--attackers", type=int, default=8)
@@ -144,7 +126,7 @@ def main() -> None:
                WASTECOACH_SESSION__MAX_UNAUTHENTICATED_PER_ADDRESS="100000")
     server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], cwd=ROOT, env=env)
     try:
-        wait_ready(base, server)
+        wait_http(base, server)
         print(f"embedded server, 1 honest client scanning every 200 ms, {args.seconds:.0f} s "
               "per phase")
         print("phase            scans  end-to-end p50 / p95 / p99 / max (ms)   hostile frames")
