@@ -53,6 +53,14 @@ MAX_INLINE_IMAGE_BYTES = 1_048_576
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 
+#: Largest image in one binary camera frame of live mode (the header comes on top).
+MAX_LIVE_FRAME_BYTES = 262_144
+#: Camera frames a live request may send per second (over any one-second window); the rest
+#: are dropped, and the client is told (``live.dropped``).
+MAX_LIVE_FPS = 8
+#: Longest ``live.start`` request id: the scans it triggers are ``<id>:<n>``, within 64.
+MAX_LIVE_REQUEST_ID = 48
+
 RequestId = Annotated[
     str,
     Field(min_length=1, max_length=64, pattern=REQUEST_ID_PATTERN),
@@ -165,6 +173,26 @@ class ScanCancel(_Model):
     request_id: RequestId
 
 
+class LiveStart(_Model):
+    """Starts live mode: camera frames follow as binary frames (``protocol.live``); the
+    server answers ``live.started``, then ``live.hint`` events, and starts a scan
+    (``<request_id>:<n>``) whenever an item is held steady."""
+
+    type: Literal["live.start"] = "live.start"
+    request_id: str = Field(
+        min_length=1, max_length=MAX_LIVE_REQUEST_ID, pattern=REQUEST_ID_PATTERN
+    )
+    locale: Locale | None = None
+    location: GeoPoint | None = None
+
+
+class LiveStop(_Model):
+    """Ends live mode; a scan it started runs on to its ``scan.done``."""
+
+    type: Literal["live.stop"] = "live.stop"
+    request_id: RequestId
+
+
 class Ping(_Model):
     type: Literal["ping"] = "ping"
     request_id: RequestId | None = None
@@ -199,7 +227,15 @@ class AuthRefresh(_Model):
 
 
 ClientMessage = Annotated[
-    SessionStart | ScanStart | ScanCancel | Ping | ClarifyAnswer | ChatMessage | AuthRefresh,
+    SessionStart
+    | ScanStart
+    | ScanCancel
+    | Ping
+    | ClarifyAnswer
+    | ChatMessage
+    | AuthRefresh
+    | LiveStart
+    | LiveStop,
     Field(discriminator="type"),
 ]
 client_message_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -307,6 +343,9 @@ class ErrorCode(StrEnum):
     UPLOAD_QUOTA_EXCEEDED = "upload_quota_exceeded"
     IMAGE_INVALID = "image_invalid"
     RESUME_FORBIDDEN = "resume_forbidden"
+    LIVE_ALREADY_ACTIVE = "live_already_active"
+    LIVE_NOT_ACTIVE = "live_not_active"
+    INVALID_FRAME = "invalid_frame"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
@@ -476,6 +515,95 @@ class RateLimitsUpdated(_Event):
     chats: Budget | None = None
 
 
+class LiveIssue(StrEnum):
+    """What is wrong with a camera picture, or with what it shows."""
+
+    BLURRY = "blurry"
+    TOO_DARK = "too_dark"
+    TOO_BRIGHT = "too_bright"
+    TOO_FAR = "too_far"
+    CUT_OFF = "cut_off"
+    MOVING = "moving"
+    UNSURE = "unsure"
+
+
+class DropReason(StrEnum):
+    """Why camera frames were dropped unseen."""
+
+    RATE = "rate"
+    TOO_LARGE = "too_large"
+    NOT_IMAGE = "not_image"
+    OUT_OF_ORDER = "out_of_order"
+    STOPPED = "stopped"
+
+
+class FrameQuality(_Model):
+    brightness: float = Field(ge=0, le=1, description="Mean luminance, 0 black to 1 white.")
+    sharpness: float = Field(ge=0, description="Detail at a fixed scale; low means blurred.")
+    motion: float | None = Field(
+        default=None, ge=0, le=1, description="Change since the previous analysed frame."
+    )
+    coverage: float = Field(ge=0, le=1, description="Share of the picture the item fills.")
+
+
+class LiveStarted(_Event):
+    """Connection-level (seq 0): live mode is on; send frames within these limits."""
+
+    type: Literal["live.started"] = "live.started"
+    max_frame_bytes: int
+    max_fps: int
+    steady_ms: int = Field(description="How long an item must be held steady to be scanned.")
+
+
+class LiveHint(_Event):
+    """Connection-level (seq 0): what one analysed camera frame shows."""
+
+    type: Literal["live.hint"] = "live.hint"
+    frame: int = Field(ge=0, description="The frame number this hint describes.")
+    captured_ms: int = Field(ge=0, description="That frame's timestamp, as the client sent it.")
+    skipped: int = Field(
+        ge=0, description="Frames replaced unseen by newer ones since the previous hint."
+    )
+    label: str | None = Field(default=None, description="Best guess; null when unsure.")
+    name: str | None = Field(default=None, description="The guess's name in the locale.")
+    stream: Stream | None = None
+    confidence: float = Field(ge=0, le=1)
+    issues: list[LiveIssue] = Field(default_factory=list)
+    text: str = Field(description="One short line for the person, in the locale.")
+    steady: float = Field(ge=0, le=1, description="Progress towards a scan: 1 starts one.")
+    quality: FrameQuality
+    analysis_ms: float = Field(ge=0)
+
+
+class LiveScan(_Event):
+    """Connection-level (seq 0): the item was held steady; the scan ``scan_request_id`` of
+    this frame starts (its ``scan.accepted`` … ``scan.done`` follow, logged as any scan's)."""
+
+    type: Literal["live.scan"] = "live.scan"
+    frame: int = Field(ge=0)
+    scan_request_id: str
+
+
+class LiveDropped(_Event):
+    """Connection-level (seq 0): frames were dropped unseen, at most one notice a second."""
+
+    type: Literal["live.dropped"] = "live.dropped"
+    counts: dict[DropReason, int]
+    max_fps: int
+    max_frame_bytes: int
+    message: str
+
+
+class LiveStopped(_Event):
+    """Connection-level (seq 0): live mode is off (``live.stop``, or no frame for a while)."""
+
+    type: Literal["live.stopped"] = "live.stopped"
+    reason: Literal["client", "idle"]
+    frames: int = Field(ge=0, description="Frames received.")
+    analysed: int = Field(ge=0)
+    scans: int = Field(ge=0)
+
+
 class Pong(_Event):
     """Connection-level (seq 0): the answer to ``ping``."""
 
@@ -498,7 +626,12 @@ ServerEvent = Annotated[
     | ChatDone
     | AuthExpiring
     | AuthRefreshed
-    | RateLimitsUpdated,
+    | RateLimitsUpdated
+    | LiveStarted
+    | LiveHint
+    | LiveScan
+    | LiveDropped
+    | LiveStopped,
     Field(discriminator="type"),
 ]
 server_event_adapter: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)
@@ -511,6 +644,8 @@ CLIENT_MESSAGES: tuple[type[BaseModel], ...] = (
     ClarifyAnswer,
     ChatMessage,
     AuthRefresh,
+    LiveStart,
+    LiveStop,
 )
 SERVER_EVENTS: tuple[type[BaseModel], ...] = (
     SessionReady,
@@ -529,6 +664,11 @@ SERVER_EVENTS: tuple[type[BaseModel], ...] = (
     AuthExpiring,
     AuthRefreshed,
     RateLimitsUpdated,
+    LiveStarted,
+    LiveHint,
+    LiveScan,
+    LiveDropped,
+    LiveStopped,
 )
 
 

@@ -23,7 +23,9 @@ from enum import Enum, IntEnum
 from pydantic import ValidationError
 
 from protocol.bounded_json import JsonRejected, parse
+from protocol.live import CameraFrame, FrameRejected, decode_frame
 from protocol.messages import (
+    MAX_LIVE_FRAME_BYTES,
     MAX_MESSAGE_BYTES,
     MAX_START_MESSAGE_BYTES,
     PROTOCOL_VERSION,
@@ -32,8 +34,11 @@ from protocol.messages import (
     ChatMessage,
     ClarifyAnswer,
     ClientMessage,
+    DropReason,
     Error,
     ErrorCode,
+    LiveStart,
+    LiveStop,
     Ping,
     Pong,
     ScanCancel,
@@ -70,8 +75,12 @@ _FRAME_ERRORS = frozenset(
         ErrorCode.UNKNOWN_TYPE,
         ErrorCode.MESSAGE_TOO_LARGE,
         ErrorCode.UNSUPPORTED_VERSION,
+        ErrorCode.INVALID_FRAME,
     }
 )
+#: Live request ids remembered after their ``live.stop``: frames still in flight for them are
+#: dropped quietly (``live.dropped``), not refused one error each.
+_STOPPED_REMEMBERED = 4
 
 
 class State(Enum):
@@ -123,6 +132,30 @@ class RefreshAuth:
 
 
 @dataclass(frozen=True, slots=True)
+class StartLive:
+    message: LiveStart
+
+
+@dataclass(frozen=True, slots=True)
+class StopLive:
+    message: LiveStop
+
+
+@dataclass(frozen=True, slots=True)
+class LiveFrame:
+    """A camera frame of the live request that is on (its image not looked at yet)."""
+
+    frame: CameraFrame
+
+
+@dataclass(frozen=True, slots=True)
+class DropFrame:
+    """A camera frame to drop unseen, counted in the next ``live.dropped`` notice."""
+
+    reason: DropReason
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     code: CloseCode
     reason: str
@@ -136,6 +169,10 @@ Action = (
     | AnswerClarify
     | StartChat
     | RefreshAuth
+    | StartLive
+    | StopLive
+    | LiveFrame
+    | DropFrame
     | Close
 )
 
@@ -155,6 +192,9 @@ class SessionMachine:
     last_seq: int = 0
     active_scans: set[str] = field(default_factory=set)
     active_chats: set[str] = field(default_factory=set)
+    #: The request id of the live mode that is on, if any, and of the last few stopped.
+    live_request_id: str | None = None
+    stopped_live: list[str] = field(default_factory=list)
     _authenticating: bool = False
     #: Frames refused in a row (see ``_FRAME_ERRORS``).
     _invalid_in_a_row: int = 0
@@ -195,12 +235,37 @@ class SessionMachine:
         self._invalid_in_a_row = 0
         return self._dispatch(message)
 
-    def receive_binary(self) -> list[Action]:
+    def receive_binary(self, data: bytes) -> list[Action]:
+        """A binary message: a camera frame of live mode (``protocol.live``), or refused."""
         if self.state is State.CLOSED:
             return []
-        return self._reject(
-            ErrorCode.INVALID_MESSAGE, "binary frames are not accepted; send JSON text", None
-        )
+        if self.state is not State.OPEN:
+            return self._reject(
+                ErrorCode.INVALID_MESSAGE,
+                "binary frames are camera frames of live mode; send session.start (JSON) first",
+                None,
+            )
+        try:
+            frame = decode_frame(data)
+        except FrameRejected as exc:
+            return self._reject(ErrorCode.INVALID_FRAME, str(exc), None)
+        if frame.request_id != self.live_request_id:
+            if frame.request_id in self.stopped_live:
+                return [DropFrame(DropReason.STOPPED)]
+            # Refused as a bad frame (they count towards the 1008 close): a client that sends
+            # frames nobody asked for is broken, and each one costs a parse.
+            return self._reject(
+                ErrorCode.INVALID_FRAME,
+                "binary frames are camera frames of live mode; send live.start first"
+                if self.live_request_id is None
+                else f"camera frame for {frame.request_id!r}; live mode is on as "
+                f"{self.live_request_id!r}",
+                None,
+            )
+        self._invalid_in_a_row = 0
+        if len(frame.image) > MAX_LIVE_FRAME_BYTES:
+            return [DropFrame(DropReason.TOO_LARGE)]
+        return [LiveFrame(frame)]
 
     def _dispatch(self, message: ClientMessage) -> list[Action]:
         if isinstance(message, SessionStart):
@@ -244,7 +309,54 @@ class SessionMachine:
                 "questions may be answered at once",
             )
             return refusal or [StartChat(message)]
+        if isinstance(message, LiveStart):
+            return self._start_live(message)
+        if isinstance(message, LiveStop):
+            return self._stop_live(message)
         raise AssertionError(f"unhandled message {message!r}")  # pragma: no cover
+
+    def _start_live(self, message: LiveStart) -> list[Action]:
+        request_id = message.request_id
+        if self.live_request_id is not None:
+            return self._reject(
+                ErrorCode.LIVE_ALREADY_ACTIVE,
+                f"live mode is already on as {self.live_request_id!r}; send live.stop first",
+                request_id,
+            )
+        if request_id in self.active_scans or request_id in self.active_chats:
+            return self._reject(
+                ErrorCode.DUPLICATE_REQUEST,
+                f"request_id {request_id!r} is already in use by a running scan or question",
+                request_id,
+            )
+        self.live_request_id = request_id
+        return [StartLive(message)]
+
+    def _stop_live(self, message: LiveStop) -> list[Action]:
+        if message.request_id != self.live_request_id:
+            return self._reject(
+                ErrorCode.LIVE_NOT_ACTIVE,
+                f"live mode is not on as {message.request_id!r}",
+                message.request_id,
+            )
+        self.live_ended()
+        return [StopLive(message)]
+
+    def live_ended(self) -> None:
+        """Live mode is off (stopped by the client, or by the server when idle)."""
+        if self.live_request_id is not None:
+            self.stopped_live = [*self.stopped_live, self.live_request_id][-_STOPPED_REMEMBERED:]
+        self.live_request_id = None
+
+    def admit_live_scan(self, request_id: str) -> bool:
+        """Take a scan that live mode starts, if the cap on concurrent scans has room (else
+        live mode tries again on a later steady frame)."""
+        if self.state is not State.OPEN or len(self.active_scans) >= self.max_concurrent_scans:
+            return False
+        if request_id in self.active_scans or request_id in self.active_chats:
+            return False
+        self.active_scans.add(request_id)
+        return True
 
     def _admit(
         self, request_id: str, running: set[str], cap: int, code: ErrorCode, what: str

@@ -37,12 +37,14 @@ from server.events.redis import RedisEventLog, RedisHub
 from server.files import FILE_MODE, narrow_if_exists, private_dir
 from server.knowledge.kb import KnowledgeBase, get_knowledge_base
 from server.limits import RateLimiter, build_rate_limiter
+from server.live.analyser import FrameAnalyser
 from server.pipeline.run import PipelineDeps
 from server.pipeline.runner import EmbeddedRunner, ScanRunner
 from server.search import ItemSearch, get_item_search
 from server.settings import Settings
 from server.uploads.storage import LocalStorage, S3Storage, Storage
 from server.uploads.sweep import sweep_periodically
+from server.vision.embedded import EmbeddedClassifier
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +189,8 @@ class Container:
     limiter: RateLimiter
     accounts: Accounts
     knowledge: Knowledge
+    #: Analyses live mode's camera frames, in this process in both modes (docs/protocol.md).
+    live: FrameAnalyser
     #: The stages, where this process runs them (embedded mode).
     stages: Stages | None = None
     #: The sweep of abandoned uploads, where this process runs it (embedded mode; distributed,
@@ -238,11 +242,13 @@ class Container:
             limiter=build_rate_limiter(settings),
             accounts=Accounts.from_settings(settings),
             knowledge=knowledge,
+            live=FrameAnalyser(EmbeddedClassifier()),
             stages=stages,
             sweeper=sweeper,
         )
 
     async def close(self) -> None:
+        self.live.close()
         if self.sweeper is not None:
             self.sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

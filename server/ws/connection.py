@@ -48,6 +48,7 @@ from protocol.messages import (
     AuthExpiring,
     Error,
     ErrorCode,
+    ScanStart,
     SessionExpiring,
     SessionReady,
     SessionStart,
@@ -60,15 +61,21 @@ from protocol.session import (
     CancelScan,
     Close,
     CloseCode,
+    DropFrame,
+    LiveFrame,
     RefreshAuth,
     SendEvent,
     SessionMachine,
     StartChat,
+    StartLive,
     StartScan,
+    StopLive,
 )
 from server.auth.revocation import ACCOUNT_GONE
 from server.errors import AuthError
 from server.events.base import AppendStatus, Event, Signal, Subscription
+from server.live.analyser import FrameAnalyser
+from server.live.mode import LiveMode
 from server.sessions.service import (
     UNAVAILABLE,
     HistoryLost,
@@ -117,8 +124,13 @@ class Connection:
         deps: SessionDeps,
         settings: SessionSettings,
         registry: Connections,
+        analyser: FrameAnalyser | None = None,
     ) -> None:
         self.ws = websocket
+        self.analyser = analyser
+        #: Live mode while it is on; afterwards, the last one (it counts frames still arriving
+        #: for it in its drop notices).
+        self._live: LiveMode | None = None
         self.deps = deps
         self.settings = settings
         self.registry = registry
@@ -142,6 +154,7 @@ class Connection:
         self._subscription: Subscription | None = None
         self._session: Session | None = None
         self._expires_at = datetime.now(UTC)
+        self._live_idle_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -177,6 +190,8 @@ class Connection:
             log.error("connection failed", exc_info=group)
             await self._close(CloseCode.INTERNAL_ERROR, "internal error; reconnect and resume")
         finally:
+            if self._live is not None:
+                await self._live.close()
             if self._session is not None:
                 # A scan being accepted and enqueued finishes that step, whatever ended us.
                 await self._session.settle()
@@ -226,8 +241,8 @@ class Connection:
 
     # ------------------------------------------------------------------ socket I/O
 
-    async def _receive(self, timeout: float) -> str | None:
-        """One text frame (``None`` for a binary one)."""
+    async def _receive(self, timeout: float) -> str | bytes:
+        """One frame: text, or binary (a camera frame of live mode)."""
         try:
             message = await asyncio.wait_for(self.ws.receive(), timeout)
         except TimeoutError as exc:
@@ -235,7 +250,10 @@ class Connection:
         if message["type"] == "websocket.disconnect":
             raise _Disconnected
         text: str | None = message.get("text")
-        return text
+        if text is not None:
+            return text
+        data: bytes = message.get("bytes") or b""
+        return data
 
     async def _send_direct(self, text: str) -> None:
         try:
@@ -256,10 +274,7 @@ class Connection:
             except _CloseConnection:
                 await self._perform(self.machine.auth_timed_out())
                 raise
-            actions = (
-                self.machine.receive_binary() if text is None else self.machine.receive_text(text)
-            )
-            await self._perform(actions)
+            await self._perform(self._parse(text))
             if self._session is not None:
                 return
 
@@ -368,6 +383,49 @@ class Connection:
                 elif isinstance(action, RefreshAuth):
                     await session.refresh_auth(action.message)
                     self._auth_changed.set()
+                elif isinstance(action, LiveFrame):
+                    assert self._live is not None
+                    self._live.offer(action.frame)
+                elif isinstance(action, DropFrame):
+                    if self._live is not None:
+                        self._live.drop(action.reason)
+                elif isinstance(action, StartLive):
+                    await self._start_live(session, action)
+                elif isinstance(action, StopLive):
+                    await self._stop_live()
+
+    # ------------------------------------------------------------------ live mode
+
+    async def _start_live(self, session: Session, action: StartLive) -> None:
+        if self.analyser is None:  # pragma: no cover - every server builds one
+            self.machine.live_ended()
+            self.notify(Error(request_id=action.message.request_id, code=ErrorCode.INTERNAL,
+                              message="live mode is not available on this server"))
+            return
+        if self._live is not None:
+            await self._live.close()  # the previous one (stopped): its notices end here
+        self._live = LiveMode(action.message, session.locale, self.analyser, self)
+        self.notify(self._live.started())
+
+    async def _stop_live(self, reason: str = "client") -> None:
+        if self._live is not None:
+            self.notify(await self._live.stop(reason))
+
+    # The live mode's port back to this connection.
+
+    def admit_scan(self, request_id: str) -> bool:
+        return self.machine.admit_live_scan(request_id)
+
+    async def start_scan(self, message: ScanStart) -> None:
+        assert self._session is not None
+        await self._session.start_scan(message)
+
+    def idle(self, mode: LiveMode) -> None:
+        if mode is self._live and self.machine.live_request_id == mode.request_id:
+            self.machine.live_ended()
+            task = asyncio.ensure_future(self._stop_live("idle"))
+            self._live_idle_tasks.add(task)
+            task.add_done_callback(self._live_idle_tasks.discard)
 
     # The session service's port back to this connection.
 
@@ -381,11 +439,13 @@ class Connection:
 
     async def _reader(self) -> None:
         while not self._draining:
-            text = await self._receive(self.settings.idle_timeout_s)
-            actions = (
-                self.machine.receive_binary() if text is None else self.machine.receive_text(text)
-            )
-            await self._perform(actions)
+            frame = await self._receive(self.settings.idle_timeout_s)
+            await self._perform(self._parse(frame))
+
+    def _parse(self, frame: str | bytes) -> list[Action]:
+        if isinstance(frame, bytes):
+            return self.machine.receive_binary(frame)
+        return self.machine.receive_text(frame)
 
     async def _keep_alive(self) -> None:
         """The replay log expires when idle; a connected client keeps it alive. Its absence

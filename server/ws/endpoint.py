@@ -13,5 +13,9 @@ router = APIRouter()
 async def coach_ws(websocket: WebSocket) -> None:
     state = websocket.app.state
     await Connection(
-        websocket, state.session_deps, state.container.settings.session, state.connections
+        websocket,
+        state.session_deps,
+        state.container.settings.session,
+        state.connections,
+        state.container.live,
     ).run()

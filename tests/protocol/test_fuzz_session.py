@@ -36,10 +36,13 @@ from hypothesis.stateful import (
     rule,
 )
 
+from protocol.live import encode_frame
 from protocol.messages import (
+    MAX_LIVE_FRAME_BYTES,
     MAX_MESSAGE_BYTES,
     MAX_START_MESSAGE_BYTES,
     REQUEST_ID_PATTERN,
+    DropReason,
     Error,
     ErrorCode,
     Pong,
@@ -53,12 +56,16 @@ from protocol.session import (
     CancelScan,
     Close,
     CloseCode,
+    DropFrame,
+    LiveFrame,
     RefreshAuth,
     SendEvent,
     SessionMachine,
     StartChat,
+    StartLive,
     StartScan,
     State,
+    StopLive,
 )
 from tests.support.frames import (
     VALID,
@@ -85,6 +92,7 @@ FRAME_ERRORS = frozenset(
         ErrorCode.UNKNOWN_TYPE,
         ErrorCode.MESSAGE_TOO_LARGE,
         ErrorCode.UNSUPPORTED_VERSION,
+        ErrorCode.INVALID_FRAME,
     }
 )
 ERROR_CODES = documented_error_codes()
@@ -155,7 +163,7 @@ def feed(machine: SessionMachine, frame: Frame) -> list[Action]:
     before = machine.state
     scans, chats = set(machine.active_scans), set(machine.active_chats)
     text = frame.text
-    actions = machine.receive_binary() if text is None else machine.receive_text(text)
+    actions = machine.receive_binary(frame.binary) if text is None else machine.receive_text(text)
     assert all(isinstance(a, ACTIONS) for a in actions), actions
     if before is State.CLOSED:
         assert actions == [] and machine.state is State.CLOSED
@@ -263,6 +271,11 @@ def test_any_frame_in_any_state(state: str, frame: Frame) -> None:
             assert action.event.code is ErrorCode.NOT_AUTHENTICATED
         elif kind == "ping":
             assert isinstance(action, SendEvent) and isinstance(action.event, Pong)
+        elif kind == "live.start":
+            assert isinstance(action, StartLive)
+        elif kind == "live.stop":  # no live mode is on in a fresh machine
+            assert isinstance(action, SendEvent) and isinstance(action.event, Error)
+            assert action.event.code is ErrorCode.LIVE_NOT_ACTIVE
         else:
             assert isinstance(action, REQUEST_FOR[kind])
             message = client_message_adapter.validate_python(json.loads(frame.text or ""))
@@ -308,6 +321,8 @@ class Connection(RuleBasedStateMachine):
         self.chats: set[str] = set()
         self.refused_in_a_row = 0
         self.last_seq = 0
+        self.live: str | None = None
+        self.stopped_live: list[str] = []
 
     @initialize(
         opened=st.booleans(),
@@ -339,6 +354,13 @@ class Connection(RuleBasedStateMachine):
             assert not self.authenticating and not self.opened
             self.authenticating = True
         for action in actions:
+            # Live mode (docs/protocol.md section 15): one at a time.
+            if isinstance(action, StartLive):
+                assert self.opened and self.live is None
+                self.live = action.message.request_id
+            elif isinstance(action, StopLive):
+                assert action.message.request_id == self.live
+                self._live_ended()
             # Admission, as docs/protocol.md sections 6 and 12 describe it.
             if isinstance(action, StartScan | StartChat):
                 running, cap = (
@@ -400,6 +422,81 @@ class Connection(RuleBasedStateMachine):
     @rule()
     def binary(self) -> None:
         self._feed(Frame(None, False, "binary", binary=b"\x00"))
+
+    def _live_ended(self) -> None:
+        assert self.live is not None
+        self.stopped_live = [*self.stopped_live, self.live][-4:]
+        self.live = None
+
+    @rule(op=st.sampled_from(["start", "stop"]), request_id=POOL)
+    def live_mode(self, op: str, request_id: str) -> None:
+        """live.start and live.stop, with ids of the pool: one live mode at a time, and its
+        id shared with scans and questions."""
+        expected: ErrorCode | None = None
+        if not self.opened:
+            expected = ErrorCode.NOT_AUTHENTICATED
+        elif op == "start" and self.live is not None:
+            expected = ErrorCode.LIVE_ALREADY_ACTIVE
+        elif op == "start" and request_id in self.scans | self.chats:
+            expected = ErrorCode.DUPLICATE_REQUEST
+        elif op == "stop" and request_id != self.live:
+            expected = ErrorCode.LIVE_NOT_ACTIVE
+        message = {"type": f"live.{op}", "request_id": request_id}
+        actions = self._feed(Frame(json.dumps(message), True, "live"))
+        if self.closed or frame_errors(actions):
+            return
+        [action] = actions
+        if expected is not None:
+            assert isinstance(action, SendEvent) and isinstance(action.event, Error)
+            assert action.event.code is expected, (action, expected)
+        else:
+            assert isinstance(action, StartLive if op == "start" else StopLive)
+
+    @rule(
+        request_id=POOL,
+        number=st.integers(0, 2**32 - 1),
+        size=st.sampled_from([0, 3, MAX_LIVE_FRAME_BYTES, MAX_LIVE_FRAME_BYTES + 1]),
+    )
+    def camera_frame(self, request_id: str, number: int, size: int) -> None:
+        """A well-formed camera frame: taken in live mode, dropped quietly when it is too large
+        or its live mode was stopped lately, refused as a bad frame otherwise."""
+        open_ = self.opened and not self.closed
+        ours = open_ and request_id == self.live
+        stopped = open_ and not ours and request_id in self.stopped_live
+        data = encode_frame(request_id, number, 1, b"\xff" * size)
+        actions = self._feed(Frame(None, ours or stopped, "camera", binary=data))
+        if self.closed or frame_errors(actions):
+            assert not ours and not stopped
+            return
+        [action] = actions
+        if stopped:
+            assert action == DropFrame(DropReason.STOPPED)
+        elif size > MAX_LIVE_FRAME_BYTES:
+            assert action == DropFrame(DropReason.TOO_LARGE)
+        else:
+            assert isinstance(action, LiveFrame) and action.frame.number == number
+            assert len(action.frame.image) == size
+
+    @precondition(lambda self: self.opened and self.live is not None)
+    @rule(request_id=POOL)
+    def live_scan(self, request_id: str) -> None:
+        """Live mode asks for a scan slot: only within the cap, with an unused id."""
+        admitted = self.machine.admit_live_scan(request_id)
+        expected = (
+            not self.closed
+            and len(self.scans) < SCAN_CAP
+            and request_id not in self.scans | self.chats
+        )
+        assert admitted is expected
+        if admitted:
+            self.scans.add(request_id)
+
+    @precondition(lambda self: self.opened and not self.closed and self.live is not None)
+    @rule()
+    def live_idle(self) -> None:
+        """The server ends live mode for want of frames."""
+        self.machine.live_ended()
+        self._live_ended()
 
     # ------------------------------------------------------------ answers of the I/O layer
 
@@ -512,6 +609,8 @@ class Connection(RuleBasedStateMachine):
         else:
             assert self.machine.state is State.AWAITING_START
         assert self.machine.last_seq == self.last_seq
+        if not self.closed:
+            assert self.machine.live_request_id == self.live
 
 
 Connection.TestCase.settings = STATEFUL

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from protocol.live import encode_frame
 from protocol.messages import (
     MAX_MESSAGE_BYTES,
     MAX_START_MESSAGE_BYTES,
@@ -216,7 +217,7 @@ def test_authentication_failed_sends_the_error_then_closes(
     # Nothing more is read, not even another session.start.
     assert machine.receive_text(START) == []
     assert machine.receive_text(scan()) == []
-    assert machine.receive_binary() == []
+    assert machine.receive_binary(CAMERA_FRAME) == []
 
 
 def test_authentication_failed_without_a_request_id() -> None:
@@ -323,20 +324,30 @@ def test_oversized_inline_image_is_invalid() -> None:
     assert machine.active_scans == set()
 
 
+CAMERA_FRAME = encode_frame("live-1", 1, 1_700_000_000_000, b"\xff\xd8\xff")
+
+
 @pytest.mark.parametrize("opened", [False, True])
-def test_binary_frames_are_refused(opened: bool) -> None:
+def test_binary_frames_outside_live_mode_are_refused(opened: bool) -> None:
     machine = open_machine() if opened else SessionMachine()
-    error = refusal(machine.receive_binary(), logged=opened)
-    assert error.code is ErrorCode.INVALID_MESSAGE and error.request_id is None
-    assert error.message == "binary frames are not accepted; send JSON text"
+    error = refusal(machine.receive_binary(CAMERA_FRAME), logged=opened)
+    assert error.request_id is None
+    if opened:
+        assert error.code is ErrorCode.INVALID_FRAME
+        assert error.message == (
+            "binary frames are camera frames of live mode; send live.start first"
+        )
+    else:
+        assert error.code is ErrorCode.INVALID_MESSAGE
+        assert "send session.start (JSON) first" in error.message
     assert machine.state is (State.OPEN if opened else State.AWAITING_START)
 
 
 def test_binary_frames_count_towards_the_close() -> None:
     machine = open_machine(max_invalid_frames=3)
-    machine.receive_binary()
-    machine.receive_binary()
-    send, close = machine.receive_binary()
+    machine.receive_binary(b"\x00")
+    machine.receive_binary(CAMERA_FRAME)
+    send, close = machine.receive_binary(b"")
     assert isinstance(send, SendEvent)
     assert close == Close(CloseCode.POLICY_VIOLATION, "3 invalid frames in a row")
     assert machine.state is State.CLOSED
@@ -682,7 +693,7 @@ def test_a_closed_machine_reads_nothing(when: str) -> None:
     assert machine.state is State.CLOSED
     for frame in (START, scan(), chat("c"), "{oops", "x" * (MAX_MESSAGE_BYTES + 1)):
         assert machine.receive_text(frame) == []
-    assert machine.receive_binary() == []
+    assert machine.receive_binary(CAMERA_FRAME) == []
     assert machine.active_scans == set() and machine.active_chats == set()
 
 
@@ -690,10 +701,10 @@ def test_after_the_1008_close_nothing_is_read() -> None:
     machine = open_machine(max_invalid_frames=1)
     assert len(machine.receive_text("{oops")) == 2
     assert machine.receive_text(scan()) == []
-    assert machine.receive_binary() == []
+    assert machine.receive_binary(CAMERA_FRAME) == []
 
 
 def test_binary_frames_after_close_are_ignored() -> None:
     machine = open_machine()
     machine.closed()
-    assert machine.receive_binary() == []
+    assert machine.receive_binary(CAMERA_FRAME) == []

@@ -140,6 +140,12 @@ VALID: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         {"token": sized_text(1, 8192)},
         {"request_id": st.none() | REQUEST_IDS},
     ),
+    "live.start": _message(
+        "live.start",
+        {"request_id": st.text(REQUEST_ID_ALPHABET, min_size=1, max_size=48)},
+        {"location": st.none() | GEO_POINTS, "locale": st.none() | LOCALES},
+    ),
+    "live.stop": _message("live.stop", {"request_id": REQUEST_IDS}, {}),
 }
 VALID_MESSAGES = st.one_of(*VALID.values())
 

@@ -1,0 +1,64 @@
+"""One camera frame, analysed: decoded (bounded), measured, classified by the embedded model.
+
+Runs in this process's own small thread pool, beside the event loop: the decode, the measures
+and onnxruntime all release the GIL for most of their time. The pool's size bounds how many
+frames are analysed at once in the process; each live session has at most one frame in the
+pool (see :mod:`server.live.mode`), so what waits is bounded by the number of live sessions.
+The hints always come from the embedded classifier, whatever backend the scans use: it is
+there, it is fast, and a hint is a guess that the scan confirms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from protocol.messages import MAX_LIVE_FRAME_BYTES, Classification
+from server.live.quality import Measured, Thumb, measure
+from server.vision.embedded import EmbeddedClassifier
+from server.vision.images import decode_image
+
+#: Threads analysing frames in one process (the cores, at most 4).
+DEFAULT_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    measured: Measured
+    classification: Classification
+    content_type: str
+    elapsed_ms: float
+
+
+class FrameAnalyser:
+    def __init__(self, classifier: EmbeddedClassifier, *, threads: int = DEFAULT_THREADS) -> None:
+        self._classifier = classifier
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    async def analyse(self, image: bytes, previous: Thumb | None) -> Analysis:
+        """Raises :class:`~server.vision.images.ImageRejected` when ``image`` is not one."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="live")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._analyse, image, previous)
+
+    def _analyse(self, image: bytes, previous: Thumb | None) -> Analysis:
+        started = time.perf_counter()
+        decoded = decode_image(image, max_bytes=MAX_LIVE_FRAME_BYTES)
+        measured = measure(decoded.image, previous)
+        classification = self._classifier.classify_decoded(decoded)
+        return Analysis(
+            measured=measured,
+            classification=classification,
+            content_type=decoded.source_format,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
