@@ -539,7 +539,9 @@ class DropReason(StrEnum):
 
 class FrameQuality(_Model):
     brightness: float = Field(ge=0, le=1, description="Mean luminance, 0 black to 1 white.")
-    sharpness: float = Field(ge=0, description="Detail at a fixed scale; low means blurred.")
+    sharpness: float = Field(
+        ge=0, description="Fine detail over coarse detail; below about 0.5 means blurred."
+    )
     motion: float | None = Field(
         default=None, ge=0, le=1, description="Change since the previous analysed frame."
     )

@@ -4,9 +4,11 @@ Everything is measured on a small grey copy of fixed width, so the figures do no
 camera's resolution:
 
 * brightness: mean luminance (0 black, 1 white);
-* sharpness: the mean absolute response of a Laplacian at that scale. A blurred or shaken
-  picture has little fine detail; the thresholds below were set on TrashNet photos and blurred
-  copies of them (``tests/live/test_quality.py`` holds the figures);
+* sharpness: fine detail over coarse detail (the mean absolute Laplacian at that width over the
+  same at half of it). Blur takes away the fine before the coarse, so the ratio drops whatever
+  the item's own texture (a plain box has little detail at either scale); a picture with
+  almost no detail at all counts as blurred too. The thresholds below were set on TrashNet
+  photos and blurred copies of them (``tests/live/test_quality.py`` holds the figures);
 * motion: mean absolute change of a 32 × 32 thumbnail since the previous analysed frame;
 * coverage: the share of the picture that differs clearly from the colour of its border (the
   background, when the item is in the middle). Small means too far; nearly all means the item
@@ -33,7 +35,9 @@ COVERAGE_SIDE = 64
 
 DARK_BELOW = 0.16
 BRIGHT_ABOVE = 0.93
-BLURRY_BELOW = 1.3
+BLURRY_BELOW = 0.5
+#: Mean absolute Laplacian below which a picture has no detail to speak of.
+NO_DETAIL_BELOW = 1.0
 MOVING_ABOVE = 0.06
 TOO_FAR_BELOW = 0.06
 CUT_OFF_ABOVE = 0.92
@@ -54,9 +58,13 @@ def measure(image: Image.Image, previous: Thumb | None) -> Measured:
     """Quality of ``image`` (RGB), and its thumbnail to compare the next frame with."""
     height = max(1, round(image.height * MEASURE_WIDTH / max(1, image.width)))
     small = image.resize((MEASURE_WIDTH, height), Image.Resampling.BILINEAR)
-    grey = np.asarray(small.convert("L"), dtype=np.float32)
+    grey_image = small.convert("L")
+    grey = np.asarray(grey_image, dtype=np.float32)
     brightness = float(grey.mean() / 255.0)
-    sharpness = _sharpness(grey)
+    fine = _detail(grey)
+    half = grey_image.resize((MEASURE_WIDTH // 2, max(1, height // 2)), Image.Resampling.BILINEAR)
+    coarse = _detail(np.asarray(half, dtype=np.float32))
+    sharpness = fine / max(coarse, 1e-3)
     thumb = np.asarray(
         small.convert("L").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR),
         dtype=np.float32,
@@ -73,7 +81,9 @@ def measure(image: Image.Image, previous: Thumb | None) -> Measured:
         issues.append(LiveIssue.TOO_BRIGHT)
     if motion is not None and motion > MOVING_ABOVE:
         issues.append(LiveIssue.MOVING)
-    elif sharpness < BLURRY_BELOW and LiveIssue.TOO_DARK not in issues:
+    elif (sharpness < BLURRY_BELOW or fine < NO_DETAIL_BELOW) and (
+        LiveIssue.TOO_DARK not in issues
+    ):
         # A dark picture has little detail anyway; say what to fix first.
         issues.append(LiveIssue.BLURRY)
     if coverage < TOO_FAR_BELOW:
@@ -89,7 +99,7 @@ def measure(image: Image.Image, previous: Thumb | None) -> Measured:
     return Measured(quality=quality, issues=tuple(issues), thumb=thumb)
 
 
-def _sharpness(grey: NDArray[np.float32]) -> float:
+def _detail(grey: NDArray[np.float32]) -> float:
     if grey.shape[0] < 3 or grey.shape[1] < 3:
         return 0.0
     lap = (
