@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -146,27 +147,23 @@ def wait_http(base: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("server did not become ready")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mode", choices=["embedded", "distributed"], default="embedded")
-    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 10, 100])
-    parser.add_argument("--scans", type=int, default=20, help="scans per session")
-    parser.add_argument("--trace", type=int, default=0, metavar="N",
-                        help="instead of the levels, run N scans on one session and print when "
-                             "each event arrived (ms after scan.start) and the server's timings")
-    parser.add_argument("--think-ms", type=float, nargs=2, default=[500, 1500],
-                        metavar=("MIN", "MAX"), help="pause between a user's scans")
-    args = parser.parse_args()
-
+@contextlib.contextmanager
+def serve_stack(
+    mode: str, *, stages_factory: str | None = "tests.support.stages:build",
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """The real server (and, distributed, a real Celery worker, PostgreSQL database, S3 on moto)
+    as subprocesses, with the quotas and per-address caps lifted (every bench client is a new
+    guest from 127.0.0.1); yields the base URL once it is ready. ``stages_factory`` None runs
+    the real stages."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     tmp = tempfile.mkdtemp(prefix="wc-bench-")
     env = dict(os.environ, PYTHONPATH=str(ROOT), WASTECOACH_PORT=str(port),
                WASTECOACH_DATA_DIR=tmp, WASTECOACH_PUBLIC_URL=base,
-               WASTECOACH_STAGES_FACTORY="tests.support.stages:build",
                WASTECOACH_LOG_LEVEL="warning",
                WASTECOACH_SESSION__MAX_CONCURRENT_SCANS="8",
-               # The benchmark measures orchestration, not the per-user quotas.
+               # The benchmarks measure orchestration, not the per-user quotas.
                WASTECOACH_ACCOUNTS__SCANS_PER_MINUTE="100000",
                WASTECOACH_ACCOUNTS__SCANS_PER_DAY="100000",
                # Every bench client is a new guest from 127.0.0.1.
@@ -176,10 +173,13 @@ def main() -> None:
                # measured here either.
                WASTECOACH_SESSION__MAX_CONNECTIONS_PER_ADDRESS="100000",
                WASTECOACH_SESSION__MAX_UNAUTHENTICATED_PER_ADDRESS="100000")
+    if stages_factory is not None:
+        env["WASTECOACH_STAGES_FACTORY"] = stages_factory
+    env.update(extra_env or {})
     procs: list[subprocess.Popen[bytes]] = []
     moto = None
     stack = contextlib.ExitStack()
-    if args.mode == "distributed":
+    if mode == "distributed":
         from moto.server import ThreadedMotoServer
 
         s3_port = free_port()
@@ -200,6 +200,33 @@ def main() -> None:
                                   env=env))
     try:
         wait_http(base, procs[-1])
+        yield base
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if moto is not None:
+            moto.stop()
+        stack.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mode", choices=["embedded", "distributed"], default="embedded")
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--scans", type=int, default=20, help="scans per session")
+    parser.add_argument("--trace", type=int, default=0, metavar="N",
+                        help="instead of the levels, run N scans on one session and print when "
+                             "each event arrived (ms after scan.start) and the server's timings")
+    parser.add_argument("--think-ms", type=float, nargs=2, default=[500, 1500],
+                        metavar=("MIN", "MAX"), help="pause between a user's scans")
+    args = parser.parse_args()
+
+    with serve_stack(args.mode) as base:
         asyncio.run(run_level(base, 2, 5, (0.0, 0.01)))  # warm-up: connections, pools, JIT caches
         lo, hi = args.think_ms
         if args.trace:
@@ -212,17 +239,6 @@ def main() -> None:
             print(f"{n:8d} {r['scans']:6.0f} {r['scans_per_s']:8.1f}   "
                   f"{r['first_p50']:5.2f} / {r['first_p95']:5.2f} / {r['first_p99']:5.2f}"
                   f"        {r['e2e_p50']:5.2f} / {r['e2e_p95']:5.2f} / {r['e2e_p99']:6.2f}")
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if moto is not None:
-            moto.stop()
-        stack.close()
 
 
 if __name__ == "__main__":

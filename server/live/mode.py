@@ -49,7 +49,7 @@ from protocol.messages import (
     Locale,
     ScanStart,
 )
-from server.live.analyser import Analysis, FrameAnalyser
+from server.live.analyser import Analysis, Classified, FrameAnalyser
 from server.live.hints import hint_text
 from server.live.quality import Thumb
 from server.live.tracker import STEADY_MS, Observation, Tracker
@@ -105,6 +105,7 @@ class LiveMode:
         self._skipped = 0
         self._task: asyncio.Task[None] | None = None
         self._thumb: Thumb | None = None
+        self._classified: Classified | None = None
         #: The best frame of the current steady run: its number and its bytes.
         self._best: tuple[int, bytes, str] | None = None
         self._drops: dict[DropReason, int] = {}
@@ -186,7 +187,9 @@ class LiveMode:
             (frame, arrived), skipped = self._pending, self._skipped
             self._pending, self._skipped = None, 0
             try:
-                analysis = await self._analyser.analyse(frame.image, self._thumb)
+                analysis = await self._analyser.analyse(
+                    frame.image, self._thumb, self._classified
+                )
             except ImageRejected:
                 self.drop(DropReason.NOT_IMAGE)
                 continue
@@ -194,6 +197,7 @@ class LiveMode:
                 return
             self.analysed += 1
             self._thumb = analysis.measured.thumb
+            self._classified = analysis.classified
             await self._judge(frame, arrived, skipped, analysis)
 
     async def _judge(

@@ -57,7 +57,11 @@ class Measured:
 def measure(image: Image.Image, previous: Thumb | None) -> Measured:
     """Quality of ``image`` (RGB), and its thumbnail to compare the next frame with."""
     height = max(1, round(image.height * MEASURE_WIDTH / max(1, image.width)))
-    small = image.resize((MEASURE_WIDTH, height), Image.Resampling.BILINEAR)
+    small = (
+        image
+        if image.size == (MEASURE_WIDTH, height)
+        else image.resize((MEASURE_WIDTH, height), Image.Resampling.BILINEAR)
+    )
     grey_image = small.convert("L")
     grey = np.asarray(grey_image, dtype=np.float32)
     brightness = float(grey.mean() / 255.0)

@@ -6,7 +6,9 @@ scan now, on which frame. The rules:
 
 * A *steady run* is a sequence of analysed frames, all with the same confident label and none
   with an issue that spoils a scan (moving, blurred, too dark or bright, too far). Any other
-  frame ends the run.
+  frame ends the run. Motion is the change since the previous frame, so the first frame of a
+  still picture still shows it; when the frame after it does not, the run counts from that
+  first frame (the picture has been the same since).
 * A run that has lasted ``steady_ms`` (and has at least ``min_frames`` frames) triggers a scan
   of its best frame: the sharpest among the most confident ones.
 * A label that was scanned is not scanned again while it stays in view; moving it about does
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 
 from protocol.messages import LiveIssue
 
-STEADY_MS = 600
+STEADY_MS = 450
 MIN_FRAMES = 2
 GAP_MS = 1000
 #: Confidence (of the stream) below which a guess does not count as recognised.
@@ -71,8 +73,10 @@ class Tracker:
     _best: tuple[float, float, int] | None = field(default=None, repr=False)
     _scanned_label: str | None = None
     _last_recognised: float | None = None
+    _previous: Observation | None = field(default=None, repr=False)
 
     def observe(self, obs: Observation) -> Decision:
+        previous, self._previous = self._previous, obs
         recognised = obs.label is not None and obs.confidence >= self.min_confidence
         if recognised:
             self._last_recognised = obs.at_ms
@@ -91,6 +95,14 @@ class Tracker:
             self._reset_run()
             self._run_label = obs.label
             self._run_start = obs.at_ms
+            if (
+                previous is not None
+                and previous.label == obs.label
+                and previous.confidence >= self.min_confidence
+                and not _SPOILING.intersection(set(previous.issues) - {LiveIssue.MOVING})
+            ):
+                self._run_start = previous.at_ms
+                self._run_frames = 1
         self._run_frames += 1
         score = (round(obs.confidence, 2), obs.sharpness, obs.frame)
         if self._best is None or score[:2] > self._best[:2]:

@@ -220,8 +220,13 @@ def _check_size(width: int, height: int, fmt: str) -> None:
 # --------------------------------------------------------------------------- decoding
 
 
-def decode_image(data: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> DecodedImage:
+def decode_image(
+    data: bytes, *, max_bytes: int = MAX_FILE_BYTES, max_side: int = STORED_MAX_SIDE
+) -> DecodedImage:
     """Decode untrusted bytes into a clean RGB image, or raise :class:`ImageRejected`.
+
+    ``max_side`` bounds the result's longest side (a JPEG is decoded at the smallest DCT scale
+    that still reaches it): live mode, which needs only a model's input, asks for less.
 
     Safe to call from several threads at once: beyond the decode semaphore it touches no
     process-wide state. A file refused from its header never waits for the semaphore."""
@@ -249,10 +254,10 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> DecodedImag
                 # largest of 1/2, 1/4, 1/8 that keeps both sides at least this large, so the
                 # long side stays at least STORED_MAX_SIDE. (A square box would let the short
                 # side decide: a 4:3 photo would be decoded at twice the scale it needs.)
-                image.draft("RGB", _stored_size(image.size))
+                image.draft("RGB", _stored_size(image.size, max_side))
             image.load()
             orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-            clean = _upright(_to_rgb(_shrink(image)), orientation)
+            clean = _upright(_to_rgb(_shrink(image, max_side)), orientation)
         except ImageRejected:
             raise
         except Image.DecompressionBombError as exc:
@@ -266,10 +271,10 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> DecodedImag
     return DecodedImage(image=clean, source_format=source_format)
 
 
-def _stored_size(size: tuple[int, int]) -> tuple[int, int]:
-    """``size`` scaled down (never up) to ``STORED_MAX_SIDE`` on its longest side."""
+def _stored_size(size: tuple[int, int], max_side: int = STORED_MAX_SIDE) -> tuple[int, int]:
+    """``size`` scaled down (never up) to ``max_side`` on its longest side."""
     width, height = size
-    scale = STORED_MAX_SIDE / max(width, height)
+    scale = max_side / max(width, height)
     if scale >= 1:
         return size
     return max(1, round(width * scale)), max(1, round(height * scale))
@@ -279,9 +284,9 @@ def _stored_size(size: tuple[int, int]) -> tuple[int, int]:
 _RESIZABLE = frozenset({"RGB", "RGBA", "L", "LA"})
 
 
-def _shrink(image: Image.Image) -> Image.Image:
-    """At most ``STORED_MAX_SIDE`` on the longest side, before any full-size copy is made."""
-    target = _stored_size(image.size)
+def _shrink(image: Image.Image, max_side: int = STORED_MAX_SIDE) -> Image.Image:
+    """At most ``max_side`` on the longest side, before any full-size copy is made."""
+    target = _stored_size(image.size, max_side)
     if target == image.size:
         return image
     if image.mode not in _RESIZABLE:  # a palette scales nearest-neighbour only; 16-bit not

@@ -23,7 +23,7 @@ from protocol.messages import (
     ScanStart,
 )
 from protocol.streams import Stream
-from server.live.analyser import Analysis
+from server.live.analyser import Analysis, Classified
 from server.live.mode import LiveMode
 from server.live.quality import Measured, Thumb
 from server.vision.errors import ImageRejected, RejectReason
@@ -41,14 +41,18 @@ class Analyser:
         self.seen: list[bytes] = []
         self.gate: asyncio.Event | None = None
 
-    async def analyse(self, image: bytes, previous: Thumb | None) -> Analysis:
+    async def analyse(
+        self, image: bytes, previous: Thumb | None, last: Classified | None = None
+    ) -> Analysis:
         self.seen.append(image)
         if self.gate is not None:
             await self.gate.wait()
         if image == b"junk":
             raise ImageRejected(RejectReason.NOT_AN_IMAGE, "no")
         quality = FrameQuality(brightness=0.5, sharpness=0.6, motion=0.0, coverage=0.4)
-        return Analysis(Measured(quality, (), zero_thumb()), CAN, "image/jpeg", 1.0)
+        thumb = zero_thumb()
+        return Analysis(Measured(quality, (), thumb), CAN, "image/jpeg", 1.0,
+                        Classified(thumb, CAN, 0.0))
 
     def close(self) -> None:
         pass

@@ -74,3 +74,21 @@ def test_the_same_item_shown_again_after_a_gap_is_scanned_again() -> None:
     start = empty[-1].at_ms + 250
     again = [obs(n, start + (n - 16) * 250) for n in range(16, 16 + 1 + int(STEADY_MS // 250) + 1)]
     assert feed(tracker, again) == [16]
+
+
+def test_a_still_picture_counts_from_its_first_frame() -> None:
+    """The first frame of a still picture shows motion (since the frame before it); the next
+    one shows none, so the picture has been still since that first frame."""
+    tracker = Tracker()
+    moving = (LiveIssue.MOVING,)
+    frames = [obs(0, 0, issues=moving), obs(1, 250, issues=moving),  # moving in
+              obs(2, 500, issues=moving),  # the first still frame: changed since frame 1
+              obs(3, 750), obs(4, 1000)]
+    assert feed(tracker, frames) == [3]  # 1000 - 500 >= STEADY_MS: the second still frame
+    # Not when the frame before was something else, or blurred.
+    tracker = Tracker()
+    assert feed(tracker, [obs(0, 0, label="box", issues=moving), obs(1, 250), obs(2, 500),
+                          obs(3, 750)]) == [1]
+    tracker = Tracker()
+    assert feed(tracker, [obs(0, 0, issues=(LiveIssue.BLURRY, LiveIssue.MOVING)),
+                          obs(1, 250), obs(2, 500), obs(3, 750)]) == [1]
