@@ -271,8 +271,8 @@ class SecurityHeaders:
         # server's ``path`` still carries it.
         path: str = scope["path"]
         root: str = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root):]
+        if root and path.startswith(f"{root.rstrip('/')}/"):
+            path = path[len(root.rstrip("/")):]
         own_policy = path in self.docs_paths
         extra = list(_SECURITY_HEADERS)
         if self.hsts is not None:
