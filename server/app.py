@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from protocol.messages import ErrorCode
+from server import docs
 from server.container import Container
 from server.db import database_unavailable
 from server.errors import WasteCoachError
@@ -89,8 +90,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0",
         summary="Real-time coaching for household waste in Korea.",
         lifespan=lifespan,
+        # FastAPI's pages load their scripts from a CDN; server.docs serves the same pages
+        # from an installed package instead.
+        docs_url=None,
+        redoc_url=None,
     )
     app.hsts_max_age_s = settings.hsts_max_age_s
+    docs.install(app)
 
     @app.exception_handler(WasteCoachError)
     async def _domain_error(_: Request, exc: WasteCoachError) -> JSONResponse:
@@ -233,9 +239,6 @@ _SECURITY_HEADERS = (
     (b"x-frame-options", b"DENY"),
 )
 _API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-#: FastAPI's interactive docs are HTML that loads Swagger UI or ReDoc from a CDN and starts it
-#: with an inline script; the API policy would leave them blank. They may still not be framed.
-_DOCS_CSP = b"frame-ancestors 'none'"
 #: Responses that carry tokens (sign-in, refresh; a signed upload URL is one too) or a
 #: person's data: no cache may keep them.
 _NO_STORE_PREFIXES = ("/api/v1/auth/", "/api/v1/users/", "/api/v1/uploads")
@@ -244,6 +247,10 @@ _NO_STORE_PREFIXES = ("/api/v1/auth/", "/api/v1/users/", "/api/v1/uploads")
 class SecurityHeaders:
     """ASGI middleware: security headers on every HTTP response, ``Cache-Control: no-store``
     on the routes that carry tokens or personal data, and HSTS when configured.
+
+    The policy is the API's everywhere but on ``docs_paths`` (the interactive docs, see
+    :mod:`server.docs`): such a page runs scripts, so it brings its own policy, which allows
+    its inline script by hash, and that one is kept; without one, the API's applies.
 
     It wraps the whole application (see :class:`_App`), outside Starlette's error middleware,
     so the JSON 500 of an unexpected error carries the headers too.
@@ -260,11 +267,14 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # The path as routed: behind a proxy that strips a prefix (ASGI ``root_path``), the
+        # server's ``path`` still carries it.
         path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(f"{root.rstrip('/')}/"):
+            path = path[len(root.rstrip("/")):]
+        own_policy = path in self.docs_paths
         extra = list(_SECURITY_HEADERS)
-        extra.append(
-            (b"content-security-policy", _DOCS_CSP if path in self.docs_paths else _API_CSP)
-        )
         if self.hsts is not None:
             extra.append((b"strict-transport-security", self.hsts))
         if path.startswith(_NO_STORE_PREFIXES):
@@ -272,9 +282,16 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                names = {name for name, _ in extra}
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
-                message = {**message, "headers": kept + extra}
+                headers = message.get("headers", [])
+                csp = _API_CSP
+                if own_policy:
+                    csp = next(
+                        (v for k, v in headers if k.lower() == b"content-security-policy"), csp
+                    )
+                added = [*extra, (b"content-security-policy", csp)]
+                names = {name for name, _ in added}
+                kept = [(k, v) for k, v in headers if k.lower() not in names]
+                message = {**message, "headers": kept + added}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -286,11 +303,10 @@ class _App(FastAPI):
     hsts_max_age_s: int = 0
 
     def build_middleware_stack(self) -> ASGIApp:
-        docs = {self.docs_url, self.redoc_url, self.swagger_ui_oauth2_redirect_url}
         return SecurityHeaders(
             super().build_middleware_stack(),
             hsts_max_age_s=self.hsts_max_age_s,
-            docs_paths=frozenset(path for path in docs if path),
+            docs_paths=docs.PAGES,
         )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.responses import Response
 
 from server.app import create_app
 from server.settings import Settings
@@ -95,14 +96,24 @@ async def test_every_response_carries_the_headers(bare: httpx.AsyncClient) -> No
         _secured(crash, no_store=False)
 
 
-async def test_the_docs_page_may_load_its_scripts_but_not_be_framed(
-    bare: httpx.AsyncClient,
-) -> None:
-    async with bare as http:
+async def test_only_the_docs_pages_keep_a_policy_of_their_own(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path))
+
+    async def loose() -> Response:
+        return Response("{}", headers={"content-security-policy": "default-src *"})
+
+    app.add_api_route("/loose", loose)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         docs = await http.get("/docs")
+        other = await http.get("/loose")
     assert docs.status_code == 200
-    assert docs.headers["content-security-policy"] == "frame-ancestors 'none'"
+    # The page's own, which allows its inline script by hash (tests/server/test_docs.py).
+    policy = docs.headers["content-security-policy"]
+    assert policy.startswith("default-src 'none'; script-src 'self' 'sha256-"), policy
+    assert "frame-ancestors 'none'" in policy
     assert docs.headers["x-frame-options"] == "DENY"
+    _secured(other, no_store=False)  # any other route's own policy is replaced
 
 
 async def test_hsts_only_when_configured(tmp_path: Path) -> None:
