@@ -25,6 +25,8 @@ from server.errors import WasteCoachError
 from server.runtime import settle_heap
 from server.sessions.service import SessionDeps
 from server.settings import Settings, get_settings
+from server.web.page import PERMISSIONS_POLICY, is_page_path, page_csp
+from server.web.page import mount as mount_page
 from server.ws.registry import Connections
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.hsts_max_age_s = settings.hsts_max_age_s
+    app.page_csp = page_csp(settings)
 
     @app.exception_handler(WasteCoachError)
     async def _domain_error(_: Request, exc: WasteCoachError) -> JSONResponse:
@@ -222,6 +225,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(locations)
     app.include_router(waste)
     app.include_router(users)
+    mount_page(app)  # the reference web client at / (server/web), with its own policy
     return app
 
 
@@ -250,9 +254,15 @@ class SecurityHeaders:
     """
 
     def __init__(
-        self, app: ASGIApp, *, hsts_max_age_s: int = 0, docs_paths: frozenset[str] = frozenset()
+        self,
+        app: ASGIApp,
+        *,
+        hsts_max_age_s: int = 0,
+        docs_paths: frozenset[str] = frozenset(),
+        page_csp: bytes = _API_CSP,
     ) -> None:
         self.app = app
+        self.page_csp = page_csp
         self.hsts = f"max-age={hsts_max_age_s}".encode() if hsts_max_age_s else None
         self.docs_paths = docs_paths
 
@@ -262,9 +272,13 @@ class SecurityHeaders:
             return
         path: str = scope["path"]
         extra = list(_SECURITY_HEADERS)
-        extra.append(
-            (b"content-security-policy", _DOCS_CSP if path in self.docs_paths else _API_CSP)
-        )
+        if is_page_path(path):
+            extra.append((b"content-security-policy", self.page_csp))
+            extra.append((b"permissions-policy", PERMISSIONS_POLICY))
+        else:
+            extra.append(
+                (b"content-security-policy", _DOCS_CSP if path in self.docs_paths else _API_CSP)
+            )
         if self.hsts is not None:
             extra.append((b"strict-transport-security", self.hsts))
         if path.startswith(_NO_STORE_PREFIXES):
@@ -284,6 +298,7 @@ class _App(FastAPI):
     """FastAPI with :class:`SecurityHeaders` around its whole middleware stack."""
 
     hsts_max_age_s: int = 0
+    page_csp: bytes = _API_CSP
 
     def build_middleware_stack(self) -> ASGIApp:
         docs = {self.docs_url, self.redoc_url, self.swagger_ui_oauth2_redirect_url}
@@ -291,6 +306,7 @@ class _App(FastAPI):
             super().build_middleware_stack(),
             hsts_max_age_s=self.hsts_max_age_s,
             docs_paths=frozenset(path for path in docs if path),
+            page_csp=self.page_csp,
         )
 
 
