@@ -16,7 +16,7 @@ const STRINGS = {
     places: '가까운 수거 장소', confidence: '확신도', chatTitle: '더 물어보기', chatLabel: '질문',
     send: '보내기', you: '나', coach: '코치', chatFailed: '답을 만들지 못했어요. 다시 물어봐 주세요.',
     scanFailed: '분석하지 못했어요: ', interrupted: '연결이 끊겨 결과를 받지 못했어요. 다시 시도해 주세요.',
-    error: '오류: ', directions: '길찾기', away: '거리',
+    error: '오류: ', directions: '길찾기', away: '',
   },
   en: {
     title: 'Waste Coach', language: 'Language', connecting: 'Connecting…', connected: 'Connected',
@@ -51,12 +51,18 @@ const idPrefix = Math.random().toString(36).slice(2, 8);
 let idCounter = 0;
 const newId = (kind) => `${kind}-${idPrefix}-${++idCounter}`;
 const t = (key) => STRINGS[state.lang][key];
+// A new element with properties and children (text is always set as text, never as HTML).
+function el(tag, props, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+}
 
 // ---------------------------------------------------------------- language
 function applyLanguage() {
   document.documentElement.lang = state.lang;
   $('lang').value = state.lang;
-  for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+  for (const node of document.querySelectorAll('[data-i18n]')) node.textContent = t(node.dataset.i18n);
   document.title = t('title');
 }
 $('lang').addEventListener('change', (e) => {
@@ -65,7 +71,11 @@ $('lang').addEventListener('change', (e) => {
   applyLanguage();
 });
 
-function setStatus(key) { $('status').textContent = t(key); }
+// The status line keeps its key, so that a language switch re-labels it too.
+function setStatus(key) {
+  $('status').dataset.i18n = key;
+  $('status').textContent = t(key);
+}
 function showError(text) {
   $('error').textContent = text;
   $('error').hidden = !text;
@@ -90,7 +100,6 @@ function saveSession() { store.setItem('wc.session', JSON.stringify(state.sessio
 
 // ---------------------------------------------------------------- the WebSocket (sections 3, 7, 9)
 async function connect() {
-  setStatus(state.ready ? 'reconnecting' : 'connecting');
   let access;
   try { access = await token(); } catch (err) { return retryLater(String(err)); }
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -172,6 +181,8 @@ function ready(e) {
   if (!resumed) {
     // A new session (7.3): whatever was in flight is lost.
     if (state.scan && !state.scan.done) $('coaching').textContent = t('interrupted');
+    for (const chat of state.chats.values()) chat.el.textContent = t('chatFailed');
+    state.chats.clear();
     state.session = { session_id: e.session_id, epoch: e.epoch, last_seq: 0 };
     saveSession();
   }
@@ -224,12 +235,9 @@ function clarify(e) {
   const box = $('clarify-choices');
   box.textContent = '';
   for (const choice of e.choices) {
-    const b = document.createElement('button');
-    b.type = 'button';
-    b.className = 'secondary';
-    b.textContent = choice.text;
-    b.onclick = () => send({ type: 'scan.clarify.answer', request_id: state.scan.rid, choice: choice.label });
-    box.append(b);
+    const answer = { type: 'scan.clarify.answer', request_id: state.scan.rid, choice: choice.label };
+    box.append(el('button', { type: 'button', className: 'secondary', textContent: choice.text,
+      onclick: () => send(answer) }));
   }
   $('clarify').hidden = false;
 }
@@ -246,32 +254,39 @@ function places(e) {
   $('bins-note').textContent = e.note || '';
   $('bins-note').hidden = !e.note;
   for (const p of e.places) {
-    const li = document.createElement('li');
-    const km = p.distance_m >= 1000 ? `${(p.distance_m / 1000).toFixed(1)} km` : `${Math.round(p.distance_m)} m`;
-    const name = document.createElement('strong');
-    name.textContent = p.name;
-    const where = document.createElement('span');
-    where.textContent = ` · ${km} ${state.lang === 'en' ? t('away') : ''}${p.address ? ' · ' + p.address : ''}`;
-    const links = document.createElement('span');
-    links.className = 'links';
-    for (const [app, href] of Object.entries(p.links)) {
-      const a = document.createElement('a');
-      a.href = href;
-      a.target = '_blank';
-      a.rel = 'noopener noreferrer';
-      a.textContent = app[0].toUpperCase() + app.slice(1);
+    const d = p.distance_m;
+    const far = d >= 1000 ? `${(d / 1000).toFixed(1)} km` : `${Math.round(d)} m`;
+    const links = el('span', { className: 'links' });
+    for (const [app, href] of Object.entries(p.links)) {  // kakao, naver, google: walking routes
+      const a = el('a', { href, target: '_blank', rel: 'noopener noreferrer',
+        textContent: app[0].toUpperCase() + app.slice(1) });
       a.setAttribute('aria-label', `${t('directions')}: ${p.name} (${app})`);
       links.append(a);
     }
-    li.append(name, where, links);
-    list.append(li);
+    const where = ` · ${far} ${t('away')}${p.address ? ' · ' + p.address : ''}`;
+    list.append(el('li', {}, el('strong', { textContent: p.name }), where, links));
   }
 }
 
 function scanDone(e) {
   state.scan.done = true;
   $('result').dataset.state = e.status;
-  if (e.status === 'failed') $('coaching').textContent = t('scanFailed') + (e.error ? e.error.code : '');
+  if (e.status === 'failed') {
+    $('coaching').textContent = t('scanFailed') + (e.error ? e.error.code : '');
+  }
+}
+
+// The position, if the person allows it, lets bins.suggested list nearby places. It is asked
+// for when a scan is about to start (not on load), and waited for at most 3 s.
+function locate() {
+  if (state.location || !navigator.geolocation) return Promise.resolve();
+  return new Promise((done) => {
+    setTimeout(done, 3000);
+    navigator.geolocation.getCurrentPosition((p) => {
+      state.location = { lat: p.coords.latitude, lon: p.coords.longitude, accuracy_m: p.coords.accuracy };
+      done();
+    }, done, { timeout: 3000, maximumAge: 600000 });
+  });
 }
 
 // ---------------------------------------------------------------- live camera mode (section 15)
@@ -283,10 +298,12 @@ async function startLive() {
         video: { facingMode: { ideal: 'environment' }, width: { ideal: 640 } }, audio: false,
       });
       await video.play();
+      $('camera').hidden = false;
     } catch (err) {
       return showError(t('noCamera') + err.message);
     }
   }
+  await locate();
   // A new id every time: its scans are <id>:1, <id>:2 … and ids are never reused (15.1).
   state.live = { rid: newId('live'), timer: 0, number: 0, busy: false };
   const message = { type: 'live.start', request_id: state.live.rid, locale: state.lang };
@@ -312,7 +329,8 @@ function liveStarted(e) {
 function sendFrame() {
   const live = state.live;
   const video = $('video');
-  if (!live || live.busy || !state.ready || video.readyState < 2 || state.ws.bufferedAmount > 65536) return;
+  if (!live || live.busy || !state.ready || video.readyState < 2) return;
+  if (state.ws.bufferedAmount > 65536) return;   // the network is behind: do not pile up frames
   const canvas = $('canvas');
   const scale = Math.min(1, 640 / video.videoWidth);
   canvas.width = Math.round(video.videoWidth * scale);
@@ -321,8 +339,9 @@ function sendFrame() {
   live.busy = true;
   canvas.toBlob(async (blob) => {
     try {
-      if (!blob || blob.size > live.maxBytes || state.live !== live || !state.ready) return;
+      if (!blob || blob.size > live.maxBytes) return;
       const jpeg = new Uint8Array(await blob.arrayBuffer());
+      if (state.live !== live || !state.ready) return;
       state.ws.send(cameraFrame(live.rid, ++live.number, jpeg));
     } finally {
       live.busy = false;
@@ -343,7 +362,8 @@ function cameraFrame(requestId, number, jpegBytes) {
 
 function liveHint(e) {
   if (!state.live || e.request_id !== state.live.rid) return;
-  $('hint').textContent = e.text;
+  // Only a changed line is written: screen readers announce every write of a live region.
+  if ($('hint').textContent !== e.text) $('hint').textContent = e.text;
   $('steady').value = e.steady;
 }
 
@@ -368,6 +388,7 @@ function stopLive(tellServer) {
   const video = $('video');
   if (video.srcObject) video.srcObject.getTracks().forEach((track) => track.stop());
   video.srcObject = null;
+  $('camera').hidden = true;
   $('steady').value = 0;
   $('live-start').disabled = false;
   $('live-stop').disabled = true;
@@ -399,11 +420,14 @@ $('photo').addEventListener('change', async (e) => {
     // Send exactly the returned headers (the browser sets Content-Length itself).
     const put = await fetch(ticket.url, { method: ticket.method, headers: ticket.headers, body: file });
     if (!put.ok) throw new Error(`upload: HTTP ${put.status}`);
-    const scan = { type: 'scan.start', request_id: rid, image: { kind: 'upload', key: ticket.key }, locale: state.lang };
+    const image = { kind: 'upload', key: ticket.key };
+    await locate();
+    const scan = { type: 'scan.start', request_id: rid, image, locale: state.lang };
     if (state.location) scan.location = state.location;
     if (!send(scan)) throw new Error(t('reconnecting'));
   } catch (err) {
     $('coaching').textContent = '';
+    $('result').dataset.state = 'failed';
     showError(t('error') + err.message);
   }
 });
@@ -423,15 +447,9 @@ $('chat-form').addEventListener('submit', (e) => {
 });
 
 function bubble(who, text) {
-  const li = document.createElement('li');
-  li.className = who;
-  const label = document.createElement('span');
-  label.className = 'who';
-  label.textContent = t(who);
-  const body = document.createElement('p');
-  body.textContent = text;
-  li.append(label, body);
-  $('chat-log').append(li);
+  const body = el('p', { textContent: text });
+  const label = el('span', { className: 'who', textContent: t(who) });
+  $('chat-log').append(el('li', { className: who }, label, body));
   return body;
 }
 
@@ -451,12 +469,5 @@ function chatDone(e) {
 }
 
 // ---------------------------------------------------------------- start
-// The position, if the person allows it, makes bins.suggested list nearby places.
-if (navigator.geolocation) {
-  navigator.geolocation.getCurrentPosition(
-    (p) => { state.location = { lat: p.coords.latitude, lon: p.coords.longitude, accuracy_m: p.coords.accuracy }; },
-    () => {}, { timeout: 10000, maximumAge: 600000 },
-  );
-}
 applyLanguage();
 connect();
