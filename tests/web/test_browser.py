@@ -222,7 +222,18 @@ async def test_live_mode_with_a_fake_camera(
         await expect(page.locator("#live-stop")).to_be_enabled()
         await until(lambda: watch.of("live.hint"), "no live.hint", watch)
         first_hint_s = time.monotonic() - started
-        await expect(page.locator("#hint")).to_have_text(watch.of("live.hint")[0]["text"])
+        hint = page.locator("#hint")
+        shown = [""]
+
+        def hint_shown() -> bool:  # the line of one of the hints (they come 4 a second)
+            return shown[0] in {h["text"] for h in watch.of("live.hint")}
+
+        for _ in range(100):
+            shown[0] = await hint.text_content() or ""
+            if hint_shown():
+                break
+            await asyncio.sleep(0.1)
+        assert hint_shown(), f"the hint line {shown[0]!r} is not one the server sent"
         await shot(page, "phone-live-hint-ko")
         # Then the item is held still: live mode scans it, and the full coaching follows.
         await expect(page.locator("#result")).to_have_attribute(
@@ -250,7 +261,10 @@ async def test_live_mode_with_a_fake_camera(
         await until(lambda: watch.of("live.stopped"), "no live.stopped", watch)
         stopped = watch.of("live.stopped")[0]
         assert stopped["reason"] == "client" and stopped["scans"] == 1
-        assert not watch.of("live.dropped"), watch.of("live.dropped")
+        # Frames dropped for any reason but the rate (a loaded machine may bunch them) would be
+        # the page's bug: out of order, too large, not an image, after live.stop.
+        for dropped in watch.of("live.dropped"):
+            assert set(dropped["counts"]) <= {"rate"}, dropped
         await page.set_viewport_size(DESKTOP)
         await shot(page, "desktop-live-result-ko")
         watch.check_console()
