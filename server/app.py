@@ -26,6 +26,8 @@ from server.errors import WasteCoachError
 from server.runtime import settle_heap
 from server.sessions.service import SessionDeps
 from server.settings import Settings, get_settings
+from server.web.page import PERMISSIONS_POLICY, is_page_path, page_csp
+from server.web.page import mount as mount_page
 from server.ws.registry import Connections
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.hsts_max_age_s = settings.hsts_max_age_s
     docs.install(app)
+    app.page_csp = page_csp(settings)
 
     @app.exception_handler(WasteCoachError)
     async def _domain_error(_: Request, exc: WasteCoachError) -> JSONResponse:
@@ -228,6 +231,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(locations)
     app.include_router(waste)
     app.include_router(users)
+    mount_page(app)  # the reference web client at / (server/web), with its own policy
     return app
 
 
@@ -248,7 +252,9 @@ class SecurityHeaders:
     """ASGI middleware: security headers on every HTTP response, ``Cache-Control: no-store``
     on the routes that carry tokens or personal data, and HSTS when configured.
 
-    The policy is the API's everywhere but on ``docs_paths`` (the interactive docs, see
+    The page at ``/`` and its assets get the page's policy and a Permissions-Policy for the
+    camera and position (see :mod:`server.web.page`). Elsewhere the policy is the API's, but on
+    ``docs_paths`` (the interactive docs, see
     :mod:`server.docs`): such a page runs scripts, so it brings its own policy, which allows
     its inline script by hash, and that one is kept; without one, the API's applies.
 
@@ -257,9 +263,15 @@ class SecurityHeaders:
     """
 
     def __init__(
-        self, app: ASGIApp, *, hsts_max_age_s: int = 0, docs_paths: frozenset[str] = frozenset()
+        self,
+        app: ASGIApp,
+        *,
+        hsts_max_age_s: int = 0,
+        docs_paths: frozenset[str] = frozenset(),
+        page_csp: bytes = _API_CSP,
     ) -> None:
         self.app = app
+        self.page_csp = page_csp
         self.hsts = f"max-age={hsts_max_age_s}".encode() if hsts_max_age_s else None
         self.docs_paths = docs_paths
 
@@ -275,6 +287,12 @@ class SecurityHeaders:
             path = path[len(root.rstrip("/")):]
         own_policy = path in self.docs_paths
         extra = list(_SECURITY_HEADERS)
+        # The page at / (server.web) runs the reference client: its own policy, and the
+        # camera and position it asks for.
+        base_csp = _API_CSP
+        if is_page_path(path):
+            base_csp = self.page_csp
+            extra.append((b"permissions-policy", PERMISSIONS_POLICY))
         if self.hsts is not None:
             extra.append((b"strict-transport-security", self.hsts))
         if path.startswith(_NO_STORE_PREFIXES):
@@ -283,7 +301,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.get("headers", [])
-                csp = _API_CSP
+                csp = base_csp
                 if own_policy:
                     csp = next(
                         (v for k, v in headers if k.lower() == b"content-security-policy"), csp
@@ -301,12 +319,14 @@ class _App(FastAPI):
     """FastAPI with :class:`SecurityHeaders` around its whole middleware stack."""
 
     hsts_max_age_s: int = 0
+    page_csp: bytes = _API_CSP
 
     def build_middleware_stack(self) -> ASGIApp:
         return SecurityHeaders(
             super().build_middleware_stack(),
             hsts_max_age_s=self.hsts_max_age_s,
             docs_paths=docs.PAGES,
+            page_csp=self.page_csp,
         )
 
 
