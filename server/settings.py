@@ -111,6 +111,23 @@ class SessionSettings(BaseModel):
         return self
 
 
+class HttpSettings(BaseModel):
+    """What a connection may hold before its request head (request line and headers) is
+    complete: uvicorn waits for a head without limit (slow loris; ``server.request_heads``)."""
+
+    #: A request head must be complete this long after the connection opened (a keep-alive
+    #: connection's next request: after its first byte), or the connection gets 408 and is
+    #: closed. A deadline, not an idle timer: a head trickled a byte at a time is cut too.
+    head_timeout_s: float = Field(default=10.0, gt=0)
+    #: Connections one client address may hold at once whose head is not complete yet; one
+    #: more gets 503 and is closed before anything is read. The address is the socket's peer
+    #: (no header has been read yet), so a peer in ``trusted_proxies`` is not capped: a load
+    #: balancer speaks for many clients, and its own limits apply to them.
+    max_unfinished_heads_per_address: int = Field(default=32, ge=1)
+    #: The same for all peers together, trusted proxies included.
+    max_unfinished_heads: int = Field(default=1024, ge=1)
+
+
 class UploadSettings(BaseModel):
     max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     content_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp")
@@ -179,6 +196,7 @@ class Settings(BaseSettings):
     s3: S3Settings = Field(default_factory=S3Settings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     session: SessionSettings = Field(default_factory=SessionSettings)
     uploads: UploadSettings = Field(default_factory=UploadSettings)
     accounts: AccountsSettings = Field(default_factory=AccountsSettings)

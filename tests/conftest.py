@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from protocol.messages import MAX_FRAME_BYTES
 from server.app import create_app
 from server.auth.config import AccountsSettings
-from server.cli import GracefulServer
+from server.cli import GracefulServer, server_config
 from server.db import Database
 from server.migrate import upgrade
 from server.settings import (
@@ -116,13 +116,18 @@ class Stack:
 
 
 class ServerThread:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, as_served: bool = False) -> None:
+        """``as_served``: uvicorn configured exactly as ``wastecoach serve`` does it
+        (``server_config``), which listens where ``settings`` says."""
         self.settings = settings
         self.app = create_app(settings)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=settings.port, log_level="warning",
-            ws_max_size=MAX_FRAME_BYTES, ws_per_message_deflate=False, lifespan="on",
-        )
+        if as_served:
+            config = server_config(settings, self.app)
+        else:
+            config = uvicorn.Config(
+                self.app, host="127.0.0.1", port=settings.port, log_level="warning",
+                ws_max_size=MAX_FRAME_BYTES, ws_per_message_deflate=False, lifespan="on",
+            )
         self.server = GracefulServer(config, self.app)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -196,3 +196,13 @@ def test_guest_budget_per_address_comes_from_the_environment(
     assert (accounts.guests_per_minute, accounts.guests_per_day) == (10, 100)
     monkeypatch.setenv("WASTECOACH_ACCOUNTS__GUESTS_PER_MINUTE", "2")
     assert Settings().accounts.guests_per_minute == 2
+
+
+def test_request_head_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    http = Settings().http
+    assert (http.head_timeout_s, http.max_unfinished_heads_per_address,
+            http.max_unfinished_heads) == (10.0, 32, 1024)
+    monkeypatch.setenv("WASTECOACH_HTTP__HEAD_TIMEOUT_S", "2.5")
+    monkeypatch.setenv("WASTECOACH_HTTP__MAX_UNFINISHED_HEADS_PER_ADDRESS", "4")
+    http = Settings().http
+    assert (http.head_timeout_s, http.max_unfinished_heads_per_address) == (2.5, 4)
