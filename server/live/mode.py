@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds without a frame after which live mode ends by itself.
 IDLE_S = 30.0
+#: Most a closing connection waits for the scans its live mode is starting.
+START_WAIT_S = 10.0
 #: Least time between two ``live.dropped`` notices.
 NOTICE_EVERY_S = 1.0
 
@@ -113,6 +115,8 @@ class LiveMode:
         self._notice_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._stopped = False
+        #: Scans being started: not cancelled by stop (see _scan).
+        self._starting: set[asyncio.Task[None]] = set()
         self.frames = 0
         self.analysed = 0
         self.scans = 0
@@ -272,7 +276,17 @@ class LiveMode:
             location=self._start.location,
             locale=self._locale,
         )
-        await self._port.start_scan(message)
+        # Started in a task of its own, which stop() does not cancel: once the slot is taken
+        # and live.scan said so, the scan must get its scan.accepted or its error (a stop
+        # during the budget check would otherwise leave the slot taken and the scan unsaid).
+        task = asyncio.create_task(self._port.start_scan(message), name="live-scan-start")
+        self._starting.add(task)
+        task.add_done_callback(self._started)
+
+    def _started(self, task: asyncio.Task[None]) -> None:
+        self._starting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a live scan could not start: %r", task.exception())
 
     # ------------------------------------------------------------------ the end
 
@@ -304,8 +318,10 @@ class LiveMode:
         )
 
     async def close(self) -> None:
-        """The connection ended."""
+        """The connection ended: stop, and let scans being started finish starting."""
         await self.stop()
+        if self._starting:
+            await asyncio.wait(set(self._starting), timeout=START_WAIT_S)
         if self._notice_timer is not None:
             self._notice_timer.cancel()
             self._notice_timer = None

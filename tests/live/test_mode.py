@@ -199,6 +199,27 @@ async def test_no_room_for_a_scan_tries_again_on_the_next_steady_frame() -> None
     await live.close()
 
 
+async def test_a_stop_while_a_scan_starts_lets_it_start() -> None:
+    """A stop during the scan's budget check must not cancel it: the slot was taken and
+    live.scan sent, so the scan must get its scan.accepted or its error."""
+
+    class SlowPort(Port):
+        async def start_scan(self, message: ScanStart) -> None:
+            await asyncio.sleep(0.2)  # the limiter's round trip
+            await super().start_scan(message)
+
+    analyser, port, clock = Analyser(), SlowPort(), Clock()
+    live = mode(analyser, port, clock)
+    for n in range(1, 5):
+        live.offer(frame(n))
+        await settle()
+        clock.now += 0.25
+    assert len(port.of(LiveScan)) == 1 and port.scans == []
+    await live.stop()
+    await live.close()
+    assert [s.request_id for s in port.scans] == ["live-1:1"]
+
+
 async def test_after_stop_nothing_is_analysed_and_frames_are_counted_as_stopped() -> None:
     analyser, port, clock = Analyser(), Port(), Clock()
     live = mode(analyser, port, clock)

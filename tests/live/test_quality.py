@@ -57,11 +57,14 @@ def test_blur_darkness_and_distance_are_named(photos: list[Image.Image]) -> None
 
 
 def test_motion_is_the_change_since_the_previous_frame(photos: list[Image.Image]) -> None:
-    still, moved = [], []
-    for im in photos[:20]:
+    still, jitter, moved = [], [], []
+    for im in photos:
         first = measure(im, None)
         assert first.quality.motion is None
         still.append(measure(im, first.thumb))
-        moved.append(measure(ImageChops.offset(im, 120, 40), first.thumb))
+        jitter.append(measure(ImageChops.offset(im, 8, 3), first.thumb))
+        moved.append(measure(ImageChops.offset(im, 40, 13), first.thumb))
     assert all(LiveIssue.MOVING not in m.issues for m in still)
-    assert np.mean([LiveIssue.MOVING in m.issues for m in moved]) >= 0.8
+    # A hand holding still shakes a few pixels: not moving. A slide of 40 px is.
+    assert np.mean([LiveIssue.MOVING in m.issues for m in jitter]) <= 0.1
+    assert np.mean([LiveIssue.MOVING in m.issues for m in moved]) >= 0.9
