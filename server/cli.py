@@ -87,12 +87,16 @@ def serve_settings(args: argparse.Namespace) -> Settings:
 def server_config(settings: Settings, app: FastAPI) -> uvicorn.Config:
     """How ``serve`` runs ``app`` under uvicorn."""
     from server.request_heads import head_deadline_protocol
+    from server.ws_inbound import budgeted_websocket_protocol
 
     return uvicorn.Config(
         app,
         # uvicorn's own HTTP protocol, but a request head has a deadline, and connections
         # still sending one are capped per address and in all (slow loris).
         http=head_deadline_protocol(settings.http, settings.trusted_proxies),
+        # uvicorn's WebSocket protocol, but the bytes of unfinished messages are budgeted per
+        # address and in all (a half-sent frame is buffered before any check of ours).
+        ws=budgeted_websocket_protocol(settings.http, settings.trusted_proxies),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -51,23 +51,17 @@ REFUSED = _response(b"503 Service Unavailable", b"too many unfinished requests",
                     b"retry-after: 1")
 
 
-class UnfinishedHeads:
-    """The connections whose current request head is not complete yet: per client address
-    (:func:`server.limits.address_key`: an IPv6 client by its /64) and in all."""
+class ClientKeys:
+    """What per-address caps count a peer under (:func:`server.limits.address_key`: an IPv6
+    client by its /64), or None where they do not apply: no peer address (a Unix socket), or
+    a trusted proxy, which speaks for many clients."""
 
-    def __init__(self, settings: HttpSettings, trusted_proxies: str) -> None:
-        self.timeout_s = settings.head_timeout_s
-        self._max_per_address = settings.max_unfinished_heads_per_address
-        self._max = settings.max_unfinished_heads
-        self._per_address: collections.Counter[str] = collections.Counter()
-        self.count = 0
+    def __init__(self, trusted_proxies: str) -> None:
         items = [item for item in trusted_proxies.split(",") if item]
         self._trust_all = "*" in items
         self._trusted = [ipaddress.ip_network(item) for item in items if item != "*"]
 
-    def _key(self, host: str | None) -> str | None:
-        """What the per-address cap counts ``host`` under; None where it does not apply (no
-        peer address, a Unix socket; or a trusted proxy)."""
+    def key(self, host: str | None) -> str | None:
         if not host or self._trust_all:
             return None
         try:
@@ -79,6 +73,20 @@ class UnfinishedHeads:
         if any(ip in network for network in self._trusted):
             return None
         return address_key(host)
+
+
+class UnfinishedHeads:
+    """The connections whose current request head is not complete yet: per client address
+    (:func:`server.limits.address_key`: an IPv6 client by its /64) and in all."""
+
+    def __init__(self, settings: HttpSettings, trusted_proxies: str) -> None:
+        self.timeout_s = settings.head_timeout_s
+        self._max_per_address = settings.max_unfinished_heads_per_address
+        self._max = settings.max_unfinished_heads
+        self._per_address: collections.Counter[str] = collections.Counter()
+        self.count = 0
+        self._keys = ClientKeys(trusted_proxies)
+        self._key = self._keys.key
 
     def begin(self, host: str | None, *, admit: bool) -> bool:
         """Count a head from ``host`` as unfinished. With ``admit`` (a new connection), False,

@@ -126,6 +126,14 @@ class HttpSettings(BaseModel):
     max_unfinished_heads_per_address: int = Field(default=32, ge=1)
     #: The same for all peers together, trusted proxies included.
     max_unfinished_heads: int = Field(default=1024, ge=1)
+    #: Bytes of unfinished WebSocket messages (a frame partly received, the fragments of a
+    #: message) that one client address may hold across its sockets; the socket whose bytes
+    #: go over it is closed with 1008 (``server.ws_inbound``). The WebSocket layer buffers up
+    #: to a message's limit (1.6 MiB) per socket before any check of ours, so without this an
+    #: address with 256 sockets could hold 400 MiB. Trusted proxies count only in all.
+    max_unread_bytes_per_address: int = Field(default=32 * 1024 * 1024, ge=2 * 1024 * 1024)
+    #: The same for all peers together.
+    max_unread_bytes: int = Field(default=512 * 1024 * 1024, ge=2 * 1024 * 1024)
 
 
 class UploadSettings(BaseModel):
