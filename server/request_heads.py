@@ -7,7 +7,10 @@ WebSocket handshakes. Here a head must be complete within ``http.head_timeout_s`
 connection opening (a keep-alive connection's next request: of its first byte; the idle wait
 before that is uvicorn's ``timeout_keep_alive``), or the connection gets 408 and is closed;
 and a new connection gets 503 and is closed before anything is read when its address, or the
-process, already holds as many connections with an unfinished head as it may.
+process, already holds as many connections with an unfinished request as it may. A request
+stays unfinished until its body is in, which has a deadline of its own by its declared length
+(``http.body_timeout_s`` plus the length at ``http.body_min_bytes_per_s``): a body trickled a
+byte at a time holds a connection as a head would (R-U-Dead-Yet), and is cut the same way.
 
 The address is the socket's peer: no header has been read yet, so ``X-Forwarded-For`` cannot
 be. A peer in ``trusted_proxies`` speaks for many clients, so the per-address cap skips it
@@ -81,12 +84,21 @@ class UnfinishedHeads:
 
     def __init__(self, settings: HttpSettings, trusted_proxies: str) -> None:
         self.timeout_s = settings.head_timeout_s
+        self._body_timeout_s = settings.body_timeout_s
+        self._body_min_rate = settings.body_min_bytes_per_s
+        self._body_max = settings.body_max_bytes
         self._max_per_address = settings.max_unfinished_heads_per_address
         self._max = settings.max_unfinished_heads
         self._per_address: collections.Counter[str] = collections.Counter()
         self.count = 0
         self._keys = ClientKeys(trusted_proxies)
         self._key = self._keys.key
+
+    def body_deadline_s(self, length: int | None) -> float:
+        """How long a body of ``length`` bytes (None: not declared, chunked) may take to
+        arrive: ``body_timeout_s``, plus its size at ``body_min_bytes_per_s``."""
+        size = self._body_max if length is None else min(length, self._body_max)
+        return self._body_timeout_s + size / self._body_min_rate
 
     def begin(self, host: str | None, *, admit: bool) -> bool:
         """Count a head from ``host`` as unfinished. With ``admit`` (a new connection), False,
@@ -117,6 +129,8 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
 
     heads: ClassVar[UnfinishedHeads]
     _head_timer: asyncio.TimerHandle | None = None
+    #: The head is in and the body is being received (its deadline runs).
+    _in_body = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -134,8 +148,30 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         # Before uvicorn's handling, which for a WebSocket hands the socket to another
         # protocol: nothing of this one may outlive the head.
-        self._end_head()
+        if self.parser.should_upgrade():
+            self._end_head()
+        elif self._head_timer is not None:
+            # The body has a deadline of its own, by its declared length; the request is
+            # still counted as unfinished until the body is in (slow body, R-U-Dead-Yet).
+            self._head_timer.cancel()
+            self._in_body = True
+            self._head_timer = self.loop.call_later(
+                self.heads.body_deadline_s(self._content_length()), self._head_timed_out
+            )
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._end_head()
+        super().on_message_complete()
+
+    def _content_length(self) -> int | None:
+        for name, value in self.headers:
+            if name.lower() == b"content-length":
+                try:
+                    return int(value)
+                except ValueError:
+                    return None
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end_head()
@@ -151,18 +187,27 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
         return True
 
     def _end_head(self) -> None:
+        self._in_body = False
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
             self.heads.end(self._host())
 
     def _head_timed_out(self) -> None:
+        in_body = self._in_body
         self._end_head()
         if self.transport.is_closing():
             return
-        logger.debug("request head not complete in time; closing %s", self.client)
-        # A pipelined request's response may still be going out; 408 only on a quiet line.
-        if self.cycle is None or self.cycle.response_complete:
+        logger.debug("request not complete in time; closing %s", self.client)
+        cycle = self.cycle
+        if in_body:
+            # The route may have answered already (without reading the body): 408 only when
+            # nothing of a response went out.
+            quiet = cycle is not None and not cycle.response_started
+        else:
+            # A pipelined request's response may still be going out; 408 on a quiet line.
+            quiet = cycle is None or cycle.response_complete
+        if quiet:
             self.transport.write(TIMED_OUT)
         self.transport.close()
 

@@ -126,6 +126,13 @@ class HttpSettings(BaseModel):
     max_unfinished_heads_per_address: int = Field(default=32, ge=1)
     #: The same for all peers together, trusted proxies included.
     max_unfinished_heads: int = Field(default=1024, ge=1)
+    #: A request's body must be in this long after its head, plus its declared length at
+    #: ``body_min_bytes_per_s`` (an undeclared, chunked one: ``body_max_bytes`` at that rate),
+    #: or the connection gets 408 and is closed; until then it counts as unfinished for the
+    #: caps above (a body trickled a byte at a time holds a connection like a head would).
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    body_min_bytes_per_s: int = Field(default=16 * 1024, ge=1)
+    body_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     #: Bytes of unfinished WebSocket messages (a frame partly received, the fragments of a
     #: message) that one client address may hold across its sockets; the socket whose bytes
     #: go over it is closed with 1008 (``server.ws_inbound``). The WebSocket layer buffers up

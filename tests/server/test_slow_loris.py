@@ -43,7 +43,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
             "trusted_proxies": PROXY,
             "http": HttpSettings(head_timeout_s=DEADLINE_S,
                                  max_unfinished_heads_per_address=PER_ADDRESS,
-                                 max_unfinished_heads=TOTAL),
+                                 max_unfinished_heads=TOTAL,
+                                 # A body's deadline: DEADLINE_S, and nothing for its size.
+                                 body_timeout_s=DEADLINE_S,
+                                 body_min_bytes_per_s=10**9),
         }
     )
     server = ServerThread(settings, as_served=True)
@@ -149,6 +152,33 @@ async def test_finished_heads_are_not_cut(server: ServerThread) -> None:
         async with asyncio.timeout(MARGIN_S):
             while json.loads(await ws.recv())["type"] != "pong":
                 pass  # events sent after session.ready
+
+
+async def test_a_body_trickled_after_its_head_is_cut_and_counted(server: ServerThread) -> None:
+    """A complete head, then a body a byte at a time (R-U-Dead-Yet): the route waits for the
+    body, so the connection is held; it counts as unfinished, and is cut at its deadline."""
+    port = server.settings.port
+    body = json.dumps({"refresh_token": "x" * 200}).encode()
+    head = (b"POST /api/v1/auth/refresh HTTP/1.1\r\nHost: test\r\n"
+            b"Content-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+    async with raw(port) as a, raw(port) as b, raw(port) as c, raw(port) as extra:
+        for conn in (a, b, c):
+            await conn.send(head + body[:5])
+        # Three requests with their bodies not in: the address's fourth is refused.
+        assert (await extra.until_closed(MARGIN_S)).startswith(b"HTTP/1.1 503 ")
+        started = time.monotonic()
+        answers = await asyncio.gather(
+            a.until_closed(DEADLINE_S + MARGIN_S), b.until_closed(DEADLINE_S + MARGIN_S),
+            c.until_closed(DEADLINE_S + MARGIN_S), trickle(a, body[5:]),
+        )
+        assert time.monotonic() - started < DEADLINE_S + MARGIN_S
+    assert all(answer.startswith(b"HTTP/1.1 408 ") for answer in answers[:3])
+    # A body sent at once is not held up.
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        response = await http.post("/api/v1/auth/refresh", content=body,
+                                   headers={"content-type": "application/json"})
+        assert response.status_code == 401
 
 
 async def test_an_address_holds_few_unfinished_heads(server: ServerThread) -> None:
