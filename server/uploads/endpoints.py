@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.messages import ErrorCode
 from server.auth.deps import CurrentUser
@@ -23,6 +23,11 @@ router = APIRouter(
 
 
 class UploadRequest(BaseModel):
+    """Strict, like the WebSocket messages: ``"size": "1"`` or ``true`` is refused (422), not
+    coerced, and unknown fields are refused."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
     content_type: str = Field(examples=["image/jpeg"])
     size: int = Field(gt=0, description="Exact size of the file in bytes.")
 

@@ -201,3 +201,16 @@ async def test_scanning_before_the_put_says_so(stack: Stack, client: CoachClient
     assert (await _put(ticket, body)).status_code == 204
     events = await client.run_scan(upload_key=ticket["key"])
     assert events[-1]["type"] == "scan.done" and events[-1]["status"] == "completed"
+
+
+async def test_an_upload_request_is_strict(stack: Stack, client: CoachClient) -> None:
+    """Numbers must be numbers, as in the WebSocket messages: "1" and true are refused."""
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        for body in ({"content_type": "image/jpeg", "size": "1"},
+                     {"content_type": "image/jpeg", "size": True},
+                     {"content_type": "image/jpeg", "size": 1.5},
+                     {"content_type": "image/jpeg", "size": 10, "extra": 1}):
+            response = await http.post("/api/v1/uploads", json=body,
+                                       headers={"Authorization": f"Bearer {client.token}"})
+            assert response.status_code == 422, (body, response.text)
+            assert response.json()["error"]["code"] == "invalid_message"
