@@ -127,11 +127,15 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
+    from server.metrics import serve as serve_metrics
     from server.settings import get_settings
     from workers.tasks import make_worker_app
 
     settings = get_settings()
     app = make_worker_app(settings.broker_url, settings.celery_queue)
+    # Started before Celery: its HTTP thread lives as long as the process (the loop pool
+    # runs every task in this process, so one registry holds every figure; server.metrics).
+    serve_metrics(settings.metrics_port)
 
     argv = [
         "worker",

@@ -203,6 +203,9 @@ class Settings(BaseSettings):
     #: Set it only where clients reach the service over HTTPS alone (TLS ends at the load
     #: balancer): browsers then refuse plain HTTP to this host for that long.
     hsts_max_age_s: int = Field(default=0, ge=0)
+    #: Where a worker (``wastecoach worker``) serves its Prometheus metrics, on every address;
+    #: 0 serves none. The API process serves its own at ``GET /metrics`` on ``port``.
+    metrics_port: int = Field(default=9808, ge=0, le=65535)
     log_level: str = "info"
     #: ``module:callable`` returning the scan stages, for tests and benchmarks that run the
     #: pipeline with stand-in stages; unset, the real stages are used.

@@ -156,6 +156,8 @@ def distributed_env(settings: Settings) -> dict[str, str]:
         WASTECOACH_S3__ENDPOINT_URL=settings.s3.endpoint_url or "",
         WASTECOACH_S3__BUCKET=settings.s3.bucket,
         WASTECOACH_DATA_DIR=str(settings.data_dir),
+        # A port of its own: another run's worker on this machine may hold the default one.
+        WASTECOACH_METRICS_PORT=str(settings.metrics_port),
     )
     if settings.stages_factory:
         env["WASTECOACH_STAGES_FACTORY"] = settings.stages_factory
@@ -225,6 +227,7 @@ def make_settings(
         celery_queue=f"wastecoach.test.{RUN_ID}",
         auth=AuthSettings(jwt_secret=SecretStr("test-secret-" + RUN_ID), guest_enabled=True),
         s3=S3Settings(endpoint_url=s3_endpoint, bucket=f"wc-test-{RUN_ID}"),
+        metrics_port=free_port(),
         **common,  # type: ignore[arg-type]
     )
 

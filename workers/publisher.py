@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 from kombu.serialization import dumps
 from kombu.utils.url import parse_url
 
+from server.metrics import QUEUE_PUBLISH_FAILURES
 from server.pipeline.jobs import ChatJob, ScanJob
 from workers.app import CHAT_TASK, SCAN_TASK, make_celery
 
@@ -143,11 +145,20 @@ class CeleryRunner:
         content_type, encoding, body = dumps(  # type: ignore[no-untyped-call]
             message.body, serializer="json"
         )
+        try:
+            await self._publish(message.headers, content_type, encoding, body, task_id)
+        except Exception:
+            # The scan ends failed and retryable (see the class): an operator wants to know.
+            QUEUE_PUBLISH_FAILURES.inc()
+            raise
+
+    async def _publish(self, headers: dict[str, Any], content_type: str, encoding: str,
+                       body: str | bytes, task_id: str) -> None:
         exchange = self._exchange or await self._open()
         await exchange.publish(
             aio_pika.Message(
                 body=body.encode() if isinstance(body, str) else body,
-                headers=message.headers,
+                headers=headers,
                 content_type=content_type,
                 content_encoding=encoding,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,

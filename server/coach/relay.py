@@ -25,6 +25,7 @@ from protocol.messages import Locale
 from server.coach.grounding import Sentence, cited
 from server.coach.text import stream_sentences
 from server.coach.upstream import EMPTY_RESPONSE, CitationFilter, UpstreamFailure
+from server.metrics import LLM_FALLBACKS
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ async def stream_answer(
             return
         log.warning("%s fell back to the embedded answer: %s", label, outcome.failure)
         reason = outcome.failure.reason
+        LLM_FALLBACKS.labels(reason=reason).inc()
         sentences = list(checked())
         if outcome.partial:
             sentences.insert(0, Sentence(bridge(locale)))

@@ -17,7 +17,9 @@ from typing import Any, Final
 
 import openai
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionStreamOptionsParam
 
+from server.metrics import LLM_FALLBACKS, LLM_TOKENS
 from server.settings import OpenAISettings
 
 #: Why the LLM path handed over to the embedded composer; sent as ``fallback_reason``.
@@ -26,6 +28,13 @@ RATE_LIMITED: Final = "rate_limited"
 UPSTREAM_ERROR: Final = "upstream_error"
 UNREACHABLE: Final = "unreachable"
 EMPTY_RESPONSE: Final = "empty_response"
+REASONS: Final = (TIMEOUT, RATE_LIMITED, UPSTREAM_ERROR, UNREACHABLE, EMPTY_RESPONSE)
+for _reason in REASONS:  # each fallback's series exists, at 0, before the first one
+    LLM_FALLBACKS.labels(reason=_reason)
+
+
+#: Ask for the token counts in the stream's last chunk (servers that do not know it ignore it).
+_USAGE: ChatCompletionStreamOptionsParam = {"include_usage": True}
 
 
 class UpstreamFailure(Exception):
@@ -97,6 +106,11 @@ async def stream_completion(
     total_deadline = start + deadlines.total_s
     got_text = False
     stream: Any = None
+    #: Token counts: the upstream's own ``usage`` where it reports one (OpenAI does with
+    #: ``include_usage``); else one completion token per content delta, which is what
+    #: llama.cpp's server streams (0.3.36 ignores ``stream_options``), and no prompt count.
+    usage: Any = None
+    deltas = 0
 
     def remaining() -> float:
         limit = total_deadline if got_text else min(first_deadline, total_deadline)
@@ -108,6 +122,7 @@ async def stream_completion(
                 model=model,
                 messages=list(messages),  # type: ignore[arg-type]
                 stream=True,
+                stream_options=_USAGE,
                 max_tokens=max_tokens,
                 temperature=temperature,
             ),
@@ -122,20 +137,32 @@ async def stream_completion(
                 chunk = await asyncio.wait_for(anext(iterator), timeout=budget)
             except StopAsyncIteration:
                 break
+            if getattr(chunk, "usage", None) is not None:
+                usage = chunk.usage
             for text in _texts(chunk.choices):
                 got_text = True
+                deltas += 1
                 yield text
     except asyncio.CancelledError:
         raise
     except Exception as exc:
         raise classify_error(exc) from exc
     finally:
+        _count_tokens(usage, deltas)
         if stream is not None:
             # Closing may itself fail on a broken connection; the failure is already reported.
             with contextlib.suppress(Exception):
                 await stream.close()
     if not got_text:
         raise UpstreamFailure(EMPTY_RESPONSE, "the completion had no text")
+
+
+def _count_tokens(usage: Any, deltas: int) -> None:
+    if usage is not None:
+        LLM_TOKENS.labels(kind="prompt").inc(max(0, usage.prompt_tokens or 0))
+        LLM_TOKENS.labels(kind="completion").inc(max(0, usage.completion_tokens or 0))
+    elif deltas:
+        LLM_TOKENS.labels(kind="completion").inc(deltas)
 
 
 def _texts(choices: Iterable[Any]) -> Iterator[str]:

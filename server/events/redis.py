@@ -58,6 +58,7 @@ from server.events.base import (
     seq_of,
     with_seq,
 )
+from server.metrics import REDIS_HUB_RECONNECTS, REDIS_HUB_UP
 
 log = logging.getLogger(__name__)
 
@@ -353,8 +354,10 @@ class RedisHub:
             log.warning("redis pub/sub connection is back")
         self.state, self.last_error = "up", None
         self._up.set()
+        REDIS_HUB_UP.set(1)
         if reconnected:
             self.reconnects += 1
+            REDIS_HUB_RECONNECTS.inc()
             # Copies published while the hub was away are gone: nothing left to drop.
             self._local.clear()
             self._pubsub_head.clear()
@@ -378,6 +381,7 @@ class RedisHub:
         else:
             log.debug("redis pub/sub reconnect failed (%s)", reason)
         self.state, self.last_error = "down", reason
+        REDIS_HUB_UP.set(0)
         # Subscribers waiting for a confirmation on the dead connection give up now.
         for pending in self._pending.values():
             if not pending.done():

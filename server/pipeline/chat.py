@@ -13,6 +13,7 @@ import time
 from protocol.messages import ChatDelta, ChatDone, Classification
 from server.contracts import ChatQuestion, ChatResult
 from server.events.base import CHAT_DONE
+from server.metrics import STAGE_DURATION
 from server.pipeline.emitter import EventEmitter
 from server.pipeline.jobs import ChatJob
 from server.pipeline.run import PipelineDeps
@@ -78,8 +79,9 @@ async def run_chat(job: ChatJob, deps: PipelineDeps) -> None:
             CHAT_DONE,
         )
         return
-    log.debug("chat %s answered in %.1f ms", job.request_id,
-              (time.perf_counter() - started) * 1000)
+    elapsed = time.perf_counter() - started
+    STAGE_DURATION.labels(stage="chat").observe(elapsed)
+    log.debug("chat %s answered in %.1f ms", job.request_id, elapsed * 1000)
     await emitter.finish(
         ChatDone(
             request_id=job.request_id,

@@ -37,10 +37,11 @@ from protocol.messages import (
     ScanStatus,
     Stage,
 )
-from server.contracts import CoachingResult, ScanInput, Stages
+from server.contracts import CoachingResult, Question, ScanInput, Stages
 from server.db import Database
 from server.errors import WasteCoachError
 from server.events.base import EventLog
+from server.metrics import SCAN_TIME_TO_CLASSIFIED, SCANS, STAGE_DURATION
 from server.pipeline.emitter import (
     TRANSIENT_ERRORS,
     AlreadyRunning,
@@ -94,6 +95,24 @@ async def _clarify(
     question = clarifier.question(classification, job.locale)
     if question is None:
         return classification
+    # The person's time to answer: a stage of the scan, timed however the wait ends.
+    started = time.perf_counter()
+    try:
+        return await _ask(job, deps, emitter, classification, envelope, question)
+    finally:
+        STAGE_DURATION.labels(stage="clarify").observe(time.perf_counter() - started)
+
+
+async def _ask(
+    job: ScanJob,
+    deps: PipelineDeps,
+    emitter: EventEmitter,
+    classification: Classification,
+    envelope: dict[str, str],
+    question: Question,
+) -> Classification:
+    clarifier = deps.stages.clarifier
+    assert clarifier is not None
     timeout = deps.clarify_timeout_s
     await emitter.emit(
         ScanClarify(
@@ -219,7 +238,9 @@ async def run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
         raise AlreadyRunning(f"scan {job.scan_id} is running elsewhere")
     renewal = asyncio.create_task(_renew(deps.log, job, owner), name=f"lease-{job.scan_id}")
     try:
-        return await _run_scan(job, deps)
+        status = await _run_scan(job, deps)
+        SCANS.labels(status=status.value).inc()
+        return status
     finally:
         renewal.cancel()
         with contextlib.suppress(BaseException):
@@ -264,10 +285,14 @@ async def _run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
             started = time.perf_counter()
             classification = await deps.stages.vision.classify(scan)
             timings[Stage.VISION] = (time.perf_counter() - started) * 1000
+            STAGE_DURATION.labels(stage="vision").observe(timings[Stage.VISION] / 1000)
             outcome["classification"] = classification.model_dump(mode="json")
             await emitter.emit(
                 ScanClassified(classification=classification, **envelope), "classified"
             )
+            # Accepted (the server's clock) to handed to the log (this process's): across
+            # hosts this includes their clock offset, which NTP keeps to a millisecond or so.
+            SCAN_TIME_TO_CLASSIFIED.observe(max(0.0, time.time() - job.enqueued_at))
             classification = await _clarify(job, deps, emitter, classification, envelope)
 
             started = time.perf_counter()
@@ -286,6 +311,7 @@ async def _run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
                     "the coach ended without a result", code=ErrorCode.STAGE_FAILED
                 )
             timings[Stage.COACHING] = (time.perf_counter() - started) * 1000
+            STAGE_DURATION.labels(stage="coach").observe(timings[Stage.COACHING] / 1000)
             outcome.update(
                 coaching_text=result.text, rule_ids=result.rule_ids, coach_backend=result.backend
             )
@@ -303,6 +329,7 @@ async def _run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
             started = time.perf_counter()
             bins = await deps.stages.locations.suggest(scan, classification)
             timings[Stage.LOCATIONS] = (time.perf_counter() - started) * 1000
+            STAGE_DURATION.labels(stage="locations").observe(timings[Stage.LOCATIONS] / 1000)
             outcome["bins"] = bins.model_dump(mode="json", exclude={"seq", "ts"})
     except RequestClosed:
         await _record(deps, job, "cancelled", timings, **outcome)

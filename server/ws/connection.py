@@ -76,6 +76,7 @@ from server.errors import AuthError
 from server.events.base import AppendStatus, Event, Signal, Subscription
 from server.live.analyser import FrameAnalyser
 from server.live.mode import LiveMode
+from server.metrics import WS_SEND_QUEUE_DEPTH, count_close, count_sent
 from server.sessions.service import (
     UNAVAILABLE,
     HistoryLost,
@@ -155,6 +156,9 @@ class Connection:
         self._session: Session | None = None
         self._expires_at = datetime.now(UTC)
         self._live_idle_tasks: set[asyncio.Task[None]] = set()
+        #: Whether this connection's close was counted (``server.metrics``): once, by
+        #: whichever side closed first.
+        self._close_counted = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -199,6 +203,8 @@ class Connection:
             if self._subscription is not None:
                 await self._subscription.close()
             self.registry.discard(self)
+            if not self._close_counted:  # the peer vanished without a close frame
+                self._count_close(None)
             self.closed.set()
 
     def shutdown(self) -> None:
@@ -227,8 +233,10 @@ class Connection:
                 message="the service is briefly unavailable; reconnect and resume",
                 retryable=True,
             )
+            text = notice.model_dump_json()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.send_text(notice.model_dump_json()), 1)
+                await asyncio.wait_for(self.ws.send_text(text), 1)
+                count_sent(text)
         await self._close(CloseCode.TRY_AGAIN_LATER, "service unavailable; reconnect and resume")
 
     async def _close(self, code: CloseCode, reason: str) -> None:
@@ -236,8 +244,14 @@ class Connection:
         # longer, so that a client that reads again soon sees 1013 rather than a reset.
         wait = _SLOW_CLOSE_WAIT_S if code is CloseCode.TRY_AGAIN_LATER else 2.0
         if self.ws.application_state is WebSocketState.CONNECTED:
+            self._count_close(int(code))
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.ws.close(code=int(code), reason=reason[:120]), wait)
+
+    def _count_close(self, code: int | None) -> None:
+        if not self._close_counted:
+            self._close_counted = True
+            count_close(code)
 
     # ------------------------------------------------------------------ socket I/O
 
@@ -248,6 +262,7 @@ class Connection:
         except TimeoutError as exc:
             raise _CloseConnection(CloseCode.GOING_AWAY, "idle timeout") from exc
         if message["type"] == "websocket.disconnect":
+            self._count_close(message.get("code"))
             raise _Disconnected
         text: str | None = message.get("text")
         if text is not None:
@@ -260,6 +275,7 @@ class Connection:
             await self.ws.send_text(text)
         except Exception as exc:  # the peer went away mid-send (starlette #1811)
             raise _Disconnected from exc
+        count_sent(text)
 
     # ------------------------------------------------------------------ handshake
 
@@ -484,6 +500,7 @@ class Connection:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self._slow.set()
+        WS_SEND_QUEUE_DEPTH.observe(self.queue.qsize())
 
     async def _catch_up(self) -> None:
         session_id = self.machine.session_id

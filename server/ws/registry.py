@@ -7,6 +7,7 @@ import asyncio
 import collections
 from typing import Protocol
 
+from server.metrics import WS_SESSIONS_OPEN
 from server.pipeline.runner import ScanRunner
 
 
@@ -44,6 +45,7 @@ class Connections:
         ):
             return False
         self._open[connection] = address
+        WS_SESSIONS_OPEN.inc()
         self._pending.add(connection)
         if address is not None:
             self._per_address[address] += 1
@@ -63,6 +65,7 @@ class Connections:
         if connection not in self._open:
             return
         address = self._open.pop(connection)
+        WS_SESSIONS_OPEN.dec()
         if address is not None:
             _decrement(self._per_address, address)
 

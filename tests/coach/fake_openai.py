@@ -26,6 +26,18 @@ def sse_chunk(content: str, *, finish: str | None = None) -> bytes:
     return f"data: {json.dumps(payload)}\n\n".encode()
 
 
+def usage_chunk(usage: dict[str, int]) -> bytes:
+    payload = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "scripted",
+        "choices": [],
+        "usage": {**usage, "total_tokens": sum(usage.values())},
+    }
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
 @dataclass
 class Script:
     """One response: a status with a JSON error body, or an SSE stream of text pieces.
@@ -38,6 +50,9 @@ class Script:
     error: dict[str, object] | None = None
     pieces: list[str] = field(default_factory=list)
     stall_after: int | None = None
+    #: Token counts sent in a last chunk with no choices, as OpenAI does when the request
+    #: asks for ``stream_options.include_usage``; None sends none (llama.cpp's server).
+    usage: dict[str, int] | None = None
     requests: list[dict[str, object]] = field(default_factory=list)
 
 
@@ -83,6 +98,9 @@ async def scripted_server(script: Script) -> AsyncIterator[str]:
                 data = sse_chunk(piece)
                 writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 await writer.drain()
+            if script.usage is not None:
+                data = usage_chunk(script.usage)
+                writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             done = b"data: [DONE]\n\n"
             writer.write(f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n")
             await writer.drain()

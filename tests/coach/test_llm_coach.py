@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from protocol.messages import Locale
@@ -191,3 +192,64 @@ def test_build_coach_picks_backend_from_settings(kb: KnowledgeBase) -> None:
     coach = build_coach(with_key, kb)
     assert isinstance(coach, LLMCoach)
     assert coach.client.max_retries == 0
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def tokens(kind: str) -> float:
+    return REGISTRY.get_sample_value("wastecoach_llm_tokens_total", {"kind": kind}) or 0.0
+
+
+def fallbacks(reason: str) -> float:
+    return REGISTRY.get_sample_value("wastecoach_llm_fallbacks_total", {"reason": reason}) or 0.0
+
+
+async def test_tokens_are_counted_from_the_reported_usage(
+    kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
+) -> None:
+    script = Script(pieces=["Rinse it ", "and peel the label."],
+                    usage={"prompt_tokens": 412, "completion_tokens": 9})
+    prompt, completion = tokens("prompt"), tokens("completion")
+    async with scripted_server(script) as url:
+        coach = make_coach(openai_settings(url))
+        _, result = await drain(coach.coach(scan(Locale.EN), BOTTLE), CoachingResult)
+    assert result.backend == "llm"
+    assert script.requests[0]["stream_options"] == {"include_usage": True}
+    assert (tokens("prompt") - prompt, tokens("completion") - completion) == (412, 9)
+
+
+async def test_without_usage_each_delta_counts_as_a_completion_token(
+    kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
+) -> None:
+    """llama.cpp's server streams one token a chunk and reports no usage in a stream."""
+    script = Script(pieces=["Rinse", " it", " and", " peel", " the", " label."])
+    prompt, completion = tokens("prompt"), tokens("completion")
+    async with scripted_server(script) as url:
+        coach = make_coach(openai_settings(url))
+        await drain(coach.coach(scan(Locale.EN), BOTTLE), CoachingResult)
+    assert (tokens("prompt") - prompt, tokens("completion") - completion) == (0, 6)
+
+
+async def test_a_fallback_is_counted_by_its_reason(
+    kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
+) -> None:
+    before = fallbacks("rate_limited"), fallbacks("timeout")
+    async with scripted_server(Script(status=429)) as url:
+        coach = make_coach(openai_settings(url))
+        await drain(coach.coach(scan(Locale.EN), BOTTLE), CoachingResult)
+    assert (fallbacks("rate_limited"), fallbacks("timeout")) == (before[0] + 1, before[1])
+
+
+@pytest.mark.slow
+async def test_real_server_tokens_are_counted(
+    llm_server: str, kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
+) -> None:
+    """llama-cpp-python's server (0.3.36) takes ``stream_options`` but sends no usage chunk:
+    what it streams is counted, one completion token per delta, and no prompt tokens."""
+    coach = make_coach(openai_settings(llm_server, first=120, total=240), max_tokens=16)
+    prompt, completion = tokens("prompt"), tokens("completion")
+    _, result = await drain(coach.coach(scan(Locale.EN), BOTTLE), CoachingResult)
+    assert result.backend == "llm", result.fallback_reason
+    assert 0 < tokens("completion") - completion <= 16
+    assert tokens("prompt") == prompt

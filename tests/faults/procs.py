@@ -50,6 +50,9 @@ def stack_env(
         WASTECOACH_S3__BUCKET="wc-fault",
         WASTECOACH_DATA_DIR=str(data_dir),
         WASTECOACH_STAGES_FACTORY=stages,
+        # Several workers run at once here: none serves metrics (tests/server/test_metrics.py
+        # and tests/workers/test_metrics.py do).
+        WASTECOACH_METRICS_PORT="0",
         WASTECOACH_ACCOUNTS__SCANS_PER_MINUTE="100000",
         WASTECOACH_ACCOUNTS__SCANS_PER_DAY="1000000",
         WASTECOACH_ACCOUNTS__CHATS_PER_MINUTE="100000",
