@@ -145,3 +145,22 @@ def test_unknown_ids_raise(kb: KnowledgeBase) -> None:
         kb.rule("item.nope")
     with pytest.raises(KnowledgeBaseError, match="unknown item 1234567"):
         kb.item(1234567)
+
+
+def test_local_rules_apply_only_in_their_districts(kb: KnowledgeBase) -> None:
+    jeju_city, seogwipo, gangnam = "50110", "50130", "11680"
+    plastic = kb.local_rule(jeju_city, Stream.PLASTIC)
+    assert plastic is not None and plastic.id == "local.jeju.plastic"
+    assert kb.local_rule(seogwipo, Stream.CLEAR_PET) is plastic
+    assert kb.local_rule(gangnam, Stream.PLASTIC) is None
+    assert kb.local_rule(None, Stream.PLASTIC) is None
+    # Food waste is handled differently in Jeju's 동 and 읍·면 areas: no district-wide rule.
+    assert kb.local_rule(jeju_city, Stream.FOOD) is None
+
+
+def test_every_local_rule_is_sourced_named_and_dated(kb: KnowledgeBase) -> None:
+    assert kb.local_rules
+    for rule in kb.local_rules:
+        assert rule.sources, rule.id
+        assert all(code in kb.district_names for code in rule.districts), rule.id
+        assert rule.checked >= "2026-01-01", rule.id
