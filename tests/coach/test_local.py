@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from pydantic import SecretStr
 
 from protocol.messages import GeoPoint, Locale
 from protocol.streams import Stream
@@ -21,7 +20,7 @@ from server.regions.districts import get_district_index
 from server.search import ItemSearch
 from server.settings import OpenAISettings
 from tests.coach.fake_openai import Script, scripted_server
-from tests.coach.helpers import classification, drain, scan
+from tests.coach.helpers import classification, drain, openai_settings, scan
 
 JEJU_CITY_HALL = GeoPoint(lat=33.4996, lon=126.5312)
 SEOGWIPO_CITY_HALL = GeoPoint(lat=33.2541, lon=126.5601)
@@ -170,34 +169,25 @@ async def test_a_refused_question_says_nothing_about_the_district(chat: ChatServ
 # --------------------------------------------------------------------------- LLM backends
 
 
-def _llm_settings(base_url: str, *, first: float = 2.0, total: float = 4.0) -> OpenAISettings:
-    return OpenAISettings(
-        api_key=SecretStr("test-key"),
-        base_url=base_url,
-        chat_model="smollm2",
-        first_token_timeout_s=first,
-        timeout_s=total,
-    )
+async def _llm_coach(
+    kb: KnowledgeBase, settings: OpenAISettings, locale: Locale, where: GeoPoint, **kwargs: int
+) -> tuple[list[str], CoachingResult]:
+    coach = LLMCoach(settings, kb, fallback=EmbeddedCoach(kb, get_district_index()), **kwargs)
+    try:
+        bottle = classification("pet_bottle", Stream.CLEAR_PET, name_en="PET bottle")
+        return await drain(
+            coach.coach(replace(scan(locale), location=where), bottle), CoachingResult
+        )
+    finally:
+        await coach.aclose()
 
 
 @pytest.mark.slow
 async def test_llm_coaching_ends_with_the_district_rule_it_cannot_reword(
     llm_server: str, kb: KnowledgeBase
 ) -> None:
-    coach = LLMCoach(
-        _llm_settings(llm_server, first=120, total=240),
-        kb,
-        fallback=EmbeddedCoach(kb, get_district_index()),
-        max_tokens=24,
-    )
-    try:
-        bottle = classification("pet_bottle", Stream.CLEAR_PET, name_en="PET bottle")
-        deltas, result = await drain(
-            coach.coach(replace(scan(Locale.EN), location=JEJU_CITY_HALL), bottle),
-            CoachingResult,
-        )
-    finally:
-        await coach.aclose()
+    settings = openai_settings(llm_server, first=120, total=240)
+    deltas, result = await _llm_coach(kb, settings, Locale.EN, JEJU_CITY_HALL, max_tokens=24)
     assert result.backend == "llm", result.fallback_reason
     assert "".join(deltas) == result.text
     rule = kb.local_rule("50110", Stream.CLEAR_PET)
@@ -210,19 +200,8 @@ async def test_llm_coaching_ends_with_the_district_rule_it_cannot_reword(
 async def test_llm_cut_off_half_way_still_ends_with_the_district_rule(kb: KnowledgeBase) -> None:
     script = Script(pieces=["Empty the bottle ", "and then", " never mind"], stall_after=2)
     async with scripted_server(script) as url:
-        coach = LLMCoach(
-            _llm_settings(url, first=2.0, total=1.0),
-            kb,
-            fallback=EmbeddedCoach(kb, get_district_index()),
-        )
-        try:
-            bottle = classification("pet_bottle", Stream.CLEAR_PET, name_ko="페트병")
-            _, result = await drain(
-                coach.coach(replace(scan(Locale.KO), location=SEOGWIPO_CITY_HALL), bottle),
-                CoachingResult,
-            )
-        finally:
-            await coach.aclose()
+        settings = openai_settings(url, first=2.0, total=1.0)
+        _, result = await _llm_coach(kb, settings, Locale.KO, SEOGWIPO_CITY_HALL)
     assert result.backend == "llm+embedded"
     rule = kb.local_rule("50130", Stream.CLEAR_PET)
     assert rule is not None
