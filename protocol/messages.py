@@ -91,6 +91,21 @@ class GeoPoint(_Model):
     accuracy_m: float | None = Field(default=None, ge=0, strict=True, allow_inf_nan=False)
 
 
+class District(_Model):
+    """The 시군구 (district) a location lies in, and whether its own rule was applied."""
+
+    code: str = Field(
+        description="The current 5-digit 행정안전부 code (강원 51xxx, 전북 52xxx, 군위군 27720)."
+    )
+    name: str = Field(description='The official Korean name, e.g. "서울특별시 강남구".')
+    local_rule: bool = Field(
+        default=False,
+        description="True when the answer applied this district's own rule (its ``local.*`` "
+        "ids are in ``rule_ids``); false when the district has none for this item and the "
+        "national rule applies.",
+    )
+
+
 class UploadImage(_Model):
     """An image uploaded beforehand through ``POST /api/v1/uploads``."""
 
@@ -216,6 +231,11 @@ class ChatMessage(_Model):
         default=None, max_length=64, description="The scan the question is about, if any."
     )
     locale: Locale | None = None
+    location: GeoPoint | None = Field(
+        default=None,
+        description="Where the person is, for their district's rules; without it a question "
+        "about a scan uses that scan's location.",
+    )
 
 
 class AuthRefresh(_Model):
@@ -419,6 +439,11 @@ class CoachingDone(_Event):
     rule_ids: list[str] = Field(default_factory=list)
     backend: str
     fallback_reason: str | None = None
+    district: District | None = Field(
+        default=None,
+        description="The district of the scan's location; null without a location or outside "
+        "every district (at sea, abroad), where the national rule applies.",
+    )
 
 
 class BinsSuggested(_Event):
@@ -478,6 +503,11 @@ class ChatDone(_Event):
     fallback_reason: str | None = None
     outcome: str = Field(
         description="answered, not_known, off_topic, refused, invalid, or failed (ask again)."
+    )
+    district: District | None = Field(
+        default=None,
+        description="The district of the question's location (or its scan's); null without "
+        "one or outside every district, where the national rule applies.",
     )
 
 

@@ -40,6 +40,7 @@ from server.limits import RateLimiter, build_rate_limiter
 from server.live.analyser import FrameAnalyser
 from server.pipeline.run import PipelineDeps
 from server.pipeline.runner import EmbeddedRunner, ScanRunner
+from server.regions.districts import DistrictIndex, get_district_index
 from server.search import ItemSearch, get_item_search
 from server.settings import Settings
 from server.uploads.storage import LocalStorage, S3Storage, Storage
@@ -58,12 +59,14 @@ class Knowledge:
 
     kb: KnowledgeBase
     search: ItemSearch
+    #: The 시군구 boundaries, for the district rules of scans and questions with a location.
+    districts: DistrictIndex
 
 
 def load_knowledge() -> Knowledge:
-    """Load the knowledge base and the search index (blocking, a few hundred ms): call it off
-    the event loop. The shipped data is loaded once per process."""
-    return Knowledge(get_knowledge_base(), get_item_search())
+    """Load the knowledge base, the search index and the district boundaries (blocking, a few
+    hundred ms): call it off the event loop. The shipped data is loaded once per process."""
+    return Knowledge(get_knowledge_base(), get_item_search(), get_district_index())
 
 
 async def build_stages(settings: Settings, db: Database, knowledge: Knowledge) -> Stages:
@@ -77,10 +80,10 @@ async def build_stages(settings: Settings, db: Database, knowledge: Knowledge) -
 
     return Stages(
         vision=vision_stage.build(settings),
-        coach=coach_stage.build(settings, knowledge.kb),
+        coach=coach_stage.build(settings, knowledge.kb, knowledge.districts),
         locations=locations_stage.build(db),
         clarifier=clarify.build(),
-        chat=chat_stage.build(settings, knowledge.kb, knowledge.search, db),
+        chat=chat_stage.build(settings, knowledge.kb, knowledge.search, db, knowledge.districts),
     )
 
 

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from protocol.messages import BinsSuggested, ClarifyChoice, Classification, GeoPoint, Locale
+from protocol.messages import (
+    BinsSuggested,
+    ClarifyChoice,
+    Classification,
+    District,
+    GeoPoint,
+    Locale,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,8 @@ class CoachingResult:
     rule_ids: list[str] = field(default_factory=list)
     backend: str = "unknown"
     fallback_reason: str | None = None
+    #: The district of the scan's location, and whether its own rule was applied.
+    district: District | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +79,8 @@ class ChatResult:
     backend: str = "embedded"
     fallback_reason: str | None = None
     outcome: ChatOutcome = ChatOutcome.ANSWERED
+    #: The district of the question's location, and whether its own rule was applied.
+    district: District | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +95,8 @@ class ChatQuestion:
     scan_id: str | None = None
     #: The asker's own scan the question refers to, if any.
     scan_context: Classification | None = None
+    #: Where the person is (the message's location, else its scan's), for district rules.
+    location: GeoPoint | None = None
 
 
 class VisionStage(Protocol):

@@ -35,7 +35,12 @@ def _render(event: dict[str, object]) -> str | None:
     if kind == "coaching.done":
         rule_ids = event["rule_ids"]
         assert isinstance(rule_ids, list)
-        return f"\n  rules: {', '.join(rule_ids)}  backend: {event['backend']}\n"
+        line = f"\n  rules: {', '.join(rule_ids)}  backend: {event['backend']}"
+        district = event.get("district")
+        if isinstance(district, dict):
+            scope = "its own rule" if district["local_rule"] else "national rule"
+            line += f"  district: {district['name']} ({scope})"
+        return line + "\n"
     if kind == "bins.suggested":
         places = event["places"]
         assert isinstance(places, list)

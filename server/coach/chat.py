@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 
 from openai import AsyncOpenAI
 
-from protocol.messages import Classification, Locale
+from protocol.messages import Classification, GeoPoint, Locale
 from protocol.streams import Stream
 from server.coach import grounding as g
 from server.coach import prompts
 from server.coach.grounding import Grounding, Sentence
 from server.coach.guard import MAX_QUESTION_CHARS, Verdict, check
 from server.coach.korean import particle
+from server.coach.local import NONE, DistrictRules, LocalGuidance
 from server.coach.relay import Answer, stream_answer
 from server.coach.repository import ChatRepository, ChatTurn, Role
 from server.coach.upstream import Deadlines, make_client, stream_completion
@@ -43,6 +44,7 @@ from server.contracts import ChatOutcome, ChatResult
 from server.db import Database
 from server.knowledge.kb import KnowledgeBase, get_knowledge_base
 from server.knowledge.model import Item, Rule
+from server.regions.districts import DistrictIndex, get_district_index
 from server.search import (
     ItemSearch,
     SearchHit,
@@ -207,9 +209,12 @@ class ChatService:
         client: AsyncOpenAI | None = None,
         history_turns: int = HISTORY_TURNS,
         max_tokens: int = 240,
+        districts: DistrictIndex | None = None,
     ) -> None:
         self._kb = kb
         self._search = search
+        self._districts = districts
+        self._local: DistrictRules | None = None
         #: The LLM backend is used when an API key is configured (or a client is given).
         self.settings = settings
         self.client = client
@@ -249,6 +254,7 @@ class ChatService:
         locale: Locale,
         scan_context: Classification | None,
         history: list[ChatTurn],
+        location: GeoPoint | None = None,
     ) -> AsyncIterator[str | ChatResult]:
         # Item search costs tens of milliseconds of CPU (more with embeddings): off the loop, so
         # other sessions' streams keep flowing. The knowledge base and search are read-only.
@@ -264,12 +270,14 @@ class ChatService:
         upstream = None
         if plan.outcome is Outcome.ANSWERED and self.uses_llm:
             upstream = self._upstream(plan, scan_context, history)
+        local = self.local_guidance(plan, location)
         answer = stream_answer(
             plan.locale,
             lambda: plan.sentences,
             upstream=upstream,
             injected=[rule.id for rule in plan.rules],
             label="LLM chat",
+            tail=local.sentences,
         )
         # aclosing: a consumer that stops early (scan cancelled) closes the HTTP response now,
         # not whenever the garbage collector finalises the generators.
@@ -283,9 +291,22 @@ class ChatService:
                         backend=event.backend,
                         fallback_reason=event.fallback_reason,
                         outcome=plan.outcome,
+                        district=local.district,
                     )
                 else:
                     yield event
+
+    def local_guidance(self, plan: Plan, location: GeoPoint | None) -> LocalGuidance:
+        """The rule of the location's district for the streams the answer sends things to: the
+        subject's own, then those of the parts it names. Only an answered question gets one."""
+        if plan.outcome is not Outcome.ANSWERED or plan.subject is None:
+            return NONE
+        if self._local is None:
+            self._local = DistrictRules(self.kb, self._districts or get_district_index())
+        main = plan.subject.main
+        streams = [main.stream] if main is not None else [plan.subject.stream]
+        streams.extend(rule.stream for rule in plan.extra_rules)
+        return self._local.guidance(location, streams, plan.locale)
 
     # ------------------------------------------------------------------ planning
 
@@ -623,6 +644,7 @@ async def converse(
     locale: Locale,
     scan_context: Classification | None,
     repository: ChatRepository | None = None,
+    location: GeoPoint | None = None,
 ) -> AsyncIterator[str | ChatResult]:
     """Answer with the conversation's memory, and remember the exchange once it completes.
 
@@ -640,7 +662,11 @@ async def converse(
         )
     result: ChatResult | None = None
     async for event in service.answer(
-        question=question, locale=locale, scan_context=scan_context, history=history
+        question=question,
+        locale=locale,
+        scan_context=scan_context,
+        history=history,
+        location=location,
     ):
         if isinstance(event, ChatResult):
             result = event

@@ -10,6 +10,7 @@ from server.coach.chat import ChatService, converse
 from server.contracts import ChatQuestion, ChatResult
 from server.db import Database
 from server.knowledge.kb import KnowledgeBase
+from server.regions.districts import DistrictIndex
 from server.search import ItemSearch
 from server.settings import Settings
 
@@ -31,11 +32,19 @@ class ChatStage:
             question=question.text,
             locale=question.locale,
             scan_context=question.scan_context,
+            location=question.location,
         )
 
     async def aclose(self) -> None:
         await self.service.aclose()
 
 
-def build(settings: Settings, kb: KnowledgeBase, search: ItemSearch, db: Database) -> ChatStage:
-    return ChatStage(ChatService(settings=settings.openai, kb=kb, search=search), db)
+def build(
+    settings: Settings,
+    kb: KnowledgeBase,
+    search: ItemSearch,
+    db: Database,
+    districts: DistrictIndex | None = None,
+) -> ChatStage:
+    service = ChatService(settings=settings.openai, kb=kb, search=search, districts=districts)
+    return ChatStage(service, db)

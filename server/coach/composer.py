@@ -10,20 +10,26 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from protocol.messages import Classification, Locale
+from protocol.messages import Classification, District, GeoPoint, Locale
 from server.coach import grounding as g
 from server.coach import prompts
 from server.coach.grounding import Sentence
+from server.coach.local import DistrictRules, LocalGuidance
 from server.coach.relay import Answer, stream_answer
 from server.contracts import CoachingResult, ScanInput
 from server.knowledge.kb import KnowledgeBase, get_knowledge_base
+from server.regions.districts import DistrictIndex, get_district_index
 
 
 class EmbeddedCoach:
     """Implements :class:`server.contracts.CoachStage`."""
 
-    def __init__(self, kb: KnowledgeBase | None = None) -> None:
+    def __init__(
+        self, kb: KnowledgeBase | None = None, districts: DistrictIndex | None = None
+    ) -> None:
         self._kb = kb
+        self._districts = districts
+        self._local: DistrictRules | None = None
 
     @property
     def kb(self) -> KnowledgeBase:
@@ -31,6 +37,16 @@ class EmbeddedCoach:
         if self._kb is None:
             self._kb = get_knowledge_base()
         return self._kb
+
+    def local_guidance(
+        self, classification: Classification, locale: Locale, location: GeoPoint | None
+    ) -> LocalGuidance:
+        """The rule of the location's district for the stream the coaching sends the item to."""
+        if self._local is None:
+            self._local = DistrictRules(self.kb, self._districts or get_district_index())
+        main = g.ground_classification(self.kb, classification).main
+        stream = main.stream if main is not None else classification.stream
+        return self._local.guidance(location, [stream], locale)
 
     def compose(self, classification: Classification, locale: Locale) -> list[Sentence]:
         """The coaching as sentences, in reading order. Pure: no I/O, no clock."""
@@ -72,23 +88,27 @@ class EmbeddedCoach:
     async def coach(
         self, scan: ScanInput, classification: Classification
     ) -> AsyncIterator[str | CoachingResult]:
-        async for event in self.stream(classification, scan.locale):
+        async for event in self.stream(classification, scan.locale, scan.location):
             yield event
 
     async def stream(
-        self, classification: Classification, locale: Locale
+        self, classification: Classification, locale: Locale, location: GeoPoint | None = None
     ) -> AsyncIterator[str | CoachingResult]:
-        answer = stream_answer(locale, lambda: self.compose(classification, locale))
+        local = self.local_guidance(classification, locale, location)
+        answer = stream_answer(
+            locale, lambda: self.compose(classification, locale), tail=local.sentences
+        )
         async with aclosing(answer) as events:
             async for event in events:
-                yield coaching_result(event) if isinstance(event, Answer) else event
+                yield coaching_result(event, local.district) if isinstance(event, Answer) else event
 
 
-def coaching_result(answer: Answer) -> CoachingResult:
+def coaching_result(answer: Answer, district: District | None = None) -> CoachingResult:
     """The scan coaching's done event for a streamed answer."""
     return CoachingResult(
         text=answer.text,
         rule_ids=answer.rule_ids,
         backend=answer.backend,
         fallback_reason=answer.fallback_reason,
+        district=district,
     )

@@ -65,18 +65,21 @@ class LLMCoach:
             deadlines=self.deadlines,
             max_tokens=self.max_tokens,
         )
+        # The district's rule is said after the model's answer, as checked text.
+        local = self.fallback.local_guidance(classification, locale, scan.location)
         answer = stream_answer(
             locale,
             lambda: self.fallback.compose(classification, locale),
             upstream=upstream,
             injected=grounding.rule_ids,
             label=f"LLM coaching of scan {scan.scan_id}",
+            tail=local.sentences,
         )
         # aclosing: a consumer that stops early (scan cancelled) closes the HTTP response now,
         # not whenever the garbage collector finalises the generators.
         async with aclosing(answer) as events:
             async for event in events:
-                yield coaching_result(event) if isinstance(event, Answer) else event
+                yield coaching_result(event, local.district) if isinstance(event, Answer) else event
 
 
 def build_coach(settings: Settings, kb: KnowledgeBase | None = None) -> CoachStage:

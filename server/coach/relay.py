@@ -118,6 +118,7 @@ async def stream_answer(
     upstream: AsyncGenerator[str, None] | None = None,
     injected: Sequence[str] = (),
     label: str = "answer",
+    tail: Sequence[Sentence] = (),
 ) -> AsyncGenerator[str | Answer, None]:
     """Yield text deltas, then one :class:`Answer` whose ``text`` is their concatenation.
 
@@ -125,7 +126,9 @@ async def stream_answer(
     sentences, composed from the rules, are the answer. With one, its visible text is relayed
     (``injected`` are the rule ids it was shown) and, should it fail, the checked sentences
     follow as described above. ``checked`` is only called when its sentences are needed;
-    ``label`` names the answer in the fallback's log line.
+    ``label`` names the answer in the fallback's log line. ``tail`` sentences (the district's
+    own rule) follow whichever backend answered: they are checked text, so no model can drop
+    or reword them.
     """
     deltas: list[str] = []
     llm_ids: list[str] = []
@@ -142,7 +145,12 @@ async def stream_answer(
             async for delta in relayed:
                 yield delta
         if outcome.failure is None:
-            yield Answer(outcome.text, outcome.rule_ids(injected), LLM_BACKEND)
+            deltas = list(outcome.deltas)
+            async for delta in stream_sentences([s.text for s in tail], lead=" "):
+                deltas.append(delta)
+                yield delta
+            rule_ids = list(dict.fromkeys([*outcome.rule_ids(injected), *cited(tail)]))
+            yield Answer("".join(deltas), rule_ids, LLM_BACKEND)
             return
         log.warning("%s fell back to the embedded answer: %s", label, outcome.failure)
         reason = outcome.failure.reason
@@ -154,6 +162,7 @@ async def stream_answer(
             llm_ids = outcome.rule_ids(injected)
             lead = " "
             backend = MIXED_BACKEND
+    sentences.extend(tail)
     async for delta in stream_sentences([s.text for s in sentences], lead=lead):
         deltas.append(delta)
         yield delta

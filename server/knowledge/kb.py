@@ -1,6 +1,7 @@
 """Loads and checks the disposal knowledge base, and answers the coach's questions about it.
 
-The data lives in ``server/knowledge/data/`` (items.json, rules.yaml), each file with its own
+The data lives in ``server/knowledge/data/`` (items.json, rules.yaml, local_rules.yaml: the
+rules of the districts that differ from the national one), each file with its own
 ``version``. Loading checks every record against the schema in :mod:`server.knowledge.model`
 and every cross-reference (rule ids, streams), and refuses to start with a message that names
 the file and the record at fault: a broken knowledge base must stop a deploy, not produce
@@ -10,6 +11,7 @@ invented guidance at run time.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -21,13 +23,16 @@ from pydantic import BaseModel, ValidationError
 
 from protocol.streams import Stream
 from server.errors import WasteCoachError
-from server.knowledge.model import Item, Rule
+from server.knowledge.model import Item, LocalRule, Rule, Text
 
 M = TypeVar("M", bound=BaseModel)
 
 DATA_DIR = Path(__file__).parent / "data"
 ITEMS_FILE = "items.json"
 RULES_FILE = "rules.yaml"
+LOCAL_RULES_FILE = "local_rules.yaml"
+#: 2022 district codes that have a new one now (강원 42 → 51, 전북 45 → 52, 군위군 → 대구).
+_OLD_CODE = re.compile(r"^(42|45)[0-9]{3}$|^47720$")
 
 #: Vision labels (server.vision) → the official item that stands for the whole class. Chosen as
 #: the dictionary entry whose guidance fits the class as a whole, not one special case of it.
@@ -130,11 +135,26 @@ class KnowledgeBase:
         version: str,
         items: Mapping[int, Item],
         rules: Mapping[str, Rule],
+        local_rules: tuple[LocalRule, ...] = (),
+        district_names: Mapping[str, Text] | None = None,
     ) -> None:
         self.version = version
         self.items: Mapping[int, Item] = MappingProxyType(dict(items))
         self.rules: Mapping[str, Rule] = MappingProxyType(dict(rules))
+        self.local_rules = local_rules
+        #: How the coaching names each district that has a local rule.
+        self.district_names: Mapping[str, Text] = MappingProxyType(dict(district_names or {}))
         self._check()
+        self._local: dict[tuple[str, Stream], LocalRule] = {}
+        for local in local_rules:
+            for code in local.districts:
+                for stream in local.streams:
+                    if (code, stream) in self._local:
+                        raise KnowledgeBaseError(
+                            f"{LOCAL_RULES_FILE}: district {code} has two rules for stream "
+                            f"{stream.value!r} ({self._local[code, stream].id!r}, {local.id!r})"
+                        )
+                    self._local[code, stream] = local
         by_stream: dict[Stream, list[Item]] = {}
         for item in sorted(self.items.values(), key=lambda i: i.id):
             by_stream.setdefault(item.stream, []).append(item)
@@ -148,8 +168,11 @@ class KnowledgeBase:
         directory = data_dir or DATA_DIR
         items_version, item_records = _document(directory / ITEMS_FILE, "items")
         rules_version, rule_records = _document(directory / RULES_FILE, "rules")
+        local_version, local_records = _document(directory / LOCAL_RULES_FILE, "rules")
         items = _parse(Item, item_records, ITEMS_FILE)
         rules = _parse(Rule, rule_records, RULES_FILE)
+        local_rules = _parse(LocalRule, local_records, LOCAL_RULES_FILE)
+        names = _district_names(directory / LOCAL_RULES_FILE)
 
         item_map: dict[int, Item] = {}
         for item in items:
@@ -162,9 +185,11 @@ class KnowledgeBase:
                 raise KnowledgeBaseError(f"{RULES_FILE}: rule id {rule.id!r} appears twice")
             rule_map[rule.id] = rule
         return cls(
-            version=f"rules {rules_version}, items {items_version}",
+            version=f"rules {rules_version}, items {items_version}, local {local_version}",
             items=item_map,
             rules=rule_map,
+            local_rules=tuple(local_rules),
+            district_names=names,
         )
 
     def _check(self) -> None:
@@ -200,6 +225,22 @@ class KnowledgeBase:
         for label, item_id in LABEL_ITEMS.items():
             if item_id not in self.items:
                 raise KnowledgeBaseError(f"vision label {label!r} maps to unknown item {item_id}")
+        seen: set[str] = set()
+        for local in self.local_rules:
+            if local.id in seen or local.id in self.rules:
+                raise KnowledgeBaseError(f"{LOCAL_RULES_FILE}: rule id {local.id!r} appears twice")
+            seen.add(local.id)
+            for code in local.districts:
+                if _OLD_CODE.match(code):
+                    raise KnowledgeBaseError(
+                        f"{LOCAL_RULES_FILE}: rule {local.id!r} names district {code} by its 2022 "
+                        "code; use the current one (강원 51xxx, 전북 52xxx, 군위군 27720)"
+                    )
+                if code not in self.district_names:
+                    raise KnowledgeBaseError(
+                        f"{LOCAL_RULES_FILE}: rule {local.id!r} names district {code}, which is "
+                        "not in 'districts'"
+                    )
 
     # ------------------------------------------------------------------ queries
 
@@ -235,10 +276,34 @@ class KnowledgeBase:
             chosen.append(self.category_rule(stream))
         return chosen
 
+    def local_rule(self, district_code: str | None, stream: Stream) -> LocalRule | None:
+        """The district's own rule for ``stream`` (current code), or ``None``: national."""
+        if district_code is None:
+            return None
+        return self._local.get((district_code, stream))
+
     def item_for_label(self, label: str) -> Item | None:
         """The official item that stands for a vision label, or ``None`` for an unknown label."""
         item_id = LABEL_ITEMS.get(label.strip().lower())
         return None if item_id is None else self.items.get(item_id)
+
+
+def _district_names(path: Path) -> dict[str, Text]:
+    doc = _read(path)
+    raw = doc.get("districts") if isinstance(doc, dict) else None
+    if not isinstance(raw, dict):
+        raise KnowledgeBaseError(f"{path.name}: 'districts' must map district codes to names")
+    names: dict[str, Text] = {}
+    for code, name in raw.items():
+        if not isinstance(code, str) or not re.fullmatch(r"[0-9]{5}", code):
+            raise KnowledgeBaseError(f"{path.name}: district code {code!r} is not 5 digits")
+        try:
+            names[code] = Text.model_validate(name)
+        except ValidationError as exc:
+            raise KnowledgeBaseError(
+                f"{path.name}: district {code}: {exc.errors()[0]['msg']}"
+            ) from exc
+    return names
 
 
 @lru_cache(maxsize=1)

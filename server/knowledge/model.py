@@ -65,3 +65,23 @@ class Item(_Frozen):
     categories: tuple[OfficialCategory, ...] = Field(min_length=1)
     stream: Stream
     rule_ids: tuple[str, ...] = ()
+
+
+class LocalRule(_Frozen):
+    """Where a 시군구 handles some streams differently from the national rule (its days and
+    places, say). Shown after the national guidance, headed by the district's name; written in
+    our own words from the rule its district publishes, named in ``sources``."""
+
+    id: str = Field(pattern=r"^local\.[a-z0-9_.-]+$")
+    #: Current 5-digit codes (강원 51xxx, 전북 52xxx) of the districts the rule is theirs.
+    districts: tuple[str, ...] = Field(min_length=1)
+    streams: tuple[Stream, ...] = Field(min_length=1)
+    title: Text
+    #: What the district asks, said after "<district> 기준:" / "<district> rule:".
+    note: Text
+    #: Where it goes in that district.
+    bin: Text
+    #: Where the district's rule is published (its own page first, then reports of it).
+    sources: tuple[str, ...] = Field(min_length=1)
+    #: When the rule was last checked against its sources (YYYY-MM-DD).
+    checked: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from protocol.messages import ChatDelta, ChatDone, Classification
+from protocol.messages import ChatDelta, ChatDone, Classification, GeoPoint
 from server.contracts import ChatQuestion, ChatResult
 from server.events.base import CHAT_DONE
 from server.metrics import STAGE_DURATION
@@ -22,15 +22,24 @@ from server.scans import repository as scans
 log = logging.getLogger(__name__)
 
 
-async def _scan_context(job: ChatJob, deps: PipelineDeps) -> Classification | None:
+async def _scan_context(
+    job: ChatJob, deps: PipelineDeps
+) -> tuple[Classification | None, GeoPoint | None]:
+    """The asked-about scan's classification and, for the district's rules, where it was
+    taken (the question's own location wins)."""
     if job.scan_id is None:
-        return None
+        return None, job.location
     async with deps.db.session() as session:
         scan = await scans.get(session, job.scan_id)
     # Only the asker's own scans give context; anyone else's id is treated as absent.
-    if scan is None or scan.user_id != job.user_id or scan.classification is None:
-        return None
-    return Classification.model_validate(scan.classification)
+    if scan is None or scan.user_id != job.user_id:
+        return None, job.location
+    location = job.location
+    if location is None and scan.lat is not None and scan.lon is not None:
+        location = GeoPoint(lat=scan.lat, lon=scan.lon)
+    if scan.classification is None:
+        return None, location
+    return Classification.model_validate(scan.classification), location
 
 
 async def run_chat(job: ChatJob, deps: PipelineDeps) -> None:
@@ -50,7 +59,7 @@ async def run_chat(job: ChatJob, deps: PipelineDeps) -> None:
     index = 0
     result: ChatResult | None = None
     try:
-        context = await _scan_context(job, deps)
+        context, location = await _scan_context(job, deps)
         question = ChatQuestion(
             request_id=job.request_id,
             session_id=job.session_id,
@@ -59,6 +68,7 @@ async def run_chat(job: ChatJob, deps: PipelineDeps) -> None:
             text=job.text,
             scan_id=job.scan_id,
             scan_context=context,
+            location=location,
         )
         async for chunk in chat.converse(question):
             if isinstance(chunk, ChatResult):
@@ -92,6 +102,7 @@ async def run_chat(job: ChatJob, deps: PipelineDeps) -> None:
             backend=result.backend,
             fallback_reason=result.fallback_reason,
             outcome=result.outcome.value,
+            district=result.district,
         ),
         CHAT_DONE,
     )

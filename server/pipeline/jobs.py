@@ -51,3 +51,4 @@ class ScanJob(Job):
 class ChatJob(Job):
     text: str
     scan_id: str | None = None
+    location: GeoPoint | None = None

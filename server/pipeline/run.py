@@ -321,6 +321,7 @@ async def _run_scan(job: ScanJob, deps: PipelineDeps) -> ScanStatus:
                     rule_ids=result.rule_ids,
                     backend=result.backend,
                     fallback_reason=result.fallback_reason,
+                    district=result.district,
                     **envelope,
                 ),
                 "coaching.done",

@@ -361,6 +361,7 @@ class Session:
             locale=message.locale or self.locale,
             text=message.text,
             scan_id=message.scan_id,
+            location=message.location,
             enqueued_at=time.time(),
         )
         try:

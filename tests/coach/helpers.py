@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
+from pydantic import SecretStr
+
 from protocol.messages import Alternative, Classification, Locale, OfficialCategory, Signal
 from protocol.streams import OFFICIAL_PATH, Stream
 from server.contracts import ScanInput
+from server.settings import OpenAISettings
 
 R = TypeVar("R")
 
@@ -37,6 +40,17 @@ def classification(
         mixed=Signal(value=mixed, confidence=0.8) if mixed else None,
         alternatives=[Alternative(label=a, stream=s, confidence=c) for a, s, c in alternatives],
         model="test",
+    )
+
+
+def openai_settings(base_url: str, *, first: float = 2.0, total: float = 4.0) -> OpenAISettings:
+    """Settings of an LLM backend at ``base_url`` (the local SmolLM2 server, or a scripted one)."""
+    return OpenAISettings(
+        api_key=SecretStr("test-key"),
+        base_url=base_url,
+        chat_model="smollm2",
+        first_token_timeout_s=first,
+        timeout_s=total,
     )
 
 

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from protocol.messages import Locale
 from protocol.streams import Stream
@@ -18,21 +17,11 @@ from server.knowledge.kb import KnowledgeBase
 from server.search import ItemSearch
 from server.settings import OpenAISettings, Settings
 from tests.coach.fake_openai import Script, scripted_server
-from tests.coach.helpers import classification, drain
+from tests.coach.helpers import classification, drain, openai_settings
 
 PLASTIC = classification(
     "plastic", Stream.PLASTIC, name_ko="플라스틱 용기", name_en="plastic container"
 )
-
-
-def openai_settings(base_url: str, *, first: float = 2.0, total: float = 4.0) -> OpenAISettings:
-    return OpenAISettings(
-        api_key=SecretStr("test-key"),
-        base_url=base_url,
-        chat_model="smollm2",
-        first_token_timeout_s=first,
-        timeout_s=total,
-    )
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from pydantic import SecretStr
 
 from protocol.messages import Locale
 from protocol.streams import Stream
@@ -24,7 +23,7 @@ from server.knowledge.kb import KnowledgeBase
 from server.settings import OpenAISettings, Settings
 from tests.coach.conftest import free_port
 from tests.coach.fake_openai import Script, scripted_server
-from tests.coach.helpers import classification, drain, scan
+from tests.coach.helpers import classification, drain, openai_settings, scan
 
 
 @pytest.fixture
@@ -45,16 +44,6 @@ async def make_coach(kb: KnowledgeBase) -> AsyncIterator[Callable[..., LLMCoach]
 BOTTLE = classification(
     "pet_bottle", Stream.CLEAR_PET, name_ko="투명 페트병", name_en="clear PET bottle"
 )
-
-
-def openai_settings(base_url: str, *, first: float = 2.0, total: float = 4.0) -> OpenAISettings:
-    return OpenAISettings(
-        api_key=SecretStr("test-key"),
-        base_url=base_url,
-        chat_model="smollm2",
-        first_token_timeout_s=first,
-        timeout_s=total,
-    )
 
 
 async def embedded_text(kb: KnowledgeBase, locale: Locale = Locale.EN) -> CoachingResult:

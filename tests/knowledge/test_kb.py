@@ -145,3 +145,37 @@ def test_unknown_ids_raise(kb: KnowledgeBase) -> None:
         kb.rule("item.nope")
     with pytest.raises(KnowledgeBaseError, match="unknown item 1234567"):
         kb.item(1234567)
+
+
+def test_local_rules_apply_only_in_their_districts(kb: KnowledgeBase) -> None:
+    jeju_city, seogwipo, gangnam = "50110", "50130", "11680"
+    plastic = kb.local_rule(jeju_city, Stream.PLASTIC)
+    assert plastic is not None and plastic.id == "local.jeju.plastic"
+    assert kb.local_rule(seogwipo, Stream.PLASTIC) is plastic
+    clear_pet = kb.local_rule(seogwipo, Stream.CLEAR_PET)
+    assert clear_pet is not None and clear_pet.id == "local.jeju.clear_pet"
+    assert kb.local_rule(gangnam, Stream.PLASTIC) is None
+    assert kb.local_rule(None, Stream.PLASTIC) is None
+    # Food waste is handled differently in Jeju's 동 and 읍·면 areas: no district-wide rule.
+    assert kb.local_rule(jeju_city, Stream.FOOD) is None
+
+
+def test_every_local_rule_is_sourced_named_and_dated(kb: KnowledgeBase) -> None:
+    assert kb.local_rules
+    for rule in kb.local_rules:
+        assert rule.sources, rule.id
+        assert all(code in kb.district_names for code in rule.districts), rule.id
+        assert rule.checked >= "2026-01-01", rule.id
+
+
+def test_a_local_rule_names_no_other_stream_s_bin(kb: KnowledgeBase) -> None:
+    """A district's sentence follows the national guidance for one stream: it must not name
+    the bin of another stream, or a glass-bottle answer would end naming the general bag."""
+    for rule in kb.local_rules:
+        own = set(rule.streams)
+        for stream in Stream:
+            if stream in own:
+                continue
+            other = kb.category_rule(stream).bin
+            for locale_text, bin_text in ((rule.note.ko, other.ko), (rule.note.en, other.en)):
+                assert bin_text.lower() not in locale_text.lower(), (rule.id, stream)

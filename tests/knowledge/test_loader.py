@@ -101,3 +101,40 @@ def test_missing_version(data_copy: Path) -> None:
     _edit_yaml(data_copy / "rules.yaml", lambda doc: doc.pop("version"))
     with pytest.raises(KnowledgeBaseError, match=re.escape("rules.yaml: 'version' must be")):
         KnowledgeBase.load(data_copy)
+
+
+def test_local_rule_naming_a_district_by_its_2022_code(data_copy: Path) -> None:
+    def old_code(doc: dict[str, Any]) -> None:
+        doc["districts"]["42110"] = {"ko": "강원 춘천시", "en": "Chuncheon"}
+        doc["rules"][0]["districts"] = ["42110"]
+
+    _edit_yaml(data_copy / "local_rules.yaml", old_code)
+    with pytest.raises(KnowledgeBaseError, match=r"by its 2022 code; use the current one"):
+        KnowledgeBase.load(data_copy)
+
+
+def test_local_rule_for_a_district_without_a_name(data_copy: Path) -> None:
+    def unnamed(doc: dict[str, Any]) -> None:
+        doc["rules"][0]["districts"] = ["11680"]
+
+    _edit_yaml(data_copy / "local_rules.yaml", unnamed)
+    with pytest.raises(KnowledgeBaseError, match=r"names district 11680, which is not in"):
+        KnowledgeBase.load(data_copy)
+
+
+def test_two_local_rules_for_one_district_and_stream(data_copy: Path) -> None:
+    def twice(doc: dict[str, Any]) -> None:
+        doc["rules"][1]["streams"] = ["plastic"]
+
+    _edit_yaml(data_copy / "local_rules.yaml", twice)
+    with pytest.raises(KnowledgeBaseError, match=r"two rules for stream 'plastic'"):
+        KnowledgeBase.load(data_copy)
+
+
+def test_local_rule_without_a_source(data_copy: Path) -> None:
+    def unsourced(doc: dict[str, Any]) -> None:
+        doc["rules"][0]["sources"] = []
+
+    _edit_yaml(data_copy / "local_rules.yaml", unsourced)
+    with pytest.raises(KnowledgeBaseError, match=r"local_rules\.yaml: record #0.*sources"):
+        KnowledgeBase.load(data_copy)

@@ -174,6 +174,23 @@ def test_coordinates_must_be_numbers(location: dict[str, object]) -> None:
     assert event.code is ErrorCode.INVALID_MESSAGE and "location" in event.message
 
 
+@pytest.mark.parametrize(
+    "location",
+    [
+        {"lat": "33.5", "lon": 126.5},
+        {"lat": 33.5},
+        {"lat": 91, "lon": 126.5},
+        {"lat": 33.5, "lon": 126.5, "district": "50110"},
+    ],
+)
+def test_a_question_s_location_is_checked_like_a_scan_s(location: dict[str, object]) -> None:
+    machine = open_machine()
+    frame = {"type": "chat.message", "request_id": "c1", "text": "페트병은?", "location": location}
+    event = error_of(machine.receive_text(json.dumps(frame)))
+    assert event.code is ErrorCode.INVALID_MESSAGE and "location" in event.message
+    still_works(machine)
+
+
 def test_integer_coordinates_are_numbers() -> None:
     machine = open_machine()
     frame = json.loads(scan())

@@ -440,6 +440,8 @@ $('chat-form').addEventListener('submit', (e) => {
   const rid = newId('chat');
   const message = { type: 'chat.message', request_id: rid, text, locale: state.lang };
   if (state.scan && state.scan.scanId) message.scan_id = state.scan.scanId;
+  // The person's district decides which local rule the answer applies.
+  if (state.location) message.location = state.location;
   if (!send(message)) return showError(t('reconnecting'));
   $('chat-text').value = '';
   bubble('you', text);

@@ -1,0 +1,1 @@
+"""Regions: which 시군구 a location lies in (``server.regions.districts``)."""
