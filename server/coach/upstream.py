@@ -26,6 +26,8 @@ RATE_LIMITED: Final = "rate_limited"
 UPSTREAM_ERROR: Final = "upstream_error"
 UNREACHABLE: Final = "unreachable"
 EMPTY_RESPONSE: Final = "empty_response"
+#: The model named a bin the item's rules contradict (server.coach.guard.check_answer).
+CONTRADICTS_RULE: Final = "contradicts_rule"
 
 
 class UpstreamFailure(Exception):

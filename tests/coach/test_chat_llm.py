@@ -145,13 +145,15 @@ async def test_rate_limit_falls_back(make_chat: Callable[..., ChatService]) -> N
 
 
 async def test_partial_then_stall(make_chat: Callable[..., ChatService]) -> None:
-    script = Script(pieces=["Grease ", "is ", "bad"], stall_after=2)
+    # The complete first sentence was checked and shown; the unfinished one is held back.
+    script = Script(pieces=["Grease is bad. ", "Rinse ", "it"], stall_after=2)
     async with scripted_server(script) as url:
         service = make_chat(openai_settings(url, first=1.0, total=1.5))
         result = await ask(service, "what if it is greasy?")
     assert result.backend == "llm+embedded"
     assert result.fallback_reason == "timeout"
-    assert result.text.startswith("Grease is ")
+    assert result.text.startswith("Grease is bad. ")
+    assert "Rinse it" not in result.text.split("(")[0]
     assert "stream.plastic" in result.rule_ids
 
 
