@@ -99,6 +99,14 @@ EN_NAMES: dict[int | str, str] = _load_en_names()
 #: What people call the item besides its official name: colloquial Korean, brand-like generic
 #: names, English synonyms, common spellings.
 ALIASES: dict[int, tuple[str, ...]] = {
+    406: (
+        "컵라면 용기",
+        "컵라면용기",
+        "컵라면 컵",
+        "cup noodle cup",
+        "cup ramen container",
+        "instant noodle cup",
+    ),
     133: ("박카스병", "박카스 병", "비타500 병", "비타500병", "bacchus bottle"),
     542: ("담배꽁초", "담배 꽁초", "cigarette butts", "cigarette butt"),
     600: (

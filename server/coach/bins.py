@@ -97,7 +97,7 @@ _BIN_PATTERNS = {stream: re.compile(p, re.IGNORECASE) for stream, p in _BINS.ite
 #: A clause that names a bin to rule it out. Korean conditions such as "지워지지 않으면" are not
 #: negations of the bin that follows, so only the forms that forbid or deny are listed.
 _NEGATION = re.compile(
-    r"않습니다|않아요|되지\s*않|수\s*없|지\s*마|지\s*말|아니라|아닙니다|아니에요|아니예요|아니죠|아니요|안\s*돼|안\s*됩니다|금지|빼고"
+    r"않습니다|않아요|되지\s*않|수\s*없|지\s*마|지\s*말|아니라|아닙니다|아니에요|아니예요|아니죠|아니요|안\s*돼|안\s*됩니다|금지"
     r"|와\s*따로|과\s*따로|와\s*섞|과\s*섞|대신"
     r"|\bnot\b|\bcannot\b|n't\b|\bnever\b|\bout\s+of\b|\binstead\b|\brather\s+than\b|\bapart\s+from\b|\bno\b",
     re.IGNORECASE,

@@ -314,9 +314,11 @@ class ChatService:
         part_streams: set[Stream] = set()
         part_sentences: list[Sentence] = []
         for part in reading.parts if resolution.condition is None else ():
-            if part in done_parts:
+            if part in done_parts or _is_the_item(part, subject):
                 continue
-            sentence, rule = self._part(grounding, part, reading.materials, locale)
+            sentence, rule = self._part(
+                grounding, part, planner.part_materials(reading.text, part), locale
+            )
             part_sentences.append(sentence)
             if rule is not None:
                 extra.append(rule)
@@ -549,6 +551,15 @@ def _names_an_item(hit: SearchHit) -> bool:
         or any(p.fullmatch(words) for p in planner.MATERIALS.values())
         or bool(planner.SOIL.fullmatch(words))
     )
+
+
+def _is_the_item(part: str, subject: Grounding) -> bool:
+    """True when the "part" is the item itself (a question about a label, a tape)."""
+    if subject.item is None:
+        return False
+    names = g.PART_NAMES[part]
+    item = subject.item
+    return names.ko in item.name_ko or names.en in (item.name_en or "").lower()
 
 
 def _same_thing(hit: SearchHit, context: Grounding) -> bool:

@@ -90,17 +90,26 @@ _CONDITIONS: dict[Condition, re.Pattern[str]] = {
 #: "The label will not come off": with a label named, the clear-PET exception applies.
 _STUCK = re.compile(r"안\s*(?:떼|떨어|벗겨)|떨어지지\s*않|won'?t\s+(?:peel|come)", re.IGNORECASE)
 
+#: A Korean part word stands on its own or takes a particle; inside a compound ("종이테이프",
+#: "테이프클리너") it is part of an item's name, not a part of the item.
+_KO_ALONE = r"(?<![가-힣])(?:{})(?=$|[^가-힣]|은|는|이|가|을|를|도|만|요|랑|과|와|의|에|까지)"
+
+
+def _part(en: str, ko: str) -> re.Pattern[str]:
+    return re.compile(rf"\b(?:{en})\b|" + _KO_ALONE.format(ko), re.IGNORECASE)
+
+
 PARTS: dict[str, re.Pattern[str]] = {
-    "cap": re.compile(r"\bcaps?\b|뚜껑|마개", re.IGNORECASE),
-    "lid": re.compile(r"\blids?\b", re.IGNORECASE),
-    "label": re.compile(r"\blabels?\b|라벨|상표", re.IGNORECASE),
-    "tape": re.compile(r"\btapes?\b|테이프", re.IGNORECASE),
-    "sticker": re.compile(r"\bstickers?\b|스티커", re.IGNORECASE),
-    "straw": re.compile(r"\bstraws?\b|빨대", re.IGNORECASE),
-    "foam": re.compile(r"\bfoam\b|완충재", re.IGNORECASE),
-    "pump": re.compile(r"\bpumps?\b|펌프", re.IGNORECASE),
-    "handle": re.compile(r"\bhandles?\b|손잡이", re.IGNORECASE),
-    "spring": re.compile(r"\bsprings?\b|스프링", re.IGNORECASE),
+    "cap": _part("caps?", "뚜껑|마개"),
+    "lid": _part("lids?", "(?!)"),
+    "label": _part("labels?", "라벨|상표"),
+    "tape": _part("tapes?", "테이프"),
+    "sticker": _part("stickers?", "스티커"),
+    "straw": _part("straws?", "빨대"),
+    "foam": _part("foam\\s+(?:padding|packing|insert)s?|the\\s+foam", "완충재"),
+    "pump": _part("pumps?", "펌프"),
+    "handle": _part("handles?", "손잡이"),
+    "spring": _part("springs?", "스프링"),
 }
 #: Materials a question may name, and the stream that material goes to on its own.
 MATERIALS: dict[Stream, re.Pattern[str]] = {
@@ -148,11 +157,34 @@ def other_sense(name_key: str, question: str) -> bool:
 
 _PART_TOPIC = re.compile(
     r"(?:뚜껑|마개|라벨|상표|테이프|스티커|빨대|펌프|손잡이|스프링|완충재)\s*(?:은|는|도)\s*(?:요|\?|어떻|어디|따로|$)"
-    r"|^\s*(?:뚜껑|마개|라벨|테이프|펌프|빨대)"
+    r"|^\s*(?:뚜껑|마개|라벨|상표|테이프|스티커|빨대|펌프|손잡이|스프링|완충재)\s*(?:이|가)\s*\S+\s*(?:이면|면)요?\s*\??\s*$"
+    r"|^\s*(?:뚜껑|마개|라벨|테이프|펌프|빨대)\s*\??\s*$"
     r"|(?:what|how)\s+about\s+the|^\s*(?:and\s+)?the\s+(?:cap|lid|label|tape|pump|straw|handle)"
     r"|(?:cap|lid|label|tape|pump|straw|handle)s?\s*\?\s*$",
     re.IGNORECASE,
 )
+
+
+def part_materials(question: str, part: str) -> tuple[Stream, ...]:
+    """The material the question gives ``part``: said just before it ("metal cap", "금속
+    뚜껑") or of it ("the cap is metal", "뚜껑이 금속이면"), never the item's own material."""
+    text = without_proposals(question)
+    match = PARTS[part].search(text)
+    if match is None:
+        return ()
+    before = text[max(0, match.start() - 10) : match.start()]
+    after = text[match.end() : match.end() + 16]
+    said_of = re.match(r"\s*(?:은|는|이|가|도|s)?\s*(?:is|are|made\s+of|이|가)?\s*(.*)", after)
+    tail = said_of.group(1)[:10] if said_of else ""
+    out: list[Stream] = []
+    for stream, pattern in MATERIALS.items():
+        near = re.search(
+            f"(?:^|\\s)(?:{pattern.pattern})(?:으로 된|로 된|제)?\\s*$", before, re.IGNORECASE
+        )
+        of = pattern.match(tail)
+        if near or of:
+            out.append(stream)
+    return tuple(out)
 
 
 def part_default(part: str, stream: Stream) -> Stream:
@@ -230,7 +262,9 @@ _RECYCLABLE_CLAIM = re.compile(
 )
 _DRAIN = re.compile(r"하수구|변기|싱크대에|\bdrain\b|\bflush|\btoilet|\bsink\b", re.IGNORECASE)
 _DEPOSIT = re.compile(
-    r"보증금|돈\s*(?:줘|받|돌려)|환불|money\s+back|\brefund|\bdeposit", re.IGNORECASE
+    r"보증금\s*(?:을|은|도)?\s*(?:받|돌려|환급)|돈\s*(?:줘|받|돌려)|환불|money\s+back|\brefund"
+    r"|get\s+(?:the\s+|my\s+)?deposit|deposit\s+back",
+    re.IGNORECASE,
 )
 _AS_IS = re.compile(r"그냥|as\s+it\s+is|as\s+is\b|without\s+(?:rinsing|washing)", re.IGNORECASE)
 #: Preparation a yes/no question asks about, and the words of a rule step that require it.
@@ -301,7 +335,9 @@ def read(question: str) -> Reading:
         conditions.discard(Condition.STAINED)
     if Condition.STAINED in conditions and re.search(r"빨간\s*물|빨간물", question):
         conditions.discard(Condition.COLOURED)
-    materials = tuple(stream for stream, p in MATERIALS.items() if p.search(question))
+    # A material inside the proposed bin ("종이류에 넣어도") is the guess, not what it is made of.
+    plain = without_proposals(question)
+    materials = tuple(stream for stream, p in MATERIALS.items() if p.search(plain))
     proposed = {stream for stream, p in _PROPOSALS.items() if p.search(question)}
     if Stream.PAPER_PACK in proposed:
         proposed.discard(Stream.PAPER)  # "종이팩" contains "종이"

@@ -164,3 +164,30 @@ def test_settings_pick_the_backend() -> None:
     service = ChatService(settings=keyed.openai)
     assert service.uses_llm
     assert service.client is not None and service.client.max_retries == 0
+
+
+async def test_llm_sentence_naming_a_contradicting_bin_is_never_shown(
+    make_chat: Callable[..., ChatService],
+) -> None:
+    """The guard holds the LLM to the answer invariant: a receipt is never sent to paper."""
+    script = Script(pieces=["Receipts go in the paper ", "recycling bin. ", "Easy."])
+    async with scripted_server(script) as url:
+        service = make_chat(openai_settings(url))
+        result = await ask(service, "can I recycle receipts with paper?", scan_context=None)
+    assert result.fallback_reason == "contradicts_rule"
+    assert result.backend == "embedded"
+    assert "Receipts go in the paper" not in result.text
+    assert result.text.startswith("No")
+
+
+async def test_llm_sentences_that_agree_with_the_rules_stream_through(
+    make_chat: Callable[..., ChatService],
+) -> None:
+    script = Script(
+        pieces=["Receipts are thermal paper. ", "Put them in the general-waste ", "bag."]
+    )
+    async with scripted_server(script) as url:
+        service = make_chat(openai_settings(url))
+        result = await ask(service, "can I recycle receipts with paper?", scan_context=None)
+    assert result.backend == "llm"
+    assert result.text == "Receipts are thermal paper. Put them in the general-waste bag."
