@@ -122,8 +122,8 @@ def identification(classification: Classification, locale: Locale) -> Sentence:
     name = display_name(classification, locale)
     if classification.confirmed:
         if locale is Locale.KO:
-            return Sentence(f"{particle(name, '이군요', '군요')}.")
-        return Sentence(f"Got it: {_article(name)}.")
+            return Sentence(f"확인해 주신 대로 {particle(name, '이에요', '예요')}.")
+        return Sentence(f"You confirmed it: {_article(name)}.")
     if classification.confidence >= LOW_CONFIDENCE:
         if locale is Locale.KO:
             return Sentence(f"{euro(name)} 보여요.")
