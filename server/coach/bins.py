@@ -63,13 +63,16 @@ _BINS: dict[Stream, str] = {
     ),
     Stream.ELECTRONICS: (
         r"전자제품\s*수거함|폐가전|무상\s*방문\s*수거|소형\s*가전\s*수거"
-        r"|electronics\s+bin|appliance\s+pickup|e-waste\s+(?:bin|collection)"
+        r"|electronics\s+bin|appliance\s+pickup|free\s+pickup|e-waste\s+(?:bin|collection)"
     ),
     Stream.BATTERY: (
         r"(?:폐)?건전지\s*수거함|폐건전지|폐배터리\s*수거|배터리\s*수거함|전지류"
         r"|battery\s+(?:or\s+small-electronics\s+)?(?:bin|collection)|used-battery\s+bin"
     ),
-    Stream.LAMP: r"형광등\s*수거함|폐형광등|폐조명|lamp\s+bin|used-lamp",
+    Stream.LAMP: (
+        r"형광등\s*(?:전용\s*)?수거함|폐형광등|폐조명|조명\s*수거함"
+        r"|lamp\s+(?:collection\s+)?bin|used-lamp"
+    ),
     Stream.GENERAL: (
         r"일반\s*종량제\s*봉투|종량제\s*봉투|일반\s*쓰레기|일반종량제"
         r"|general[- ]waste|rubbish\s+bag|trash\s+bag"

@@ -12,6 +12,9 @@ judge holds any backend:
 * key: the answer contains one of the record's key phrases, where it has them.
 
 An answer is right when all four hold. Prints the rates per language and every wrong answer.
+It also coaches a confident scan of every vision label, and the same scan confirmed after a
+clarify question, in both languages: it must name the item's own bin, no bin may fall
+outside what its rules sanction, and a confirmed scan must not hedge.
 
     wastecoach eval chat [--questions PATH] [--lexical-only] [--min-right 0.0]
 
@@ -28,9 +31,12 @@ from pathlib import Path
 
 from protocol.messages import Classification, Locale, OfficialCategory
 from protocol.streams import OFFICIAL_PATH, Stream
+from server.coach import grounding as g
 from server.coach.bins import named_bins
 from server.coach.chat import ChatService
-from server.knowledge.kb import KnowledgeBase
+from server.coach.composer import EmbeddedCoach, scan_allowed
+from server.coach.planner import paths
+from server.knowledge.kb import LABEL_ITEMS, KnowledgeBase
 from server.search.service import build_item_search
 
 QUESTIONS = Path(__file__).resolve().parents[1] / "evals" / "chat_questions.jsonl"
@@ -138,6 +144,45 @@ def judge(service: ChatService, cases: list[ChatCase]) -> list[Verdict]:
     return verdicts
 
 
+#: What the composer says when it is unsure (grounding.identification, grounding.alternative).
+_HEDGES = ("확실하지 않아요", "라면 버리는 곳이 달라요", "not sure", "If it is actually")
+
+
+def scan_report(kb: KnowledgeBase) -> tuple[list[str], int]:
+    """Scan coaching of every vision label: lines to print and the count naming a wrong bin."""
+    coach = EmbeddedCoach(kb)
+    lines: list[str] = []
+    wrong_total = 0
+    for locale in Locale:
+        first_ok = wrong = hedged = total = 0
+        for label in LABEL_ITEMS:
+            scan = scan_of(kb, label)
+            grounding = g.ground_classification(kb, scan)
+            item = grounding.item
+            own = set(paths(item, scan.stream)) | {r.stream for r in grounding.rules}
+            unsure = scan.model_copy(update={"confidence": 0.4, "confirmed": True})
+            for classification in (scan, unsure):
+                text = " ".join(s.text for s in coach.compose(classification, locale))
+                named = named_bins(text)
+                allowed = scan_allowed(grounding, classification)
+                total += 1
+                # Scan coaching gives the steps first (a part's bin among them): what counts is
+                # that it names the item's own bin at all.
+                first_ok += bool(own & set(named))
+                bad = [s for s in named if s not in allowed]
+                wrong += bool(bad)
+                hedged += classification.confirmed and any(h in text for h in _HEDGES)
+                if bad or not own & set(named):
+                    lines.append(f"    [{locale.value}] {label}: {text}")
+        wrong_total += wrong
+        lines.insert(
+            0,
+            f"  scan coaching [{locale.value}]: own bin named {_rate(first_ok, total)}; "
+            f"wrong bin named: {wrong}; hedged after a confirmed clarify answer: {hedged}",
+        )
+    return lines, wrong_total
+
+
 def _rate(hits: int, total: int) -> str:
     return f"{hits}/{total} = {100 * hits / total:.1f}%" if total else "n/a"
 
@@ -190,8 +235,10 @@ def main(argv: list[str]) -> int:
     service = ChatService(kb, build_item_search(kb, semantic=not args.lexical_only))
     verdicts = judge(service, load_cases(args.questions))
     print("\n".join(report(verdicts, args.questions.name)))
+    scans, scan_wrong = scan_report(kb)
+    print("\n".join(scans))
     right = sum(v.right for v in verdicts) / len(verdicts) if verdicts else 0.0
-    wrong_bins = sum(bool(v.wrong_bins) for v in verdicts)
+    wrong_bins = sum(bool(v.wrong_bins) for v in verdicts) + scan_wrong
     return 0 if wrong_bins == 0 and right >= args.min_right else 1
 
 

@@ -168,9 +168,10 @@ def _article(name: str) -> str:
     if len(name) > 1 and name[0].isupper() and not name[1].isupper():
         name = name[0].lower() + name[1:]
     lowered = name.lower()
-    if lowered.startswith(("a ", "an ", "the ")) or lowered.endswith("s"):
+    base = lowered.split(" (")[0]  # "pills (tablets)" is plural like "pills"
+    if lowered.startswith(("a ", "an ", "the ")) or base.endswith("s"):
         return name
-    if lowered in _UNCOUNTABLE or lowered.split(" (")[0] in _UNCOUNTABLE:
+    if base in _UNCOUNTABLE:
         return name
     return ("an " if lowered[:1] in "aeiou" else "a ") + name
 

@@ -771,6 +771,34 @@ _WHEN: dict[Stream, tuple[str, str]] = {
 }
 
 
+#: The general-waste path told apart from the recyclable one it is the alternative of.
+_GENERAL_WHEN: dict[Stream, tuple[str, str]] = {
+    Stream.CLOTHING: (
+        "찢어지거나 젖었거나 오염되어 다시 쓸 수 없는 것",
+        "If it is torn, wet or soiled",
+    ),
+    Stream.PAPER: (
+        "코팅되었거나 음식물·기름으로 오염된 것",
+        "If it is coated, or soiled with food or grease",
+    ),
+    Stream.METAL: (
+        "나무 등 다른 재질이거나 여러 재질이 붙어 떨어지지 않는 것",
+        "If it is wood or another material, or mixed materials that will not come apart",
+    ),
+}
+_GENERAL_WHEN[Stream.PAPER_PACK] = _GENERAL_WHEN[Stream.PAPER]
+_GENERAL_WHEN[Stream.PLASTIC] = _GENERAL_WHEN[Stream.METAL]
+_GENERAL_WHEN[Stream.GLASS] = _GENERAL_WHEN[Stream.METAL]
+
+
+def _when(stream: Stream, streams: Sequence[Stream]) -> tuple[str, str]:
+    if stream is Stream.GENERAL:
+        for other in streams:
+            if other in _GENERAL_WHEN:
+                return _GENERAL_WHEN[other]
+    return _WHEN[stream]
+
+
 def alternatives(kb: KnowledgeBase, streams: Sequence[Stream], locale: Locale) -> list[Sentence]:
     """One sentence per official path of an item, each with the condition that picks it."""
     out = [
@@ -780,7 +808,7 @@ def alternatives(kb: KnowledgeBase, streams: Sequence[Stream], locale: Locale) -
     ]
     for stream in streams:
         rule = kb.category_rule(stream)
-        when_ko, when_en = _WHEN[stream]
+        when_ko, when_en = _when(stream, streams)
         where = g.bin_phrase(rule, locale)
         if locale is Locale.KO:
             out.append(Sentence(f"{particle(when_ko, '은', '는')} {where}에 버려요.", (rule.id,)))

@@ -165,6 +165,7 @@ async def test_confirmed_clarify_answer_is_coached_without_hedging(
         ("glass", "Glass", "This looks like glass."),
         ("can", "drink can", "This looks like a drink can."),
         ("electronics", "electric fan", "This looks like an electric fan."),
+        ("medicine", "Pills (tablets)", "This looks like pills (tablets)."),
     ],
 )
 async def test_english_names_take_the_right_article(
