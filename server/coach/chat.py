@@ -421,6 +421,7 @@ class ChatService:
             item_names=names,
             context=scan_context,
             history=[(t.role.value, t.content) for t in history[-self.history_turns :]],
+            checked=" ".join(s.text for s in plan.sentences),
         )
         return stream_completion(
             self.client,

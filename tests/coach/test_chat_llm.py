@@ -191,3 +191,19 @@ async def test_llm_sentences_that_agree_with_the_rules_stream_through(
         result = await ask(service, "can I recycle receipts with paper?", scan_context=None)
     assert result.backend == "llm"
     assert result.text == "Receipts are thermal paper. Put them in the general-waste bag."
+
+
+async def test_llm_is_given_the_checked_answer(make_chat: Callable[..., ChatService]) -> None:
+    """The model is told what the rules say for this question (the condition resolved), so a
+    broken bottle is not left to it to work out from the glass-bottle rule."""
+    script = Script(pieces=["Wrap it in newspaper. "])
+    async with scripted_server(script) as url:
+        service = make_chat(openai_settings(url))
+        await ask(
+            service,
+            "it broke, what do I do?",
+            scan_context=classification("glass_bottle", Stream.GLASS, name_en="glass bottle"),
+        )
+    system = script.requests[0]["messages"][0]["content"]  # type: ignore[index]
+    assert "CHECKED ANSWER" in system
+    assert "non-combustible" in system.split("CHECKED ANSWER")[1].split("ITEMS:")[0]
