@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from knowledge_curation import (  # noqa: E402
     ALIASES,
+    DROP_ALIASES,
     EN_NAMES,
     ITEM_RULES,
     NAME_FIXES,
@@ -235,7 +236,11 @@ def build(source: Path) -> dict[str, Any]:
                 "id": item_id,
                 "name_ko": name_ko,
                 "name_en": name_en,
-                "aliases": _unique(a for a in aliases if a and a != name_ko),
+                "aliases": _unique(
+                    a
+                    for a in aliases
+                    if a and a != name_ko and a not in DROP_ALIASES.get(item_id, frozenset())
+                ),
                 "related": _unique(related),
                 "categories": [c.model_dump() for c in categories],
                 "stream": stream.value,

@@ -172,6 +172,10 @@ def eval_(args: argparse.Namespace) -> int:
         from server.vision.eval import main as vision_main
 
         return vision_main(args.rest)
+    if args.what == "chat":
+        from server.coach.eval import main as chat_main
+
+        return chat_main(args.rest)
     from server.knowledge.eval import main as coach_main
 
     return coach_main(args.rest)
@@ -209,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print raw events")
     p.set_defaults(func=scan)
 
-    p = sub.add_parser("eval", help="evaluate the vision model or the coach")
-    p.add_argument("what", choices=["vision", "coach"])
+    p = sub.add_parser("eval", help="evaluate the vision model, the coach's search or its chat")
+    p.add_argument("what", choices=["vision", "coach", "chat"])
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=eval_)
 

@@ -9,10 +9,13 @@ How a question is grounded:
    fixed, polite reply (no backend is asked, so nothing can change the rules).
 2. The *subject* is the item being discussed: an item the question names clearly (item
    search), else the scanned item, else the item of the conversation's last answer.
-3. *Aspects* are what the question asks about that item: dirt or grease, a part (cap, label,
-   tape...), a different material ("the cap is metal?").
-4. The embedded backend answers from the subject's rules and the rules of the aspects; the LLM
-   backend gets exactly those rules injected and falls back to the embedded answer.
+3. The planner (:mod:`server.coach.planner`) reads what the question asks (where, yes/no, what
+   if <condition>, how to prepare <part>), resolves the condition against the subject's rules,
+   and composes the direct answer, the steps and why; :func:`server.coach.invariant.enforce`
+   checks that no sentence names a bin the item's rules contradict.
+4. The embedded backend answers from those rules; the LLM backend gets exactly those rules
+   injected, its sentences are held to the same invariant, and it falls back to the embedded
+   answer.
 5. With no subject, the answer says what is not known and names the closest items; it never
    guesses a rule. A question with no subject and nothing about waste is answered as off-topic.
 """
@@ -22,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -32,11 +34,14 @@ from openai import AsyncOpenAI
 from protocol.messages import Classification, GeoPoint, Locale
 from protocol.streams import Stream
 from server.coach import grounding as g
-from server.coach import prompts
+from server.coach import planner, prompts
+from server.coach.bins import named_bins
 from server.coach.grounding import Grounding, Sentence
 from server.coach.guard import MAX_QUESTION_CHARS, Verdict, check
+from server.coach.invariant import ContradictionError, enforce
 from server.coach.korean import particle
 from server.coach.local import NONE, DistrictRules, LocalGuidance
+from server.coach.planner import Reading
 from server.coach.relay import Answer, stream_answer
 from server.coach.repository import ChatRepository, ChatTurn, Role
 from server.coach.upstream import Deadlines, make_client, stream_completion
@@ -52,6 +57,7 @@ from server.search import (
     build_item_search,
     get_item_search,
 )
+from server.search.text import key
 from server.settings import OpenAISettings
 
 log = logging.getLogger(__name__)
@@ -66,108 +72,16 @@ MAX_SUGGESTIONS = 3
 Outcome = ChatOutcome
 
 
-# --------------------------------------------------------------------------- aspects
+# --------------------------------------------------------------------------- the subject
 
-_SOIL = re.compile(
-    r"greas|oil|dirty|soil|stain|food|residue|sauce|ketchup|mayo|sticky|wet|"
-    r"기름|오염|더러|음식물|양념|소스|묻|찌꺼기|얼룩|끈적",
-    re.IGNORECASE,
-)
-_PARTS: dict[str, re.Pattern[str]] = {
-    "cap": re.compile(r"\bcaps?\b|뚜껑|마개", re.IGNORECASE),
-    "lid": re.compile(r"\blids?\b", re.IGNORECASE),
-    "label": re.compile(r"\blabels?\b|라벨|상표", re.IGNORECASE),
-    "tape": re.compile(r"\btapes?\b|테이프", re.IGNORECASE),
-    "sticker": re.compile(r"\bstickers?\b|스티커", re.IGNORECASE),
-    "straw": re.compile(r"\bstraws?\b|빨대", re.IGNORECASE),
-    "foam": re.compile(r"\bfoam\b|완충재|스티로폼", re.IGNORECASE),
-    "pump": re.compile(r"\bpumps?\b|펌프", re.IGNORECASE),
-    "handle": re.compile(r"\bhandles?\b|손잡이", re.IGNORECASE),
-    "spring": re.compile(r"\bsprings?\b|스프링", re.IGNORECASE),
-}
-#: Materials a question may name, and the stream that material goes to on its own.
-_MATERIALS: dict[Stream, re.Pattern[str]] = {
-    Stream.METAL: re.compile(
-        r"\bmetal|\balumin|\bsteel|\btin\b|\biron\b|금속|쇠|철|알루미늄|캔", re.IGNORECASE
-    ),
-    Stream.PLASTIC: re.compile(r"\bplastic|플라스틱|합성수지", re.IGNORECASE),
-    Stream.GLASS: re.compile(r"\bglass|유리", re.IGNORECASE),
-    Stream.PAPER: re.compile(r"\bpaper|\bcardboard|종이|골판지", re.IGNORECASE),
-    Stream.VINYL: re.compile(r"\bvinyl|\bfilm\b|\bplastic bag|비닐", re.IGNORECASE),
-    Stream.STYROFOAM: re.compile(r"\bstyrofoam|\bpolystyrene|스티로폼", re.IGNORECASE),
-}
-#: When a part's material is not said, the stream such a part usually belongs to. The answer
-#: says it is the usual case and cites that stream's rule, rather than inventing an item rule.
-_PART_DEFAULT: dict[str, Stream] = {
-    "cap": Stream.PLASTIC,
-    "lid": Stream.PLASTIC,
-    "label": Stream.VINYL,
-    "tape": Stream.GENERAL,
-    "sticker": Stream.GENERAL,
-    "straw": Stream.GENERAL,
-    "foam": Stream.STYROFOAM,
-    "pump": Stream.GENERAL,
-    "handle": Stream.PLASTIC,
-    "spring": Stream.METAL,
-}
-_WASTE_WORDS = re.compile(
-    r"recycl|trash|rubbish|garbage|waste|\bbins?\b|dispos|throw|sort|rinse|wash|"
-    r"버리|버려|버릴|분리|재활용|쓰레기|배출|수거|종량제|헹|씻|폐기",
-    re.IGNORECASE,
-)
-
-
-#: Short follow-ups that only make sense about the item in context ("why?", "이건요?").
-_FOLLOW_UP = re.compile(
-    r"\b(why|how|it|this|that|then)\b|왜|어떻게|이거|이건|그거|그건|그럼|그러면",
-    re.IGNORECASE,
-)
-
-
-_WHY = re.compile(r"\bwhy\b|왜|이유", re.IGNORECASE)
-#: A step that already says where the thing goes ("put it with film plastics").
-_DESTINATION = re.compile(
-    r"\bput (it|them) (with|in)\b|\bbin\b|\bbag\b|\bgoes? (in|with)\b|"
-    r"버리세요|버려|수거함|봉투|넣으세요",
-    re.IGNORECASE,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Aspects:
-    soil: bool
-    parts: tuple[str, ...]
-    materials: tuple[Stream, ...]
-    about_waste: bool
-
-    @classmethod
-    def of(cls, question: str) -> Aspects:
-        parts = tuple(name for name, p in _PARTS.items() if p.search(question))
-        materials = tuple(stream for stream, p in _MATERIALS.items() if p.search(question))
-        if "foam" in parts:
-            # "스티로폼" names both the part and the material; as a part it is the foam itself.
-            materials = tuple(m for m in materials if m is not Stream.STYROFOAM)
-        return cls(
-            soil=bool(_SOIL.search(question)),
-            parts=parts,
-            materials=materials,
-            about_waste=bool(_WASTE_WORDS.search(question)),
-            follow_up=bool(_FOLLOW_UP.search(question)),
-            why=bool(_WHY.search(question)),
-        )
-
-    follow_up: bool = False
-    why: bool = False
-
-    @property
-    def any(self) -> bool:
-        return self.soil or bool(self.parts) or bool(self.materials)
-
-    @property
-    def on_topic(self) -> bool:
-        """Whether the question is plausibly about the item under discussion."""
-        return self.any or self.about_waste or self.follow_up
-
+#: A name the question matches this well is the item it is about. Below it (a shared syllable
+#: or two: 드라이기 ~ 건조대, 떡볶이 ~ 떡메모지) the match is a guess: with a scanned item in
+#: context the scan stays the subject, and without one the answer says it does not know.
+#: Measured on server/evals/chat_questions.jsonl (docs/benchmarks.md, "Chat answers").
+STRONG_MATCH = 0.62
+#: One-syllable names are whole words in Korean but also pieces of others (병 is a bottle and
+#: an illness, 약 medicine and "weak"): they name a new item only with no item in context.
+_MIN_NEW_SUBJECT_CHARS = 2
 
 # --------------------------------------------------------------------------- the plan
 
@@ -179,12 +93,14 @@ class Plan:
     locale: Locale
     question: str
     subject: Grounding | None
-    aspects: Aspects
+    reading: Reading
     suggestions: list[Item]
     #: Sentences of the embedded answer; also the fallback of the LLM one.
     sentences: list[Sentence]
     outcome: Outcome
     extra_rules: list[Rule] = field(default_factory=list)
+    #: The bins an answer may name (the invariant the LLM's sentences are held to).
+    allowed: frozenset[Stream] = frozenset()
 
     @property
     def rules(self) -> list[Rule]:
@@ -278,6 +194,7 @@ class ChatService:
             injected=[rule.id for rule in plan.rules],
             label="LLM chat",
             tail=local.sentences,
+            allowed=plan.allowed,
         )
         # aclosing: a consumer that stops early (scan cancelled) closes the HTTP response now,
         # not whenever the garbage collector finalises the generators.
@@ -322,26 +239,28 @@ class ChatService:
         if checked.verdict is not Verdict.OK:
             return _refusal(checked.verdict, checked.locale, checked.question)
         locale, question = checked.locale, checked.question
-        aspects = Aspects.of(question)
-        hits, closest = self._lookup(question, locale)
-        subject = self._subject(hits, aspects, scan_context, history)
+        reading = planner.read(question)
+        hits, closest = self._lookup(planner.without_proposals(question), locale)
+        subject = self._subject(hits, reading, scan_context, history, question)
         suggestions = [h.item for h in (hits or closest)][:MAX_SUGGESTIONS]
         if subject is None:
-            if not hits and not aspects.about_waste and not aspects.any:
+            if not hits and not reading.about_waste and not reading.any:
                 return Plan(
-                    locale, question, None, aspects, [], _off_topic(locale), Outcome.OFF_TOPIC
+                    locale, question, None, reading, [], _off_topic(locale), Outcome.OFF_TOPIC
                 )
             return Plan(
                 locale,
                 question,
                 None,
-                aspects,
+                reading,
                 suggestions,
                 _not_known(question, suggestions, locale),
                 Outcome.NOT_KNOWN,
             )
-        sentences, extra = self._compose(subject, aspects, locale)
-        return Plan(locale, question, subject, aspects, [], sentences, Outcome.ANSWERED, extra)
+        sentences, extra, allowed = self.compose(subject, reading, locale)
+        return Plan(
+            locale, question, subject, reading, [], sentences, Outcome.ANSWERED, extra, allowed
+        )
 
     def _lookup(self, question: str, locale: Locale) -> tuple[list[SearchHit], list[SearchHit]]:
         """Items the question names (good matches) and, failing those, the closest ones."""
@@ -351,17 +270,22 @@ class ChatService:
             # The guard already bounds the question; a search refusal only means no item match.
             log.info("item search refused the question: %s", exc)
             return [], []
-        return list(result.hits), list(result.suggestions)
+        hits = [h for h in result.hits if not planner.other_sense(key(h.matched), question)]
+        return hits, list(result.suggestions)
 
     def _subject(
         self,
         hits: Sequence[SearchHit],
-        aspects: Aspects,
+        reading: Reading,
         scan_context: Classification | None,
         history: Sequence[ChatTurn],
+        question: str,
     ) -> Grounding | None:
+        """The item under discussion: the scan's (or the last answer's) unless the question
+        clearly names another one."""
         kb = self.kb
-        named = hits[0] if hits else None
+        # "라벨 … 페트병": the item the part belongs to, not an item named after the part.
+        named = next((h for h in hits if _names_an_item(h)), hits[0] if hits else None)
         context: Grounding | None = None
         if scan_context is not None:
             context = g.ground_classification(kb, scan_context)
@@ -370,57 +294,106 @@ class ChatService:
             if last is not None:
                 context = g.ground(kb, last.stream, last)
         if context is not None:
-            # "Is the cap metal?" names a part or a material, not a new item: the subject stays
-            # the item under discussion. Only a real item name ("and a pizza box?") moves on.
-            if named is None or _is_generic(named):
-                return context if (hits or aspects.on_topic) else None
-            return g.ground(kb, named.item.stream, named.item)
+            # "뚜껑은요?", "병이 깨졌는데" name a part, a condition or the item itself: the
+            # subject stays. Only a strong match on a real item name ("그럼 우유팩은?") moves on.
+            strong = (
+                named is not None
+                and _names_an_item(named)
+                and named.score >= STRONG_MATCH
+                and len(key(named.matched)) >= _MIN_NEW_SUBJECT_CHARS
+                and key(named.matched) in key(question)
+                and not _same_thing(named, context)
+            )
+            if strong and named is not None:
+                return g.ground(kb, named.item.stream, named.item)
+            return context if (hits or reading.on_topic) else None
         if named is not None:
             return g.ground(kb, named.item.stream, named.item)
         return None
 
-    def _compose(
-        self, subject: Grounding, aspects: Aspects, locale: Locale
-    ) -> tuple[list[Sentence], list[Rule]]:
+    def compose(
+        self, subject: Grounding, reading: Reading, locale: Locale
+    ) -> tuple[list[Sentence], list[Rule], frozenset[Stream]]:
+        """The answer: direct answer first, then steps, then why; checked by the invariant."""
         kb = self.kb
+        resolution = planner.resolve(kb, subject, reading, locale)
+        grounding = resolution.grounding
+        name = planner.subject_name(subject, locale)
         sentences: list[Sentence] = []
-        extra: list[Rule] = []
-        name = _subject_name(subject, locale)
-        handled_material: set[Stream] = set()
-        for part in aspects.parts:
-            sentence, rule = self._part(subject, part, aspects.materials, locale)
-            sentences.append(sentence)
+        extra: list[Rule] = [r for r in grounding.rules if r.id not in subject.rule_ids]
+        verdict = planner.decide(reading, resolution)
+        if verdict is not None:
+            sentences.append(planner.opener(verdict, reading, kb, resolution, locale))
+        primary = resolution.primary
+        # What the person asked to do ("라벨 떼야 돼요?"): the step that says so answers it.
+        done_parts: set[str] = set()
+        if verdict and reading.action is not None:
+            step = planner.step_requiring(grounding, reading.action, locale)
+            if step is not None:
+                sentences.append(step)
+                done_parts.update(reading.parts)
+        part_streams: set[Stream] = set()
+        part_sentences: list[Sentence] = []
+        for part in reading.parts if resolution.condition is None else ():
+            if part in done_parts or _is_the_item(part, subject):
+                continue
+            sentence, rule = self._part(
+                grounding, part, planner.part_materials(reading.text, part), locale
+            )
+            part_sentences.append(sentence)
             if rule is not None:
                 extra.append(rule)
-                handled_material.add(rule.stream)
-        if aspects.soil:
-            rinse = g.step_for(subject, locale, ("rinse", "empty"))
-            if rinse is not None:
-                sentences.append(rinse)
-            sentence = g.heavy_soil(kb, subject, locale)
-            sentences.append(sentence)
-            extra.extend(kb.rule(rid) for rid in sentence.rule_ids if rid not in subject.rule_ids)
-        if not aspects.parts:
-            for stream in aspects.materials:
-                if stream in handled_material or stream is subject.stream:
-                    continue
-                rule = kb.category_rule(stream)
-                extra.append(rule)
-                sentences.append(_if_material(name, rule, locale))
-        itself = bool(sentences)
-        if not sentences:
-            sentences.extend(g.steps(subject, locale, limit=3))
+                part_streams.add(rule.stream)
+        # "뚜껑은요?" asks about the part: it answers first. "테이프 붙은 스티로폼 박스" asks
+        # about the box: the box's bin first, the tape after.
+        itself = bool(part_sentences) and reading.part_topic
+        if itself:
+            sentences.extend(part_sentences)
+        if resolution.lead is not None:
+            sentences.append(resolution.lead)
+        sentences.extend(resolution.notes)
+        if resolution.alternatives:
+            sentences.extend(planner.alternatives(kb, resolution.alternatives, locale))
+            extra.extend(kb.category_rule(s) for s in resolution.alternatives)
+        strict = verdict is not None or resolution.condition is not None
+        steps: list[Sentence] = []
+        if resolution.steps and not resolution.alternatives and not itself:
+            limit = 2 if strict or resolution.notes else 3
+            steps = planner.fitting_steps(grounding, primary, locale, strict=strict)[:limit]
+            steps = [s for s in steps if s not in sentences]
+        main = grounding.main
+        said = {b for s in sentences for b in named_bins(s.text)}
         if (
-            subject.main is not None
-            and subject.main.stream not in handled_material
-            and not (not itself and g.names_drop_off(subject))
+            main is not None
+            and not resolution.alternatives
+            and not (itself and main.stream in part_streams)
+            and not said & primary
         ):
-            sentences.append(_item_destination(name, subject.main, locale, itself=itself))
-        if aspects.why:
-            why = g.reason(subject, locale)
-            if why is not None:
+            # The direct answer: where it goes, before how to prepare it. A step of the rule
+            # that already names the bin says it in the rule's own words.
+            own = next((s for s in steps if set(named_bins(s.text)) & primary), None)
+            if own is not None and not itself:
+                steps.remove(own)
+                sentences.append(own)
+            else:
+                sentences.append(planner.destination(name, main, locale, itself=itself))
+        sentences.extend(steps)
+        if not itself:
+            sentences.extend(s for s in part_sentences if s not in sentences)
+        if reading.why or verdict is False or resolution.condition is not None:
+            why = g.reason(grounding, locale)
+            if why is not None and why not in sentences:
                 sentences.append(why)
-        return sentences, extra
+        for s in resolution.notes:
+            extra.extend(kb.rule(r) for r in s.rule_ids if r not in subject.rule_ids)
+        allowed = resolution.allowed | part_streams
+        try:
+            checked = enforce(sentences, allowed)
+        except ContradictionError:
+            # A bug in a template or a rule text; the person still gets the rule's own bin.
+            log.exception("the composed answer contradicted the item's rules; sending its bin")
+            checked = [planner.destination(name, main, locale, itself=False)] if main else []
+        return checked, list({r.id: r for r in extra}.values()), frozenset(allowed)
 
     def _part(
         self, subject: Grounding, part: str, materials: Sequence[Stream], locale: Locale
@@ -430,22 +403,24 @@ class ChatService:
         part_name = prompts.text(g.PART_NAMES[part], locale)
         if not materials:
             own = _step_about(subject, part, locale)
-            if own is not None and _DESTINATION.search(own.text):
+            if own is not None and named_bins(own.text):
                 return own, None
-        stream = materials[0] if materials else _PART_DEFAULT[part]
+        stream = materials[0] if materials else planner.part_default(part, subject.stream)
         rule = kb.category_rule(stream)
         where = g.bin_phrase(rule, locale)
         said = bool(materials)
+        scope = frozenset({stream})
         if locale is Locale.KO:
             lead = "보통 " if not said else ""
             said_ko = (
                 f"{particle_topic(part_name)} 떼어서 따로 버려 주세요. {lead}버리는 곳: {where}."
             )
-            return Sentence(said_ko, (rule.id,)), rule
+            return Sentence(said_ko, (rule.id,), scope), rule
         usual = "" if said else "usually "
         return Sentence(
             f"Take the {part_name} off and sort it separately: it {usual}goes in {where}.",
             (rule.id,),
+            scope,
         ), rule
 
     # ------------------------------------------------------------------ LLM backend
@@ -467,6 +442,7 @@ class ChatService:
             item_names=names,
             context=scan_context,
             history=[(t.role.value, t.content) for t in history[-self.history_turns :]],
+            checked=" ".join(s.text for s in plan.sentences),
         )
         return stream_completion(
             self.client,
@@ -541,7 +517,7 @@ _REFUSALS: dict[Verdict, tuple[Outcome, dict[Locale, list[str]]]] = {
 def _refusal(verdict: Verdict, locale: Locale, question: str) -> Plan:
     outcome, texts = _REFUSALS[verdict]
     sentences = [Sentence(t) for t in texts[locale]]
-    return Plan(locale, question, None, Aspects(False, (), (), False), [], sentences, outcome)
+    return Plan(locale, question, None, planner.read(""), [], sentences, outcome)
 
 
 def _off_topic(locale: Locale) -> list[Sentence]:
@@ -580,29 +556,6 @@ def _not_known(question: str, suggestions: Sequence[Item], locale: Locale) -> li
     return out
 
 
-def _subject_name(subject: Grounding, locale: Locale) -> str:
-    if subject.item is not None:
-        return g.item_name(subject.item, locale)
-    return "이 물건" if locale is Locale.KO else "the item"
-
-
-def _if_material(name: str, rule: Rule, locale: Locale) -> Sentence:
-    where = g.bin_phrase(rule, locale)
-    if locale is Locale.KO:
-        return Sentence(f"그 재질이라면 버리는 곳: {where}.", (rule.id,))
-    return Sentence(f"If it is made of that, it goes in {where}.", (rule.id,))
-
-
-def _item_destination(name: str, rule: Rule, locale: Locale, *, itself: bool) -> Sentence:
-    """Where the subject goes; ``itself`` after sentences about its parts or dirt."""
-    where = g.bin_phrase(rule, locale)
-    if locale is Locale.KO:
-        lead = f"{name} 자체를 버리는 곳" if itself else "버리는 곳"
-        return Sentence(f"{lead}: {where}.", (rule.id,))
-    lead = "The item itself goes" if itself else "It goes"
-    return Sentence(f"{lead} in {where}.", (rule.id,))
-
-
 def _step_about(subject: Grounding, part: str, locale: Locale) -> Sentence | None:
     names = g.PART_NAMES[part]
     for rule in subject.rules:
@@ -612,14 +565,28 @@ def _step_about(subject: Grounding, part: str, locale: Locale) -> Sentence | Non
     return None
 
 
-def _is_generic(hit: SearchHit) -> bool:
-    """True when the search matched a part, material or dirt word rather than an item name."""
-    words = hit.matched
-    return (
-        any(p.search(words) for p in _PARTS.values())
-        or any(p.search(words) for p in _MATERIALS.values())
-        or bool(_SOIL.search(words))
+def _names_an_item(hit: SearchHit) -> bool:
+    """False when the search matched a part, material, condition or dirt word, not an item."""
+    words = key(hit.matched)
+    return not (
+        any(p.fullmatch(words) for p in planner.PARTS.values())
+        or any(p.fullmatch(words) for p in planner.MATERIALS.values())
+        or bool(planner.SOIL.fullmatch(words))
     )
+
+
+def _is_the_item(part: str, subject: Grounding) -> bool:
+    """True when the "part" is the item itself (a question about a label, a tape)."""
+    if subject.item is None:
+        return False
+    names = g.PART_NAMES[part]
+    item = subject.item
+    return names.ko in item.name_ko or names.en in (item.name_en or "").lower()
+
+
+def _same_thing(hit: SearchHit, context: Grounding) -> bool:
+    """True when the named item is the one in context, or one its scan cannot tell apart."""
+    return context.item is not None and hit.item.id == context.item.id
 
 
 def _last_item(kb: KnowledgeBase, history: Sequence[ChatTurn]) -> Item | None:

@@ -11,10 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 from protocol.messages import Classification, District, GeoPoint, Locale
+from protocol.streams import Stream
 from server.coach import grounding as g
 from server.coach import prompts
-from server.coach.grounding import Sentence
+from server.coach.grounding import Grounding, Sentence
+from server.coach.invariant import enforce
 from server.coach.local import DistrictRules, LocalGuidance
+from server.coach.planner import allowed_for
 from server.coach.relay import Answer, stream_answer
 from server.contracts import CoachingResult, ScanInput
 from server.knowledge.kb import KnowledgeBase, get_knowledge_base
@@ -54,7 +57,9 @@ class EmbeddedCoach:
         grounding = g.ground_classification(kb, classification)
         contamination = classification.contamination.value if classification.contamination else None
         sentences = [g.identification(classification, locale)]
-        if classification.confidence < g.LOW_CONFIDENCE:
+        # A clarify answer the person confirmed is certain: no runner-up, no "if it is
+        # actually…" (the hedge was the question they just answered).
+        if classification.confidence < g.LOW_CONFIDENCE and not classification.confirmed:
             alternatives = [
                 a for a in classification.alternatives if a.stream is not classification.stream
             ]
@@ -83,7 +88,7 @@ class EmbeddedCoach:
         why = g.reason(grounding, locale)
         if why is not None:
             sentences.append(why)
-        return sentences
+        return enforce(sentences, scan_allowed(grounding, classification))
 
     async def coach(
         self, scan: ScanInput, classification: Classification
@@ -101,6 +106,20 @@ class EmbeddedCoach:
         async with aclosing(answer) as events:
             async for event in events:
                 yield coaching_result(event, local.district) if isinstance(event, Answer) else event
+
+
+def scan_allowed(grounding: Grounding, classification: Classification) -> frozenset[Stream]:
+    """The bins a scan's coaching may name: the item's own (its paths and its rules), the
+    general-waste bag when the photo shows heavy dirt, and, while the scan is uncertain and
+    unconfirmed, the runner-up's the hedge names."""
+    allowed = set(allowed_for(grounding))
+    contamination = classification.contamination
+    if contamination is not None and contamination.value == "heavy":
+        # What cannot be cleaned is general waste, whatever it is made of (g.heavy_soil).
+        allowed.add(Stream.GENERAL)
+    if classification.confidence < g.LOW_CONFIDENCE and not classification.confirmed:
+        allowed.update(alt.stream for alt in classification.alternatives)
+    return frozenset(allowed)
 
 
 def coaching_result(answer: Answer, district: District | None = None) -> CoachingResult:

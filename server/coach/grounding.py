@@ -64,6 +64,9 @@ _SEPARATING_ACTIONS = frozenset({"separate", "peel", "remove", "detach"})
 class Sentence:
     text: str
     rule_ids: tuple[str, ...] = ()
+    #: Bins this sentence may name beyond the item's own (a part's bin, a runner-up's), for
+    #: the answer invariant (``server.coach.invariant``).
+    scope: frozenset[Stream] = frozenset()
 
 
 @dataclass(slots=True)
@@ -117,6 +120,10 @@ def item_name(item: Item, locale: Locale) -> str:
 
 def identification(classification: Classification, locale: Locale) -> Sentence:
     name = display_name(classification, locale)
+    if classification.confirmed:
+        if locale is Locale.KO:
+            return Sentence(f"확인해 주신 대로 {particle(name, '이에요', '예요')}.")
+        return Sentence(f"You confirmed it: {_article(name)}.")
     if classification.confidence >= LOW_CONFIDENCE:
         if locale is Locale.KO:
             return Sentence(f"{euro(name)} 보여요.")
@@ -126,13 +133,45 @@ def identification(classification: Classification, locale: Locale) -> Sentence:
     return Sentence(f"This looks like {_article(name)}, but I am not sure.")
 
 
+#: Materials and kinds of waste named without an article ("This looks like paper", not "a
+#: paper"): uncountable in English, as the vision labels use them.
+_UNCOUNTABLE = frozenset(
+    {
+        "paper",
+        "cardboard",
+        "glass",
+        "metal",
+        "plastic",
+        "plastic packaging",
+        "styrofoam",
+        "vinyl",
+        "plastic film",
+        "clothing",
+        "trash",
+        "rubbish",
+        "general waste",
+        "food",
+        "food waste",
+        "medicine",
+        "broken glass",
+        "tissue",
+        "electronics",
+        "small electronics",
+    }
+)
+
+
 def _article(name: str) -> str:
     """``name`` behind an indefinite article, mid-sentence: "Drink PET bottle" → "a drink PET
-    bottle". Plurals and names that already carry an article are left alone."""
+    bottle". Plurals, uncountable materials ("paper") and names that already carry an article
+    are left alone."""
     if len(name) > 1 and name[0].isupper() and not name[1].isupper():
         name = name[0].lower() + name[1:]
     lowered = name.lower()
-    if lowered.startswith(("a ", "an ", "the ")) or lowered.endswith("s"):
+    base = lowered.split(" (")[0]  # "pills (tablets)" is plural like "pills"
+    if lowered.startswith(("a ", "an ", "the ")) or base.endswith("s"):
+        return name
+    if base in _UNCOUNTABLE:
         return name
     return ("an " if lowered[:1] in "aeiou" else "a ") + name
 

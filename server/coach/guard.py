@@ -1,7 +1,10 @@
-"""Checks on a chat question before any backend sees it.
+"""Checks on a chat question before any backend sees it, and on an LLM's answer before the
+person does.
 
 Deterministic on purpose: prompt-injection and off-topic handling must not depend on the model
 we are trying to protect, and empty or oversized input should never cost an upstream call.
+An LLM answer is held to the same invariant as the embedded one (:mod:`server.coach.invariant`):
+:func:`check_answer` says which bins a sentence of it names that the item's rules contradict.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from protocol.messages import Locale
+from protocol.streams import Stream
+from server.coach.invariant import contradicts
 from server.language import detect_language
 
 #: Longest question accepted. A real follow-up is a sentence or two; anything far longer is a
@@ -47,7 +52,9 @@ _INJECTION = [
         r"\b(jailbreak|developer\s+mode|dan\s+mode)\b",
         r"\bnew\s+rule\b",
         r"(규칙|지시|지침|명령|프롬프트|설정|룰).{0,10}(무시|잊어|잊고|바꿔|바꾸|변경|어겨)",
-        r"무시하고",
+        # "무시하고" alone is also how people say "never mind the label": only "ignore what you
+        # were told / everything above" is an attempt on the rules.
+        r"(위|앞|이전|모든|전부|다)\s*(내용|말|것)?\s*(을|를)?\s*무시하고",
         r"시스템\s*프롬프트",
         r"(지금부터|이제부터)\s*(너는|넌|당신은)",
         r"탈옥",
@@ -72,3 +79,9 @@ def check(question: str, session_locale: Locale) -> Checked:
     if looks_like_injection(cleaned):
         return Checked(Verdict.INJECTION, cleaned, language)
     return Checked(Verdict.OK, cleaned, language)
+
+
+def check_answer(sentence: str, allowed: frozenset[Stream]) -> list[Stream]:
+    """The bins one sentence of an LLM answer sends the reader to that the item's rules
+    contradict (empty when the sentence may be sent)."""
+    return contradicts(sentence, allowed)

@@ -16,7 +16,7 @@ from openai import AsyncOpenAI
 from protocol.messages import Classification
 from server.coach import grounding as g
 from server.coach import prompts
-from server.coach.composer import EmbeddedCoach, coaching_result
+from server.coach.composer import EmbeddedCoach, coaching_result, scan_allowed
 from server.coach.relay import Answer, stream_answer
 from server.coach.upstream import Deadlines, make_client, stream_completion
 from server.contracts import CoachingResult, CoachStage, ScanInput
@@ -74,6 +74,7 @@ class LLMCoach:
             injected=grounding.rule_ids,
             label=f"LLM coaching of scan {scan.scan_id}",
             tail=local.sentences,
+            allowed=scan_allowed(grounding, classification),
         )
         # aclosing: a consumer that stops early (scan cancelled) closes the HTTP response now,
         # not whenever the garbage collector finalises the generators.

@@ -107,10 +107,19 @@ def chat_messages(
     item_names: Sequence[str],
     context: Classification | None,
     history: Sequence[tuple[str, str]],
+    checked: str | None = None,
 ) -> list[dict[str, str]]:
+    """``checked`` is the planner's answer from the rules (the condition resolved, the yes/no
+    decided): the model is asked to say the same in its own words, and the guard holds it to
+    the same bins."""
     system = _CHAT_SYSTEM.format(language=_LANGUAGE[locale])
     if context is not None:
         system += "\nTHE ITEM BEING DISCUSSED:\n" + describe(context, locale)
+    if checked:
+        system += (
+            "\nCHECKED ANSWER (already worked out from the rules for this question; say the "
+            "same, in your own words, and name no other bin):\n" + checked
+        )
     system += "\nITEMS: " + (", ".join(item_names) if item_names else "(none)")
     system += "\nRULES:\n" + (render_rules(rules, locale) if rules else "(none)")
     messages = [{"role": "system", "content": system}]

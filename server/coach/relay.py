@@ -17,14 +17,22 @@ Whatever happens, the concatenated deltas equal the final ``text``.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from protocol.messages import Locale
+from protocol.streams import Stream
 from server.coach.grounding import Sentence, cited
+from server.coach.guard import check_answer
 from server.coach.text import stream_sentences
-from server.coach.upstream import EMPTY_RESPONSE, CitationFilter, UpstreamFailure
+from server.coach.upstream import (
+    CONTRADICTS_RULE,
+    EMPTY_RESPONSE,
+    CitationFilter,
+    UpstreamFailure,
+)
 from server.metrics import LLM_FALLBACKS
 
 log = logging.getLogger(__name__)
@@ -64,16 +72,64 @@ class LLMOutcome:
         return list(self.cited) if self.cited else list(dict.fromkeys(injected))
 
 
+#: The end of a sentence in a streamed answer: the unit the answer check holds back.
+_SENTENCE_END = re.compile(r"[.!?。](?=\s)|\n")
+
+
+class _Held:
+    """Holds streamed text back until its sentence is complete and checked.
+
+    With ``allowed`` set, a sentence reaches the person only after :func:`check_answer` finds
+    no bin in it that the item's rules contradict; one that does ends the LLM answer (the
+    checked embedded answer follows). The cost is a sentence of latency, not a token's.
+    """
+
+    def __init__(self, allowed: frozenset[Stream] | None) -> None:
+        self.allowed = allowed
+        self.pending = ""
+
+    def feed(self, text: str) -> str:
+        if self.allowed is None:
+            return text
+        self.pending += text
+        ends = list(_SENTENCE_END.finditer(self.pending))
+        if not ends:
+            return ""
+        cut = ends[-1].end()
+        ready, self.pending = self.pending[:cut], self.pending[cut:]
+        return self._checked(ready)
+
+    def flush(self) -> str:
+        ready, self.pending = self.pending, ""
+        return self._checked(ready) if self.allowed is not None else ready
+
+    def _checked(self, text: str) -> str:
+        assert self.allowed is not None
+        wrong = check_answer(text, self.allowed)
+        if wrong:
+            bins = ", ".join(s.value for s in wrong)
+            raise UpstreamFailure(CONTRADICTS_RULE, f"named a contradicting bin ({bins})")
+        return text
+
+
 async def relay(
-    upstream: AsyncGenerator[str, None], known_ids: Iterable[str], outcome: LLMOutcome
+    upstream: AsyncGenerator[str, None],
+    known_ids: Iterable[str],
+    outcome: LLMOutcome,
+    allowed: frozenset[Stream] | None = None,
 ) -> AsyncGenerator[str, None]:
-    """Yield the visible text of ``upstream``; record citations and any failure in ``outcome``."""
+    """Yield the visible text of ``upstream``; record citations and any failure in ``outcome``.
+
+    With ``allowed`` (the bins the item's rules permit), each sentence is checked before it is
+    yielded, and one naming any other bin fails the upstream with ``contradicts_rule``.
+    """
     citations = CitationFilter(known_ids)
+    held = _Held(allowed)
     started = False
     try:
         async with aclosing(upstream) as source:
             async for raw in source:
-                visible = citations.feed(raw)
+                visible = held.feed(citations.feed(raw))
                 if not started:
                     # The deltas must join to the final text, so leading blank space is dropped
                     # here rather than stripped from the text afterwards.
@@ -82,7 +138,7 @@ async def relay(
                 if visible:
                     outcome.deltas.append(visible)
                     yield visible
-        tail = citations.flush()
+        tail = held.feed(citations.flush()) + held.flush()
         if not started:
             tail = tail.lstrip()
         if tail:
@@ -119,6 +175,7 @@ async def stream_answer(
     injected: Sequence[str] = (),
     label: str = "answer",
     tail: Sequence[Sentence] = (),
+    allowed: frozenset[Stream] | None = None,
 ) -> AsyncGenerator[str | Answer, None]:
     """Yield text deltas, then one :class:`Answer` whose ``text`` is their concatenation.
 
@@ -126,9 +183,10 @@ async def stream_answer(
     sentences, composed from the rules, are the answer. With one, its visible text is relayed
     (``injected`` are the rule ids it was shown) and, should it fail, the checked sentences
     follow as described above. ``checked`` is only called when its sentences are needed;
-    ``label`` names the answer in the fallback's log line. ``tail`` sentences (the district's
-    own rule) follow whichever backend answered: they are checked text, so no model can drop
-    or reword them.
+    ``label`` names the answer in the fallback's log line. ``allowed`` holds the LLM's answer to
+    the bins the item's rules permit, sentence by sentence (see :func:`relay`). ``tail``
+    sentences (the district's own rule) follow whichever backend answered: they are checked
+    text, so no model can drop or reword them.
     """
     deltas: list[str] = []
     llm_ids: list[str] = []
@@ -141,7 +199,7 @@ async def stream_answer(
         outcome = LLMOutcome()
         # aclosing: a consumer that stops early (scan cancelled) closes the HTTP response now,
         # not whenever the garbage collector finalises the generators.
-        async with aclosing(relay(upstream, injected, outcome)) as relayed:
+        async with aclosing(relay(upstream, injected, outcome, allowed)) as relayed:
             async for delta in relayed:
                 yield delta
         if outcome.failure is None:

@@ -28,7 +28,11 @@ RATE_LIMITED: Final = "rate_limited"
 UPSTREAM_ERROR: Final = "upstream_error"
 UNREACHABLE: Final = "unreachable"
 EMPTY_RESPONSE: Final = "empty_response"
-REASONS: Final = (TIMEOUT, RATE_LIMITED, UPSTREAM_ERROR, UNREACHABLE, EMPTY_RESPONSE)
+#: The model named a bin the item's rules contradict (server.coach.guard.check_answer).
+CONTRADICTS_RULE: Final = "contradicts_rule"
+REASONS: Final = (
+    TIMEOUT, RATE_LIMITED, UPSTREAM_ERROR, UNREACHABLE, EMPTY_RESPONSE, CONTRADICTS_RULE,
+)
 for _reason in REASONS:  # each fallback's series exists, at 0, before the first one
     LLM_FALLBACKS.labels(reason=_reason)
 

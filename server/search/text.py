@@ -209,7 +209,22 @@ _HYPOTHESES = sorted(
     reverse=True,
 )
 #: Sentence endings glued to the last word ("쓰레기야", "음식물인가요").
-_ENDINGS = ("인가요", "인가", "이에요", "예요", "이야", "야", "죠", "냐", "니", "나요", "지")
+_ENDINGS = (
+    "이면요",
+    "인가요",
+    "인가",
+    "이에요",
+    "예요",
+    "이야",
+    "면요",
+    "이면",
+    "야",
+    "죠",
+    "냐",
+    "니",
+    "나요",
+    "지",
+)
 
 #: Korean particles that trail a noun in a question ("뼈는", "박스를"); stripped from a token's
 #: end when what remains is still at least two syllables.
@@ -307,6 +322,13 @@ def _content_tokens(text: str, known: Container[str]) -> list[str]:
             out.append(token)
             continue
         stripped = strip_josa(token)
+        if stripped == token:
+            # A one-syllable item ("랩은", "옷도"): its particle comes off only when what is
+            # left is a name we know, so "병이" becomes 병 but "요" stays a filler.
+            for josa in _JOSA:
+                if token.endswith(josa) and token[: -len(josa)] in known:
+                    stripped = token[: -len(josa)]
+                    break
         for ending in _ENDINGS:
             if stripped.endswith(ending) and len(stripped) - len(ending) >= 2:
                 stripped = stripped[: -len(ending)]

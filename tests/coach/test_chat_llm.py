@@ -134,13 +134,15 @@ async def test_rate_limit_falls_back(make_chat: Callable[..., ChatService]) -> N
 
 
 async def test_partial_then_stall(make_chat: Callable[..., ChatService]) -> None:
-    script = Script(pieces=["Grease ", "is ", "bad"], stall_after=2)
+    # The complete first sentence was checked and shown; the unfinished one is held back.
+    script = Script(pieces=["Grease is bad. ", "Rinse ", "it"], stall_after=2)
     async with scripted_server(script) as url:
         service = make_chat(openai_settings(url, first=1.0, total=1.5))
         result = await ask(service, "what if it is greasy?")
     assert result.backend == "llm+embedded"
     assert result.fallback_reason == "timeout"
-    assert result.text.startswith("Grease is ")
+    assert result.text.startswith("Grease is bad. ")
+    assert "Rinse it" not in result.text.split("(")[0]
     assert "stream.plastic" in result.rule_ids
 
 
@@ -151,3 +153,46 @@ def test_settings_pick_the_backend() -> None:
     service = ChatService(settings=keyed.openai)
     assert service.uses_llm
     assert service.client is not None and service.client.max_retries == 0
+
+
+async def test_llm_sentence_naming_a_contradicting_bin_is_never_shown(
+    make_chat: Callable[..., ChatService],
+) -> None:
+    """The guard holds the LLM to the answer invariant: a receipt is never sent to paper."""
+    script = Script(pieces=["Receipts go in the paper ", "recycling bin. ", "Easy."])
+    async with scripted_server(script) as url:
+        service = make_chat(openai_settings(url))
+        result = await ask(service, "can I recycle receipts with paper?", scan_context=None)
+    assert result.fallback_reason == "contradicts_rule"
+    assert result.backend == "embedded"
+    assert "Receipts go in the paper" not in result.text
+    assert result.text.startswith("No")
+
+
+async def test_llm_sentences_that_agree_with_the_rules_stream_through(
+    make_chat: Callable[..., ChatService],
+) -> None:
+    script = Script(
+        pieces=["Receipts are thermal paper. ", "Put them in the general-waste ", "bag."]
+    )
+    async with scripted_server(script) as url:
+        service = make_chat(openai_settings(url))
+        result = await ask(service, "can I recycle receipts with paper?", scan_context=None)
+    assert result.backend == "llm"
+    assert result.text == "Receipts are thermal paper. Put them in the general-waste bag."
+
+
+async def test_llm_is_given_the_checked_answer(make_chat: Callable[..., ChatService]) -> None:
+    """The model is told what the rules say for this question (the condition resolved), so a
+    broken bottle is not left to it to work out from the glass-bottle rule."""
+    script = Script(pieces=["Wrap it in newspaper. "])
+    async with scripted_server(script) as url:
+        service = make_chat(openai_settings(url))
+        await ask(
+            service,
+            "it broke, what do I do?",
+            scan_context=classification("glass_bottle", Stream.GLASS, name_en="glass bottle"),
+        )
+    system = script.requests[0]["messages"][0]["content"]  # type: ignore[index]
+    assert "CHECKED ANSWER" in system
+    assert "non-combustible" in system.split("CHECKED ANSWER")[1].split("ITEMS:")[0]

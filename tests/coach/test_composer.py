@@ -135,3 +135,61 @@ async def test_every_stream_composes_in_both_languages(coach: EmbeddedCoach) -> 
             _, result = await drain(coach.coach(scan(locale), item), CoachingResult)
             assert result.rule_ids == [f"stream.{stream.value}"]
             assert len(result.text) > 20
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_confirmed_clarify_answer_is_coached_without_hedging(
+    coach: EmbeddedCoach, locale: Locale
+) -> None:
+    """The person picked the item in answer to scan.clarify: no "not sure", no runner-up."""
+    unsure = classification(
+        "cardboard",
+        Stream.PAPER,
+        name_ko="골판지 상자",
+        name_en="corrugated cardboard box",
+        confidence=0.41,
+        alternatives=(("plastic", Stream.PLASTIC, 0.35),),
+    )
+    confirmed = unsure.model_copy(update={"confirmed": True})
+    _, result = await drain(coach.coach(scan(locale), confirmed), CoachingResult)
+    for hedge in ("확실하지 않아요", "not sure", "actually", "라면 버리는 곳이 달라요"):
+        assert hedge not in result.text
+    assert "stream.plastic" not in result.rule_ids
+    assert "stream.paper" in result.rule_ids
+
+
+@pytest.mark.parametrize(
+    ("label", "name_en", "expected"),
+    [
+        ("paper", "paper", "This looks like paper."),
+        ("glass", "Glass", "This looks like glass."),
+        ("can", "drink can", "This looks like a drink can."),
+        ("electronics", "electric fan", "This looks like an electric fan."),
+        ("medicine", "Pills (tablets)", "This looks like pills (tablets)."),
+    ],
+)
+async def test_english_names_take_the_right_article(
+    coach: EmbeddedCoach, label: str, name_en: str, expected: str
+) -> None:
+    item = classification(label, Stream.PAPER, name_en=name_en)
+    _, result = await drain(coach.coach(scan(Locale.EN), item), CoachingResult)
+    assert result.text.startswith(expected)
+
+
+async def test_scan_coaching_names_no_contradicting_bin(
+    coach: EmbeddedCoach, kb: KnowledgeBase
+) -> None:
+    """The scan composer passes the invariant too: every label, both languages."""
+    from server.coach.bins import named_bins
+    from server.coach.composer import scan_allowed
+    from server.knowledge.kb import LABEL_ITEMS
+
+    for label in LABEL_ITEMS:
+        item = kb.item_for_label(label)
+        assert item is not None
+        scanned = classification(label, item.stream)
+        allowed = scan_allowed(ground_classification(kb, scanned), scanned)
+        for locale in LOCALES:
+            sentences = coach.compose(scanned, locale)
+            named = {s for sentence in sentences for s in named_bins(sentence.text)}
+            assert named <= allowed, (label, locale, [s.text for s in sentences])

@@ -33,6 +33,7 @@ def test_injection_detected(question: str) -> None:
         "the cap is metal?",
         "where do I put the label?",
         "Can I ignore the label if it won't come off?",
+        "라벨 무시하고 그냥 페트병 버려도 돼?",
         "라벨은 어디에 버려요?",
         "기름이 묻었으면요?",
     ],

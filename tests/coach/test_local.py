@@ -198,7 +198,8 @@ async def test_llm_coaching_ends_with_the_district_rule_it_cannot_reword(
 
 
 async def test_llm_cut_off_half_way_still_ends_with_the_district_rule(kb: KnowledgeBase) -> None:
-    script = Script(pieces=["Empty the bottle ", "and then", " never mind"], stall_after=2)
+    # The complete first sentence is checked and shown; the unfinished one is held back (relay).
+    script = Script(pieces=["Empty the bottle. ", "And then", " never mind"], stall_after=2)
     async with scripted_server(script) as url:
         settings = openai_settings(url, first=2.0, total=1.0)
         _, result = await _llm_coach(kb, settings, Locale.KO, SEOGWIPO_CITY_HALL)
