@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from server.vision.dataset import list_samples, three_way_split  # noqa: E402
 from server.vision.embedded import OVERRIDE_MIN, OVERRIDE_SURE, EmbeddedClassifier  # noqa: E402
 from server.vision.labelmap import FOLDERS  # noqa: E402
-from server.vision.taxonomy import IMAGENET_GROUPS  # noqa: E402
+from server.vision.taxonomy import HEAD_KINDS, IMAGENET_GROUPS  # noqa: E402
 
 
 def main() -> int:
@@ -41,13 +41,18 @@ def main() -> int:
     parts = three_way_split(samples, trashnet=args.data.name == "trashnet")
     validation = [s for s in samples if parts[s.path] == "tune"]
     classifier = EmbeddedClassifier()
+    # Groups for a stream the head learnt from photos never override it (server.vision.embedded).
+    head_streams = {HEAD_KINDS[c].stream for c in classifier.head_classes}
+    overriders = [
+        g
+        for g in IMAGENET_GROUPS
+        if g.override is not None and g.override.stream not in head_streams
+    ]
     rows = []
     for sample in validation:
         evidence, result = classifier.analyse_bytes(sample.path.read_bytes())
         top = int(evidence.imagenet.argmax())
-        override = next(
-            (g for g in IMAGENET_GROUPS if g.override is not None and top in g.indices), None
-        )
+        override = next((g for g in overriders if top in g.indices), None)
         mass = float(evidence.imagenet[list(override.indices)].sum()) if override else 0.0
         head_top = float(evidence.head.max())
         rows.append((sample.label, override.name if override else None, mass, head_top, result))
