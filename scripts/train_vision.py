@@ -44,6 +44,7 @@ from vision_features import main as extract_features  # noqa: E402
 
 from server.vision.backbone import INPUT_SIZE  # noqa: E402
 from server.vision.clarify import CLARIFY_BELOW  # noqa: E402
+from server.vision.dataset import list_samples, split  # noqa: E402
 from server.vision.embedded import Evidence, interpret  # noqa: E402
 from server.vision.eval import Outcome, Report, accepted_streams, format_report  # noqa: E402
 from server.vision.head import Head, softmax  # noqa: E402
@@ -371,10 +372,11 @@ def main() -> int:
     }
     # TrashNet's original 404 held-out photos, as the first head was measured: the six-way
     # class (glass bottles and clear glass both count as "glass") and the stream.
+    first_split = _trashnet_validation()
     trashnet_rows = [
         r
         for r in photos.rows("holdout", dataset="trashnet")
-        if photos.key[photos.photo[r]] in _trashnet_validation(photos)
+        if photos.key[photos.photo[r]] in first_split
     ]
     trashnet_rows_arr = np.array(trashnet_rows)
     reports["trashnet_404"] = Report(outcomes=outcomes(photos, trashnet_rows_arr, head, model))
@@ -441,9 +443,8 @@ def main() -> int:
     return 0
 
 
-def _trashnet_validation(photos: Photos) -> set[str]:
-    from server.vision.dataset import list_samples, split
-
+def _trashnet_validation() -> set[str]:
+    """TrashNet's first held-out split (404 photos), as ``folder/name``."""
     root = ROOT.parent / "shared/data/trashnet"
     return {str(s.path.relative_to(root)) for s in split(list_samples(root))[1]}
 
