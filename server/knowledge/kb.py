@@ -73,6 +73,9 @@ LABEL_ITEMS: Mapping[str, int] = MappingProxyType(
         "plastic_packaging": 531,
         "small_electronics": 540,  # 전기전자제품
         "tissue": 492,  # 화장지
+        # Head kinds added with the wider photo set (issue 16). "clear_glass" has no item on
+        # purpose: a bottle and a drinking glass go to different bins, and the app asks.
+        "wood": 729,  # 나무 쟁반 (small wooden items: general waste)
     }
 )
 

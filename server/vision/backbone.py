@@ -4,7 +4,7 @@ The ONNX graph (written by ``scripts/train_vision.py``) takes ``pixels``, float3
 ``(N, 3, 224, 224)`` RGB values in 0..255, normalises them itself the way EfficientNet-Lite
 was trained ((x − 127) / 128), and returns
 
-* ``features`` (N, 1584), what the TrashNet head reads: the pooled final embedding (1280)
+* ``features`` (N, 1584), what the trained head reads: the pooled final embedding (1280)
   followed by the pooled outputs of blocks 10 and 14 (112 + 192),
 * ``logits`` (N, 1000) over the ImageNet classes.
 

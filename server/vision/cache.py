@@ -79,8 +79,7 @@ class ResultCache:
 class ImageClassifier(Protocol):
     """A vision backend handed the scan's photo already decoded (by :class:`CachedVision`)."""
 
-    async def classify_image(self, scan: ScanInput, decoded: DecodedImage) -> Classification:
-        ...
+    async def classify_image(self, scan: ScanInput, decoded: DecodedImage) -> Classification: ...
 
 
 class CachedVision:

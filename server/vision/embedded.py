@@ -1,22 +1,32 @@
-"""The embedded classifier: EfficientNet-Lite0 + the TrashNet head, on the CPU, no network.
+"""The embedded classifier: EfficientNet-Lite0 + the trained head, on the CPU, no network.
 
-How one photo is judged (thresholds are module constants, chosen on the validation split by
-``scripts/calibrate_vision.py``; the figures are in ``docs/benchmarks.md``):
+How one photo is judged (thresholds are module constants: the override and refine ones were
+chosen on TrashNet's validation split with ``scripts/calibrate_vision.py`` for the first head;
+``DOUBT_MIN`` and ``UNFAMILIAR_MAX_CONFIDENCE`` were set by reasoning, not searched, and their
+effect measured on the tune photos by ``scripts/train_vision.py``; figures in
+``docs/benchmarks.md``):
 
-1. The head gives probabilities over the six TrashNet classes; the backbone gives ImageNet
-   probabilities for free from the same pass.
-2. If ImageNet's top class belongs to an *override* group (food, electronics, clothing, plastic
-   bag, tissue) and the group holds at least ``OVERRIDE_SURE`` of the probability, or at least
-   ``OVERRIDE_MIN`` and more than the head's top class, the group wins: the head cannot name
-   these and would force them into one of its six classes. The second condition keeps a
+1. The head gives probabilities over its classes (``taxonomy.HEAD_KINDS``); the backbone gives
+   ImageNet probabilities for free from the same pass, and the head measures how unlike its
+   training photos the photo is (*novelty*, ``head.Head.novelty``).
+2. If ImageNet's top class belongs to an *override* group for a stream the head cannot name
+   (electronics, plastic bag, tissue) and the group holds at least ``OVERRIDE_SURE`` of the
+   probability, or at least ``OVERRIDE_MIN`` and more than the head's top class, the group
+   wins: the head would force these into one of its classes. The second condition keeps a
    confident head from being overruled by texture (crumpled paper looks like a shirt to
-   ImageNet now and then); the first lets an unmistakable banana through however sure the
-   head is, since softmax heads are often sure of things they never saw.
+   ImageNet now and then); the first lets an unmistakable laptop through however sure the
+   head is, since softmax heads are often sure of things they never saw. Food and clothing
+   groups override only a head that was never taught those streams.
 3. Otherwise the head's class stands, possibly *refined* by the strongest refine group (bottle,
    water bottle, cup, box) holding at least ``REFINE_MIN``: glass + bottle is a glass bottle,
    plastic + water bottle a clear PET bottle.
 4. ``confidence`` is the probability of the chosen *stream* (cardboard and paper both count for
-   paper), since the stream decides what the user does.
+   paper), since the stream decides what the user does. Two kinds of doubt lower it:
+   ImageNet evidence for a look-alike in another stream (a goblet for a glass bottle, a
+   plastic bag for general waste) caps it at one minus that evidence, and a photo unlike the
+   training photos (novelty above 1) caps it at ``UNFAMILIAR_MAX_CONFIDENCE``, below the
+   clarify cut-off: the app asks instead of naming something it never learnt.
+5. The look-alikes ImageNet saw join the alternatives, so the question offers them.
 
 The other signals are reported with the confidence they deserve and no more. Parts and
 ``mixed`` describe what the item usually consists of; the models do not see a cap or a label.
@@ -44,8 +54,8 @@ from server.vision.manifest import MODELS_DIR, Manifest, load_manifest
 from server.vision.taxonomy import (
     FOOD_INDICES,
     GROUP_SHAPE,
+    HEAD_KINDS,
     IMAGENET_GROUPS,
-    TRASHNET,
     ImageNetGroup,
     ItemKind,
 )
@@ -60,6 +70,11 @@ CONTAMINATION_MAX_CONFIDENCE = 0.5
 FOOD_LIGHT = 0.05
 FOOD_HEAVY = 0.25
 MAX_ALTERNATIVES = 3
+#: Confidence ceiling for a photo unlike any training photo (novelty above 1): under
+#: ``clarify.CLARIFY_BELOW``, so the app asks.
+UNFAMILIAR_MAX_CONFIDENCE = 0.5
+#: ImageNet evidence for a look-alike in another stream that starts to count as doubt.
+DOUBT_MIN = 0.05
 
 _FOOD = np.array(sorted(FOOD_INDICES))
 
@@ -72,6 +87,8 @@ class Evidence:
     """Probabilities over ``Head.classes``."""
     imagenet: Floats
     """Probabilities over the 1000 ImageNet classes."""
+    novelty: float = 0.0
+    """Distance to the training photos over the fitted threshold; above 1: unfamiliar."""
 
 
 class EmbeddedClassifier:
@@ -152,7 +169,11 @@ class EmbeddedClassifier:
         """Run both models on one preprocessed ``(3, 224, 224)`` image."""
         _, backbone, head = self._models()
         features, logits = backbone.run(pixels[np.newaxis])
-        return Evidence(head=head.probabilities(features)[0], imagenet=softmax(logits)[0])
+        return Evidence(
+            head=head.probabilities(features)[0],
+            imagenet=softmax(logits)[0],
+            novelty=float(head.novelty(features)[0]),
+        )
 
     def interpret(self, evidence: Evidence) -> Classification:
         _, _, head = self._models()
@@ -169,13 +190,26 @@ def _mass(probs: Floats, group: ImageNetGroup) -> float:
 def _stream_probs(head_probs: Floats, classes: list[str]) -> dict[Stream, float]:
     totals: dict[Stream, float] = {}
     for name, p in zip(classes, head_probs, strict=True):
-        stream = TRASHNET[name].stream
+        stream = HEAD_KINDS[name].stream
         totals[stream] = totals.get(stream, 0.0) + float(p)
     return totals
 
 
 def _round(value: float) -> float:
     return round(min(1.0, max(0.0, value)), 4)
+
+
+def _lookalikes(
+    head_class: str, kind: ItemKind, masses: dict[str, float]
+) -> list[tuple[ItemKind, float]]:
+    """Kinds in another stream than ``kind`` that ImageNet sees some evidence of."""
+    seen: list[tuple[ItemKind, float]] = []
+    for group in IMAGENET_GROUPS:
+        other = group.override or group.refine.get(head_class)
+        mass = masses[group.name]
+        if other is not None and other.stream is not kind.stream and mass >= DOUBT_MIN:
+            seen.append((other, mass))
+    return sorted(seen, key=lambda pair: -pair[1])
 
 
 def interpret(evidence: Evidence, classes: list[str], model: str) -> Classification:
@@ -186,12 +220,14 @@ def interpret(evidence: Evidence, classes: list[str], model: str) -> Classificat
     top_imagenet = int(imagenet.argmax())
 
     head_top = float(head_probs.max())
-    kind: ItemKind = TRASHNET[head_class]
+    kind: ItemKind = HEAD_KINDS[head_class]
     confidence = streams[kind.stream]
     overridden = False
     for group in IMAGENET_GROUPS:
         if group.override is None or top_imagenet not in group.indices:
             continue
+        if group.override.stream in streams:
+            break  # the head was taught this stream from photos: its answer stands
         mass = masses[group.name]
         if mass >= OVERRIDE_SURE or (mass >= OVERRIDE_MIN and mass > head_top):
             kind, confidence, overridden = group.override, mass, True
@@ -209,21 +245,38 @@ def interpret(evidence: Evidence, classes: list[str], model: str) -> Classificat
                 1.0, 0.5 + masses[best.name]
             )
 
+    lookalikes = [] if overridden else _lookalikes(head_class, kind, masses)
+    if lookalikes:
+        # ImageNet sees a look-alike that goes elsewhere: whatever the head says, the answer
+        # is no surer than the look-alike is unlikely.
+        confidence = min(confidence, 1.0 - lookalikes[0][1])
+    if evidence.novelty > 1.0:
+        confidence = min(confidence, UNFAMILIAR_MAX_CONFIDENCE)
     confidence = min(confidence, kind.max_confidence)
 
     alternatives: list[Alternative] = []
     seen = {kind.stream}
-    # The head's streams are the second opinions; when ImageNet took over they share what
+    for other, mass in lookalikes:
+        if other.stream not in seen and len(alternatives) < MAX_ALTERNATIVES:
+            alternatives.append(
+                Alternative(label=other.label, stream=other.stream, confidence=_round(mass))
+            )
+            seen.add(other.stream)
+    # The head's streams are the other opinions; when ImageNet took over they share what
     # probability it left. When a refinement moved the stream (plastic → clear PET), the
     # head's own stream keeps what the refinement did not claim.
     scale = 1.0 - confidence if overridden else 1.0
-    head_stream = TRASHNET[head_class].stream
+    head_stream = HEAD_KINDS[head_class].stream
     for stream, p in sorted(streams.items(), key=lambda item: -item[1]):
         if stream in seen or len(alternatives) >= MAX_ALTERNATIVES:
             continue
         if not overridden and stream is head_stream:
             p = max(0.0, p - confidence)
-        label = next(TRASHNET[c].label for c in classes if TRASHNET[c].stream is stream)
+        best_class = max(
+            (c for c in classes if HEAD_KINDS[c].stream is stream),
+            key=lambda c: float(head_probs[classes.index(c)]),
+        )
+        label = HEAD_KINDS[best_class].label
         alternatives.append(Alternative(label=label, stream=stream, confidence=_round(p * scale)))
         seen.add(stream)
     alternatives.sort(key=lambda a: -a.confidence)
@@ -262,7 +315,7 @@ def _shape(kind: ItemKind, masses: dict[str, float], confidence: float) -> Signa
 
 
 def _mixed(kind: ItemKind, confidence: float) -> Signal | None:
-    if kind.stream in (Stream.GENERAL, Stream.FOOD, Stream.ELECTRONICS):
+    if kind.stream in (Stream.GENERAL, Stream.FOOD, Stream.ELECTRONICS, Stream.BATTERY):
         return None  # mixed or not, it changes nothing in where it goes
     if kind.mixed_materials:
         return Signal(value="yes", confidence=0.5)
@@ -270,8 +323,15 @@ def _mixed(kind: ItemKind, confidence: float) -> Signal | None:
 
 
 def _contamination(kind: ItemKind, food_mass: float) -> Signal | None:
-    if kind.stream in (Stream.FOOD, Stream.GENERAL, Stream.ELECTRONICS, Stream.CLOTHING):
-        return None
+    if kind.stream in (
+        Stream.FOOD,
+        Stream.GENERAL,
+        Stream.ELECTRONICS,
+        Stream.CLOTHING,
+        Stream.BATTERY,
+        Stream.NON_COMBUSTIBLE,
+    ):
+        return None  # soiled or not, where it goes does not change
     if food_mass >= FOOD_HEAVY:
         value = "heavy"
     elif food_mass >= FOOD_LIGHT:

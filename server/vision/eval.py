@@ -1,17 +1,20 @@
 """``wastecoach eval vision DIR``: measure the embedded classifier on labelled photos.
 
-DIR holds one folder per class. The folder names decide what is compared:
+DIR holds one folder per kind. A label map says which disposal streams are a right first
+answer for each folder: by default ``labelmap.FOLDERS`` (the TrashNet and more_photos folder
+names), a folder named after a stream (``paper``, ``clear_pet``, ``battery``, ...) stands for
+itself, and ``--labels FILE`` gives any other set its own map (``labelmap.load_label_map``).
 
-* TrashNet class names (cardboard, glass, metal, paper, plastic, trash): the head's six-way
-  answer, plus how often the final stream (after the ImageNet overrides and refinements) is
-  right for the class (``taxonomy.ACCEPTED_STREAMS``: clear PET is right for "plastic");
-* stream names (``paper``, ``clear_pet``, ``food``, ...): the final stream;
-* anything else: the final label (``pet_bottle``, ``paper_cup``, ...).
+Reports, for the first answer as a user gets it (after the ImageNet overrides, refinements and
+doubt): stream accuracy, per-kind accuracy, how often the app would ask (confidence under
+``clarify.CLARIFY_BELOW``) and the accuracy of the answers it would not ask about, the expected
+calibration error (ECE: how far the stated confidence is from the share of right answers, over
+ten confidence bins), the wrong answers given with confidence above ``SURE``, and the time per
+image (decode to classification, one image at a time as in production). Draws the confusion
+matrix (rows: folders, columns: the stream answered) to a PNG with Pillow.
 
-Prints accuracy, per-class precision and recall, the confusion matrix and the time per image
-(decode to classification, one image at a time as in production), and draws the matrix to a
-PNG with Pillow. ``--holdout`` keeps only the photos of the training script's validation split,
-the ones the head never saw.
+``--holdout`` keeps only the never-tuned holdout of ``dataset.three_way_split`` (for the six
+TrashNet folders, TrashNet's original held-out split).
 """
 
 from __future__ import annotations
@@ -24,89 +27,182 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from protocol.messages import Classification
 from protocol.streams import Stream
-from server.vision.dataset import list_samples, split
+from server.vision.clarify import CLARIFY_BELOW
+from server.vision.dataset import Sample, list_samples, three_way_split
 from server.vision.embedded import EmbeddedClassifier
 from server.vision.errors import ImageRejected
-from server.vision.taxonomy import ACCEPTED_STREAMS, TRASHNET
+from server.vision.labelmap import FOLDERS, FolderLabel, load_label_map, load_photo_streams
 
-OTHER = "(other)"
+#: A wrong answer above this confidence is reported one by one: nobody would be asked.
+SURE = 0.9
+ECE_BINS = 10
+TRASHNET_FOLDERS = frozenset({"cardboard", "glass", "metal", "paper", "plastic", "trash"})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    photo: str
+    """``folder/file name``."""
+    folder: str
+    accepted: frozenset[Stream]
+    result: Classification
+
+    @property
+    def correct(self) -> bool:
+        return self.result.stream in self.accepted
+
+    @property
+    def asked(self) -> bool:
+        return self.result.confidence < CLARIFY_BELOW
 
 
 @dataclass
 class Report:
-    classes: list[str]
-    """Row order of the matrix; columns add ``OTHER`` when a prediction fell outside."""
-    matrix: list[list[int]]
+    outcomes: list[Outcome] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
-    stream_hits: int = 0
-    stream_total: int = 0
     rejected: list[str] = field(default_factory=list)
 
     @property
-    def columns(self) -> list[str]:
-        return self.classes + ([OTHER] if any(row[-1] for row in self.matrix) else [])
+    def total(self) -> int:
+        return len(self.outcomes)
 
     @property
-    def total(self) -> int:
-        return sum(map(sum, self.matrix))
+    def folders(self) -> list[str]:
+        return sorted({o.folder for o in self.outcomes})
+
+    @property
+    def streams(self) -> list[Stream]:
+        """Columns of the confusion matrix: every stream answered, in the enum's order."""
+        answered = {o.result.stream for o in self.outcomes}
+        return [s for s in Stream if s in answered]
 
     @property
     def accuracy(self) -> float:
-        hits = sum(self.matrix[i][i] for i in range(len(self.classes)))
-        return hits / self.total if self.total else 0.0
+        return _share([o.correct for o in self.outcomes])
 
-    def precision(self, i: int) -> float:
-        predicted = sum(row[i] for row in self.matrix)
-        return self.matrix[i][i] / predicted if predicted else 0.0
+    @property
+    def clarify_rate(self) -> float:
+        return _share([o.asked for o in self.outcomes])
 
-    def recall(self, i: int) -> float:
-        actual = sum(self.matrix[i])
-        return self.matrix[i][i] / actual if actual else 0.0
+    @property
+    def accuracy_answered(self) -> float:
+        return _share([o.correct for o in self.outcomes if not o.asked])
+
+    def folder_accuracy(self, folder: str) -> tuple[float, int]:
+        hits = [o.correct for o in self.outcomes if o.folder == folder]
+        return _share(hits), len(hits)
+
+    @property
+    def ece(self) -> float:
+        """Expected calibration error of the stated confidence against stream correctness."""
+        if not self.outcomes:
+            return 0.0
+        bins: list[list[Outcome]] = [[] for _ in range(ECE_BINS)]
+        for o in self.outcomes:
+            bins[min(ECE_BINS - 1, int(o.result.confidence * ECE_BINS))].append(o)
+        gap = 0.0
+        for members in bins:
+            if members:
+                confidence = statistics.fmean(o.result.confidence for o in members)
+                gap += len(members) * abs(confidence - _share([o.correct for o in members]))
+        return gap / self.total
+
+    @property
+    def sure_mistakes(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.correct and o.result.confidence > SURE]
+
+    def matrix(self) -> list[list[int]]:
+        columns = self.streams
+        rows = {folder: [0] * len(columns) for folder in self.folders}
+        for o in self.outcomes:
+            rows[o.folder][columns.index(o.result.stream)] += 1
+        return [rows[folder] for folder in self.folders]
 
 
-def evaluate(root: Path, classifier: EmbeddedClassifier, *, holdout: bool = False) -> Report:
+def _share(flags: list[bool]) -> float:
+    return sum(flags) / len(flags) if flags else 0.0
+
+
+def folder_labels(folders: set[str], labels: dict[str, FolderLabel]) -> dict[str, FolderLabel]:
+    """The label of each folder; ``ValueError`` naming every folder nothing describes."""
+    resolved: dict[str, FolderLabel] = {}
+    unknown: list[str] = []
+    streams = {s.value: s for s in Stream}
+    for folder in sorted(folders):
+        if folder in labels:
+            resolved[folder] = labels[folder]
+        elif folder in streams:
+            resolved[folder] = FolderLabel(head_class="", streams=frozenset({streams[folder]}))
+        else:
+            unknown.append(folder)
+    if unknown:
+        raise ValueError(
+            f"no label for folder(s) {', '.join(unknown)}: name folders after a stream or "
+            "a known kind, or give --labels FILE"
+        )
+    return resolved
+
+
+def select(root: Path, *, holdout: bool) -> list[Sample]:
     samples = list_samples(root)
-    if holdout:
-        samples = split(samples)[1]
-    classes = sorted({s.label for s in samples})
-    if not classes:
+    if not samples:
         raise ValueError(f"{root} has no class folders with JPEG, PNG or WebP images")
-    trashnet_mode = set(classes) <= set(TRASHNET)
-    stream_mode = not trashnet_mode and set(classes) <= {s.value for s in Stream}
-    report = Report(classes=classes, matrix=[[0] * (len(classes) + 1) for _ in classes])
+    if holdout:
+        trashnet = {s.label for s in samples} == TRASHNET_FOLDERS
+        parts = three_way_split(samples, trashnet=trashnet)
+        samples = [s for s in samples if parts[s.path] == "holdout"]
+    return samples
+
+
+def accepted_streams(
+    sample_key: str, label: FolderLabel, photo_streams: dict[str, Stream]
+) -> frozenset[Stream]:
+    """A photo's own label where a person gave one (mixed folders), else its folder's."""
+    own = photo_streams.get(sample_key)
+    return frozenset({own}) if own is not None else label.streams
+
+
+def evaluate(
+    root: Path,
+    classifier: EmbeddedClassifier,
+    *,
+    holdout: bool = False,
+    labels: dict[str, FolderLabel] | None = None,
+) -> Report:
+    samples = select(root, holdout=holdout)
+    resolved = folder_labels({s.label for s in samples}, FOLDERS if labels is None else labels)
+    photo_streams = load_photo_streams()
+    report = Report()
     classifier.load()
-    head_classes = classifier.head_classes
     for sample in samples:
         data = sample.path.read_bytes()
         started = time.perf_counter()
         try:
-            evidence, result = classifier.analyse_bytes(data)
+            result = classifier.classify_bytes(data)
         except ImageRejected as exc:
             report.rejected.append(f"{sample.path}: {exc.message}")
             continue
         report.seconds.append(time.perf_counter() - started)
-        if trashnet_mode:
-            predicted = head_classes[int(evidence.head.argmax())]
-            report.stream_total += 1
-            report.stream_hits += result.stream in ACCEPTED_STREAMS[sample.label]
-        elif stream_mode:
-            predicted = result.stream.value
-        else:
-            predicted = result.label
-        row = classes.index(sample.label)
-        col = classes.index(predicted) if predicted in classes else len(classes)
-        report.matrix[row][col] += 1
+        key = f"{sample.label}/{sample.path.name}"
+        report.outcomes.append(
+            Outcome(
+                photo=key,
+                folder=sample.label,
+                accepted=accepted_streams(key, resolved[sample.label], photo_streams),
+                result=result,
+            )
+        )
     return report
 
 
 def format_report(report: Report) -> str:
-    lines = [f"images: {report.total}   accuracy: {report.accuracy:.4f}"]
-    if report.stream_total:
-        lines.append(
-            f"stream accuracy after ImageNet overrides: "
-            f"{report.stream_hits / report.stream_total:.4f}"
-        )
+    lines = [
+        f"images: {report.total}   stream accuracy (first answer): {report.accuracy:.4f}",
+        f"clarify asked: {report.clarify_rate:.4f}   stream accuracy when not asked: "
+        f"{report.accuracy_answered:.4f}   calibration error (ECE): {report.ece:.4f}",
+    ]
     if report.seconds:
         ms = sorted(s * 1000 for s in report.seconds)
         p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
@@ -114,22 +210,25 @@ def format_report(report: Report) -> str:
             f"time per image: mean {statistics.fmean(ms):.1f} ms, "
             f"p50 {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms"
         )
-    width = max(len(c) for c in [*report.columns, "class"]) + 2
+    width = max(len(c) for c in [*report.folders, "kind"]) + 2
     lines.append("")
-    lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>8}{'n':>6}")
-    for i, name in enumerate(report.classes):
-        lines.append(
-            f"{name:<{width}}{report.precision(i):>10.3f}{report.recall(i):>8.3f}"
-            f"{sum(report.matrix[i]):>6}"
-        )
+    lines.append(f"{'kind':<{width}}{'accuracy':>10}{'n':>6}")
+    for folder in report.folders:
+        accuracy, n = report.folder_accuracy(folder)
+        lines.append(f"{folder:<{width}}{accuracy:>10.3f}{n:>6}")
     lines.append("")
-    lines.append("confusion matrix (rows: true class, columns: predicted)")
-    cols = report.columns
-    cell = max(6, *(len(c) + 1 for c in cols))
-    lines.append(" " * width + "".join(f"{c:>{cell}}" for c in cols))
-    for i, name in enumerate(report.classes):
+    lines.append("confusion matrix (rows: kind, columns: stream answered)")
+    columns = [s.value for s in report.streams]
+    cell = max(6, *(len(c) + 1 for c in columns))
+    lines.append(" " * width + "".join(f"{c:>{cell}}" for c in columns))
+    for folder, row in zip(report.folders, report.matrix(), strict=True):
+        lines.append(f"{folder:<{width}}" + "".join(f"{v:>{cell}}" for v in row))
+    mistakes = report.sure_mistakes
+    lines.append("")
+    lines.append(f"wrong answers with confidence above {SURE}: {len(mistakes)}")
+    for o in mistakes:
         lines.append(
-            f"{name:<{width}}" + "".join(f"{v:>{cell}}" for v in report.matrix[i][: len(cols)])
+            f"  {o.photo}: {o.result.label} ({o.result.stream.value}) at {o.result.confidence}"
         )
     for line in report.rejected:
         lines.append(f"rejected: {line}")
@@ -137,32 +236,39 @@ def format_report(report: Report) -> str:
 
 
 def draw_matrix(report: Report, path: Path) -> None:
-    """The confusion matrix as a PNG: row-normalised shading, counts in the cells."""
-    cols = report.columns
+    """The confusion matrix as a PNG: row-normalised shading, counts in the cells; a cell is
+    blue where the stream is right for the row's kind, red where it is wrong."""
+    cols = [s.value for s in report.streams]
+    rows = report.folders
+    matrix = report.matrix()
+    right = {(o.folder, o.result.stream.value) for o in report.outcomes if o.correct} | {
+        (o.folder, s.value) for o in report.outcomes for s in o.accepted
+    }
     font = ImageFont.load_default(size=14)
-    names = [*cols, *report.classes]
-    # Wide enough for the longest class name, so labels never run into each other.
-    cell = max(56, round(max(font.getlength(n) for n in names)) + 12)
-    left = max(90, round(max(font.getlength(n) for n in report.classes)) + 20)
+    cell = max(56, round(max(font.getlength(n) for n in cols)) + 12)
+    left = max(90, round(max(font.getlength(n) for n in rows)) + 20)
     top = 90
     width = left + cell * len(cols) + 20
-    height = top + cell * len(report.classes) + 20
+    height = top + cell * len(rows) + 20
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    title = f"accuracy {report.accuracy:.3f}  (n={report.total})"
+    title = (
+        f"stream accuracy {report.accuracy:.3f}  asked {report.clarify_rate:.3f}  "
+        f"ECE {report.ece:.3f}  (n={report.total})"
+    )
     draw.text((10, 10), title, fill="black", font=font)
-    draw.text((left, 36), "predicted (columns) / true (rows)", fill="black", font=font)
+    draw.text((left, 36), "stream answered (columns) / kind (rows)", fill="black", font=font)
     for j, name in enumerate(cols):
         draw.text((left + j * cell + 6, top - 24), name, fill="black", font=font)
-    for i, name in enumerate(report.classes):
+    for i, name in enumerate(rows):
         y = top + i * cell
         draw.text((10, y + cell // 2 - 8), name, fill="black", font=font)
-        row_total = sum(report.matrix[i]) or 1
-        for j in range(len(cols)):
-            value = report.matrix[i][j]
+        row_total = sum(matrix[i]) or 1
+        for j, col in enumerate(cols):
+            value = matrix[i][j]
             share = value / row_total
             shade = round(255 * (1 - share))
-            fill = (shade, shade, 255) if i == j else (255, shade, shade)
+            fill = (shade, shade, 255) if (name, col) in right else (255, shade, shade)
             x = left + j * cell
             draw.rectangle((x, y, x + cell - 2, y + cell - 2), fill=fill, outline="grey")
             text = str(value)
@@ -178,7 +284,7 @@ def draw_matrix(report: Report, path: Path) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="wastecoach eval vision",
-        description="Evaluate the embedded image classifier on DIR (one folder per class).",
+        description="Evaluate the embedded image classifier on DIR (one folder per kind).",
     )
     parser.add_argument("dir", type=Path)
     parser.add_argument(
@@ -190,11 +296,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--holdout",
         action="store_true",
-        help="only the photos of the training script's validation split",
+        help="only the never-tuned holdout photos of the training script's split",
+    )
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        help='label map JSON: {"folder": {"streams": ["glass", ...]}} (default: built in)',
     )
     args = parser.parse_args(argv)
     try:
-        report = evaluate(args.dir, EmbeddedClassifier(), holdout=args.holdout)
+        labels = load_label_map(args.labels) if args.labels else None
+        report = evaluate(args.dir, EmbeddedClassifier(), holdout=args.holdout, labels=labels)
     except (FileNotFoundError, ValueError) as exc:
         parser.error(str(exc))
     print(format_report(report))

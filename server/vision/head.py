@@ -1,4 +1,4 @@
-"""The TrashNet head: a small numpy network on top of the backbone's 1584-d features.
+"""The trained head: a small numpy network on top of the backbone's 1584-d features.
 
 Stored as a plain ``.npz`` of float32 arrays (``allow_pickle`` stays off), written by
 ``scripts/train_vision.py``:
@@ -7,7 +7,13 @@ Stored as a plain ``.npz`` of float32 arrays (``allow_pickle`` stays off), writt
 * ``w0``, ``b0``, ``w1``, ``b1``, …: dense layers, ReLU between them, none after the last,
 * ``temperature``: softmax temperature fitted on out-of-fold training predictions so that
   the reported confidence means what it says,
-* ``classes``: the class names, in output order.
+* ``classes``: the class names, in output order,
+* ``novelty_projection``, ``novelty_centroids``, ``novelty_threshold`` (optional): how unlike
+  the training photos a photo is. Standardised features are projected on the main axes of
+  the within-class spread, whitened (so the distance is a Mahalanobis distance under one
+  shared covariance), and compared with each class's centre; the distance to the nearest
+  centre, divided by the threshold fitted on the tune split, is the photo's *novelty*: above
+  1 the photo is less like any trained kind than nearly all photos of those kinds.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class Head:
         scale: Floats,
         layers: list[tuple[Floats, Floats]],
         temperature: float,
+        novelty: tuple[Floats, Floats, float] | None = None,
     ) -> None:
         if not layers:
             raise ModelIntegrityError("the head has no layers")
@@ -48,6 +55,7 @@ class Head:
         self._scale = scale
         self._layers = layers
         self.temperature = temperature
+        self.novelty_model = novelty
 
     @classmethod
     def load(cls, path: Path) -> Head:
@@ -56,12 +64,20 @@ class Head:
             while f"w{len(layers)}" in data:
                 i = len(layers)
                 layers.append((data[f"w{i}"].astype(np.float32), data[f"b{i}"].astype(np.float32)))
+            novelty = None
+            if "novelty_projection" in data:
+                novelty = (
+                    data["novelty_projection"].astype(np.float32),
+                    data["novelty_centroids"].astype(np.float32),
+                    float(data["novelty_threshold"]),
+                )
             return cls(
                 classes=[str(c) for c in data["classes"]],
                 mean=data["mean"].astype(np.float32),
                 scale=data["scale"].astype(np.float32),
                 layers=layers,
                 temperature=float(data["temperature"]),
+                novelty=novelty,
             )
 
     def save(self, path: Path) -> None:
@@ -74,6 +90,11 @@ class Head:
         for i, (w, b) in enumerate(self._layers):
             arrays[f"w{i}"] = w
             arrays[f"b{i}"] = b
+        if self.novelty_model is not None:
+            projection, centroids, threshold = self.novelty_model
+            arrays["novelty_projection"] = projection
+            arrays["novelty_centroids"] = centroids
+            arrays["novelty_threshold"] = np.array(threshold, dtype=np.float32)
         with path.open("wb") as fh:
             np.savez(fh, allow_pickle=False, **arrays)
 
@@ -87,3 +108,20 @@ class Head:
 
     def probabilities(self, features: Floats) -> Floats:
         return softmax(self.logits(features), self.temperature)
+
+    def distances(self, features: Floats) -> Floats:
+        """Whitened distance of each photo to the nearest class centre (see the docstring)."""
+        if self.novelty_model is None:
+            raise ModelIntegrityError("this head has no novelty model")
+        projection, centroids, _ = self.novelty_model
+        z = ((features - self._mean) / self._scale) @ projection
+        d2 = (z * z).sum(1)[:, None] - 2 * z @ centroids.T + (centroids * centroids).sum(1)[None]
+        distances: Floats = np.sqrt(np.maximum(d2.min(axis=1), 0)).astype(np.float32)
+        return distances
+
+    def novelty(self, features: Floats) -> Floats:
+        """Distance over the fitted threshold: above 1, unlike the training photos. Zeros for a
+        head without a novelty model (nothing to compare with, nothing claimed)."""
+        if self.novelty_model is None:
+            return np.zeros(len(features), dtype=np.float32)
+        return (self.distances(features) / np.float32(self.novelty_model[2])).astype(np.float32)

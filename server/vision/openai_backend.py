@@ -9,7 +9,7 @@ spelled as in the Ministry's dictionary.
 
 Any failure (no key, timeout, HTTP error, refusal, invalid JSON, a stream we do not know) falls
 back to the embedded classifier, and the result's ``model`` says so, e.g.
-``efficientnet-lite0+trashnet-head@1a2b3c4d (fallback: timeout)``.
+``efficientnet-lite0+waste-head@1a2b3c4d (fallback: timeout)``.
 """
 
 from __future__ import annotations

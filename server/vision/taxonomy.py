@@ -2,16 +2,19 @@
 
 Two sources of evidence, two tables:
 
-* ``TRASHNET``: the six classes of the trained head (cardboard, glass, metal, paper, plastic,
-  trash), each with the item it usually is in a Korean household, its stream, material and shape.
+* ``HEAD_KINDS``: the classes of the trained head (TrashNet's six kinds plus batteries, food,
+  clear glass, clothes, shoes, textiles, drink cartons and wood; ``labelmap`` says which photo
+  folders teach which), each with the item it usually is in a Korean household, its stream,
+  material and shape.
 * ``IMAGENET_GROUPS``: sets of ImageNet classes the backbone already knows and TrashNet lacks.
   Groups are disjoint. A group either *overrides* the head (food, electronics, clothing,
   plastic bags, tissue: the head has no class for them and would force them into one of its
   six) or *refines* it (a bottle or a cup: the head says which material, ImageNet says which
   object).
 
-ImageNet has no battery, can or styrofoam class; those reach the user through the clarify
-question or the OpenAI backend, not through a guess here.
+ImageNet has no battery, can or styrofoam class; the head learnt batteries and cans from
+photos. Styrofoam, foil and film reach the user through the clarify question (every kind lists
+its look-alikes in ``also``, the first of them always offered) or the OpenAI backend.
 """
 
 from __future__ import annotations
@@ -79,7 +82,21 @@ GLASS_BOTTLE = ItemKind(
     "glass",
     "bottle",
     parts=(("bottle", "glass"), ("cap", "metal"), ("label", "paper")),
+    # Drinking glasses, vases and broken glass are 불연성, not the bottle bin.
     also=(Stream.NON_COMBUSTIBLE,),
+)
+#: Clear glass whose shape the models did not pin down: a bottle or jar (glass-bottle bin) or
+#: a drinking glass, wine glass or broken glass (불연성 bag). ImageNet's bottle and cup
+#: evidence refines it; otherwise the confidence ceiling makes the app ask.
+CLEAR_GLASS = ItemKind(
+    "clear_glass",
+    "투명 유리 (병 또는 유리잔)",
+    "clear glass (bottle or drinking glass)",
+    Stream.GLASS,
+    "glass",
+    "other",
+    also=(Stream.NON_COMBUSTIBLE,),
+    max_confidence=0.6,
 )
 METAL_CAN = ItemKind(
     "metal_can",
@@ -88,9 +105,10 @@ METAL_CAN = ItemKind(
     Stream.METAL,
     "metal",
     "can",
-    # A metal container can hold what must not go with cans (leftover paint, pesticide: the
-    # knowledge base files those under hazardous waste), hence the hazardous choice.
-    also=(Stream.HAZARDOUS, Stream.GENERAL),
+    # Crumpled aluminium foil looks like scrap metal and is general waste; a cylindrical cell
+    # looks like a small can and must reach a battery bin; a metal container can hold what
+    # must not go with cans (leftover paint, pesticide: hazardous waste).
+    also=(Stream.GENERAL, Stream.BATTERY, Stream.HAZARDOUS),
 )
 PLASTIC_CONTAINER = ItemKind(
     "plastic_container",
@@ -109,7 +127,8 @@ GENERAL_WASTE = ItemKind(
     Stream.GENERAL,
     "mixed",
     "other",
-    also=(Stream.VINYL, Stream.PLASTIC),
+    # Clean film and wrappers are 비닐류, not general waste; a flat battery hides in clutter.
+    also=(Stream.VINYL, Stream.PLASTIC, Stream.BATTERY),
 )
 #: Water and drink bottles in Korea are colourless PET (coloured PET for drinks has been
 #: phased out since 2020), collected on their own; the knowledge base maps this label to the
@@ -155,6 +174,47 @@ DRINKING_GLASS = ItemKind(
     "cup",
     also=(Stream.GLASS,),
 )
+BATTERY = ItemKind(
+    "battery",
+    "건전지·배터리",
+    "battery",
+    Stream.BATTERY,
+    "battery",
+    "cell",
+    # Phone and laptop packs are batteries too; a car battery goes back to where it was
+    # bought (the coaching says so), never in the household bin.
+    also=(Stream.ELECTRONICS, Stream.METAL),
+)
+CARTON = ItemKind(
+    "carton",
+    "종이팩 (우유·주스팩)",
+    "drink carton",
+    Stream.PAPER_PACK,
+    "paper (PE-lined)",
+    "carton",
+    parts=(("carton", "paper"), ("lining", "plastic film"), ("cap", "plastic")),
+    also=(Stream.PAPER, Stream.GENERAL),
+)
+SHOES = ItemKind(
+    "shoes",
+    "신발",
+    "shoes",
+    Stream.CLOTHING,
+    "textile or leather",
+    "garment",
+    # Worn-out shoes that nobody can wear again are general waste.
+    also=(Stream.GENERAL,),
+)
+WOOD = ItemKind(
+    "wood",
+    "나무·목재",
+    "wood",
+    Stream.GENERAL,
+    "wood",
+    "other",
+    # Small scraps go in the general bag; furniture and large crates are bulky waste.
+    also=(Stream.BULKY,),
+)
 PLASTIC_PACKAGING = ItemKind(
     "plastic_packaging",
     "플라스틱 포장재",
@@ -190,6 +250,7 @@ CLOTHING = ItemKind(
     Stream.CLOTHING,
     "textile",
     "garment",
+    # Torn or soiled clothes and fabric scraps are general waste.
     also=(Stream.GENERAL,),
 )
 PLASTIC_BAG = ItemKind(
@@ -212,15 +273,25 @@ TISSUE = ItemKind(
 )
 
 
-# --------------------------------------------------------------------------- TrashNet head
+# --------------------------------------------------------------------------- the head
 
-TRASHNET: dict[str, ItemKind] = {
+#: Head class → the item it stands for. ``labelmap.FOLDERS`` says which photos teach each.
+HEAD_KINDS: dict[str, ItemKind] = {
+    "battery": BATTERY,
     "cardboard": CARDBOARD,
-    "paper": PAPER,
-    "glass": GLASS_BOTTLE,
+    "carton": CARTON,
+    "clear_glass": CLEAR_GLASS,
+    "clothes": CLOTHING,
+    "food": FOOD_WASTE,
+    "glass_bottle": GLASS_BOTTLE,
     "metal": METAL_CAN,
+    "paper": PAPER,
     "plastic": PLASTIC_CONTAINER,
+    "shoes": SHOES,
+    # Mostly garments and household textiles: the clothing bin (scraps: its second choice).
+    "textile": CLOTHING,
     "trash": GENERAL_WASTE,
+    "wood": WOOD,
 }
 
 
@@ -270,21 +341,34 @@ IMAGENET_GROUPS: tuple[ImageNetGroup, ...] = (
     ImageNetGroup(
         "bottle",
         frozenset({440, 737, 899, 901, 907}),
-        refine={"glass": GLASS_BOTTLE, "plastic": PET_BOTTLE, "metal": METAL_CAN},
+        refine={
+            "glass_bottle": GLASS_BOTTLE,
+            "clear_glass": GLASS_BOTTLE,
+            "plastic": PET_BOTTLE,
+            "metal": METAL_CAN,
+        },
     ),
     ImageNetGroup(
         "water_bottle",
         frozenset({898}),
-        refine={"plastic": PET_BOTTLE, "glass": GLASS_BOTTLE, "metal": METAL_CAN},
+        refine={
+            "plastic": PET_BOTTLE,
+            "glass_bottle": GLASS_BOTTLE,
+            "clear_glass": GLASS_BOTTLE,
+            "metal": METAL_CAN,
+        },
     ),
+    # Goblet (572) joined beer glass, mug, measuring cup and cup: wine glasses are the
+    # commonest drinking glass in the clear-glass photos.
     ImageNetGroup(
         "cup",
-        frozenset({441, 504, 647, 968}),
+        frozenset({441, 504, 572, 647, 968}),
         refine={
             "paper": PAPER_CUP,
             "cardboard": PAPER_CUP,
             "plastic": PLASTIC_CUP,
-            "glass": DRINKING_GLASS,
+            "glass_bottle": DRINKING_GLASS,
+            "clear_glass": DRINKING_GLASS,
         },
     ),
     ImageNetGroup(
@@ -293,13 +377,6 @@ IMAGENET_GROUPS: tuple[ImageNetGroup, ...] = (
         refine={"paper": CARDBOARD, "plastic": PLASTIC_PACKAGING},
     ),
 )
-
-#: Streams that are a right answer for a photo of each TrashNet class. A clear water bottle
-#: in TrashNet's "plastic" folder is, in Korea, correctly sorted as clear PET.
-ACCEPTED_STREAMS: dict[str, frozenset[Stream]] = {
-    name: frozenset({kind.stream}) for name, kind in TRASHNET.items()
-}
-ACCEPTED_STREAMS["plastic"] = frozenset({Stream.PLASTIC, Stream.CLEAR_PET})
 
 #: Shape each ImageNet group implies, for the ``shape`` signal.
 GROUP_SHAPE: dict[str, str] = {

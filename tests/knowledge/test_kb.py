@@ -130,6 +130,8 @@ def test_vision_labels_map_to_items_of_the_right_stream(kb: KnowledgeBase) -> No
         "plastic_packaging": Stream.PLASTIC,
         "small_electronics": Stream.ELECTRONICS,
         "tissue": Stream.GENERAL,
+        "wood": Stream.GENERAL,
+        "shoes": Stream.CLOTHING,
     }
     for label, stream in expected.items():
         item = kb.item_for_label(label)
@@ -179,3 +181,19 @@ def test_a_local_rule_names_no_other_stream_s_bin(kb: KnowledgeBase) -> None:
             other = kb.category_rule(stream).bin
             for locale_text, bin_text in ((rule.note.ko, other.ko), (rule.note.en, other.en)):
                 assert bin_text.lower() not in locale_text.lower(), (rule.id, stream)
+
+
+def test_every_kind_the_vision_head_names_has_an_item_in_the_same_stream(
+    kb: KnowledgeBase,
+) -> None:
+    """The coaching follows the classifier's kind: a battery is coached as a battery, in the
+    battery stream, never as the general bag. Clear glass is asked about, so it has no item."""
+    from server.vision.taxonomy import HEAD_KINDS
+
+    for kind in HEAD_KINDS.values():
+        item = kb.item_for_label(kind.label)
+        if kind.label == "clear_glass":
+            assert item is None
+            continue
+        assert item is not None, kind.label
+        assert item.stream is kind.stream, kind.label

@@ -1,8 +1,8 @@
 """The product's own stages end to end over the WebSocket (embedded mode, no stand-ins):
 the real classifier, the grounded coach, the collection points from the packaged snapshot.
 
-Photos are held-out TrashNet photos from ../shared/data (tests may read it; the product never
-does). Without that folder the photo tests are skipped, saying why.
+Photos are held-out photos from ../shared/data (TrashNet and more_photos; tests may read it,
+the product never does). Without that folder the photo tests are skipped, saying why.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from protocol.messages import Locale
+from protocol.streams import Stream
 from server.knowledge.kb import get_knowledge_base
 from server.vision.clarify import clarification_for
-from server.vision.dataset import list_samples, split
+from server.vision.dataset import list_samples, split, three_way_split
 from server.vision.embedded import EmbeddedClassifier
 from tests.conftest import ServerThread, make_settings
 from tests.support.client import CoachClient
@@ -24,6 +25,7 @@ from tests.support.client import CoachClient
 pytestmark = pytest.mark.timeout(180)
 
 TRASHNET = Path(__file__).resolve().parents[3] / "shared" / "data" / "trashnet"
+MORE_PHOTOS = TRASHNET.parent / "more_photos"
 CITY_HALL = {"lat": 37.5665, "lon": 126.978}
 needs_photos = pytest.mark.skipif(
     not TRASHNET.is_dir(), reason=f"{TRASHNET} (the shared TrashNet photos) is not present"
@@ -110,6 +112,33 @@ async def test_an_unsure_photo_asks_before_coaching(client: CoachClient) -> None
     assert confirmed["classification"]["confirmed"] is True
     assert confirmed["classification"]["stream"] == pick["stream"]
     assert events[-1]["status"] == "completed"
+
+
+@pytest.mark.skipif(not MORE_PHOTOS.is_dir(), reason=f"{MORE_PHOTOS} is not present")
+async def test_a_real_battery_photo_is_coached_to_the_nearest_battery_bins(
+    client: CoachClient,
+) -> None:
+    """A held-out battery photo through the real classifier: the battery stream, the battery
+    rule, and battery bins near the user, never the general-waste bag."""
+    classifier = EmbeddedClassifier()
+    samples = [s for s in list_samples(MORE_PHOTOS) if s.label == "battery"]
+    parts = three_way_split(samples)
+    photo = next(
+        s.path
+        for s in samples
+        if parts[s.path] == "holdout"
+        and clarification_for(classifier.classify_bytes(s.path.read_bytes()), Locale.EN) is None
+    )
+    events = await client.run_scan(photo.read_bytes(), location=CITY_HALL)
+    classification = events[1]["classification"]
+    assert (classification["label"], classification["stream"]) == ("battery", "battery")
+    assert events[-1]["status"] == "completed", events[-1]
+    done = next(e for e in events if e["type"] == "coaching.done")
+    kb = get_knowledge_base()
+    assert {kb.rule(r).stream for r in done["rule_ids"]} == {Stream.BATTERY}
+    bins = next(e for e in events if e["type"] == "bins.suggested")
+    assert bins["stream"] == "battery"
+    assert bins["places"] and {p["kind"] for p in bins["places"]} == {"lamp_battery_bin"}
 
 
 async def test_not_an_image_fails_the_scan_with_image_invalid(client: CoachClient) -> None:

@@ -1,4 +1,4 @@
-"""The clarify decision: a short question with 2–4 choices only when the model is unsure."""
+"""The clarify decision: a short question with 2–5 choices only when the model is unsure."""
 
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ def test_unsure_asks_with_the_likeliest_streams_first_and_an_escape() -> None:
     assert question.locale is Locale.EN and question.question.endswith("?")
     streams = [choice.stream for choice in question.choices]
     assert 2 <= len(streams) <= MAX_CHOICES
-    assert streams[:3] == [Stream.PLASTIC, Stream.GLASS, Stream.GENERAL]
+    # The strong alternative, then the kind's commonest look-alike (clear PET), then the rest.
+    assert streams[:4] == [Stream.PLASTIC, Stream.GLASS, Stream.CLEAR_PET, Stream.GENERAL]
     assert streams[-1] is Stream.OTHER
     assert len(set(streams)) == len(streams)
     assert question.choices[0].label == "plastic_container"
@@ -73,15 +74,15 @@ def test_kind_specific_confusions_fill_in_when_the_model_offers_no_alternative()
 
 def test_choice_labels_are_unique_for_every_kind_the_classifier_names() -> None:
     """The person's answer names a choice by label, so labels must never repeat."""
-    from server.vision.taxonomy import IMAGENET_GROUPS, TRASHNET
+    from server.vision.taxonomy import HEAD_KINDS, IMAGENET_GROUPS
 
-    kinds = list(TRASHNET.values())
+    kinds = list(HEAD_KINDS.values())
     for group in IMAGENET_GROUPS:
         kinds.extend(k for k in [group.override, *group.refine.values()] if k is not None)
     for kind in kinds:
         alternatives = [
             Alternative(label=other.label, stream=other.stream, confidence=0.1)
-            for other in TRASHNET.values()
+            for other in HEAD_KINDS.values()
             if other.stream is not kind.stream
         ][:3]
         for locale in Locale:
@@ -106,12 +107,38 @@ def test_coloured_pet_bottle_offers_clear_pet_under_its_own_label() -> None:
 
 def test_each_kind_is_defined_once() -> None:
     """A label names one kind: copies of a kind drift apart (a can's choices once did)."""
-    from server.vision.taxonomy import IMAGENET_GROUPS, TRASHNET
+    from server.vision.taxonomy import HEAD_KINDS, IMAGENET_GROUPS
 
     by_label: dict[str, set[int]] = {}
-    kinds = list(TRASHNET.values())
+    kinds = list(HEAD_KINDS.values())
     for group in IMAGENET_GROUPS:
         kinds.extend(k for k in [group.override, *group.refine.values()] if k is not None)
     for kind in kinds:
         by_label.setdefault(kind.label, set()).add(id(kind))
     assert {label: len(ids) for label, ids in by_label.items() if len(ids) > 1} == {}
+
+
+def test_the_commonest_look_alike_is_always_offered() -> None:
+    """Where a wrong answer does most harm, the right bin is always a choice: a drinking glass
+    for glass, foil (general) for metal, film for general waste, the battery bin for devices,
+    however strong the other alternatives."""
+    from server.vision.taxonomy import HEAD_KINDS, SMALL_ELECTRONICS
+
+    must = {
+        "glass_bottle": Stream.NON_COMBUSTIBLE,
+        "clear_glass": Stream.NON_COMBUSTIBLE,
+        "metal_can": Stream.GENERAL,
+        "general_waste": Stream.VINYL,
+        "small_electronics": Stream.BATTERY,
+    }
+    kinds = {k.label: k for k in [*HEAD_KINDS.values(), SMALL_ELECTRONICS]}
+    for label, stream in must.items():
+        kind = kinds[label]
+        strong = [
+            Alternative(label=other.label, stream=other.stream, confidence=0.3)
+            for other in HEAD_KINDS.values()
+            if other.stream not in (kind.stream, stream)
+        ]
+        question = clarification_for(_classification(label, kind.stream, 0.35, strong), Locale.KO)
+        assert question is not None
+        assert stream in [c.stream for c in question.choices], label

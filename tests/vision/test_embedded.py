@@ -1,6 +1,8 @@
-"""The embedded classifier on real, held-out TrashNet photos, and its interpretation rules."""
+"""The embedded classifier on real held-out photos, and its interpretation rules."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,39 +10,49 @@ import pytest
 from protocol.messages import Locale
 from protocol.streams import OFFICIAL_PATH, Stream
 from server.contracts import ScanInput
-from server.vision.dataset import Sample
+from server.vision.clarify import CLARIFY_BELOW
+from server.vision.dataset import Sample, list_samples, three_way_split
 from server.vision.embedded import (
     CONTAMINATION_MAX_CONFIDENCE,
     OVERRIDE_MIN,
+    UNFAMILIAR_MAX_CONFIDENCE,
     EmbeddedClassifier,
     Evidence,
     interpret,
 )
 from server.vision.errors import ImageRejected
-from server.vision.taxonomy import FOOD_INDICES, IMAGENET_GROUPS, TRASHNET
+from server.vision.eval import accepted_streams
+from server.vision.labelmap import FOLDERS, load_photo_streams
+from server.vision.taxonomy import FOOD_INDICES, HEAD_KINDS, IMAGENET_GROUPS
 
-CLASSES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
+CLASSES = sorted(HEAD_KINDS)
 BANANA, WATER_BOTTLE, COFFEE_MUG, PLASTIC_BAG, LAPTOP = 954, 898, 504, 728, 620
-POP_BOTTLE = 737
+POP_BOTTLE, GOBLET = 737, 572
 
 
-def _evidence(head: dict[str, float], imagenet: dict[int, float]) -> Evidence:
-    h = np.array([head.get(c, 0.0) for c in CLASSES], dtype=np.float32)
+def _evidence(
+    head: dict[str, float],
+    imagenet: dict[int, float],
+    classes: list[str] = CLASSES,
+    novelty: float = 0.0,
+) -> Evidence:
+    h = np.array([head.get(c, 0.0) for c in classes], dtype=np.float32)
     rest = 1.0 - sum(imagenet.values())
     i = np.full(1000, rest / (1000 - len(imagenet)), dtype=np.float32)
     for index, p in imagenet.items():
         i[index] = p
-    return Evidence(head=h / h.sum(), imagenet=i)
+    return Evidence(head=h / h.sum(), imagenet=i, novelty=novelty)
 
 
-def test_holdout_photos_are_classified_right(
+def test_trashnet_holdout_photos_get_the_right_stream(
     embedded: EmbeddedClassifier, validation_samples: list[Sample]
 ) -> None:
-    """Top-1 over the head's six classes on every photo the head never saw (the issue's bar)."""
+    """The first answer's stream on every TrashNet photo the head never saw (the first head's
+    bar was 0.92 there; docs/benchmarks.md has the current figure)."""
     hits = 0
     for sample in validation_samples:
-        evidence, _ = embedded.analyse_bytes(sample.path.read_bytes())
-        hits += embedded.head_classes[int(evidence.head.argmax())] == sample.label
+        result = embedded.classify_bytes(sample.path.read_bytes())
+        hits += result.stream in FOLDERS[sample.label].streams
     assert hits / len(validation_samples) >= 0.90
 
 
@@ -63,7 +75,7 @@ async def test_classify_returns_a_complete_classification(
         streams.append(result.stream)
         major, middle = OFFICIAL_PATH[result.stream]
         assert (result.category.major, result.category.middle) == (major, middle)
-        assert result.model.startswith("efficientnet-lite0+trashnet-head@")
+        assert result.model.startswith("efficientnet-lite0+waste-head@")
         assert result.material is not None and result.shape is not None
         assert result.contamination is not None
         assert result.contamination.confidence <= CONTAMINATION_MAX_CONFIDENCE
@@ -87,14 +99,56 @@ def test_head_class_stands_with_its_stream_probability() -> None:
     assert c.alternatives[0].stream is Stream.PLASTIC
 
 
-def test_food_overrides_the_head_only_when_imagenet_is_sure() -> None:
-    sure = interpret(_evidence({"trash": 0.6, "paper": 0.4}, {BANANA: 0.8}), CLASSES, "m")
+def test_food_overrides_a_head_never_taught_food_only_when_imagenet_is_sure() -> None:
+    old = ["cardboard", "glass_bottle", "metal", "paper", "plastic", "trash"]
+    sure = interpret(_evidence({"trash": 0.6, "paper": 0.4}, {BANANA: 0.8}, old), old, "m")
     assert sure.stream is Stream.FOOD and sure.label == "food_waste"
     assert sure.alternatives[0].stream is Stream.GENERAL
     unsure = interpret(
-        _evidence({"trash": 0.6, "paper": 0.4}, {BANANA: OVERRIDE_MIN - 0.1}), CLASSES, "m"
+        _evidence({"trash": 0.6, "paper": 0.4}, {BANANA: OVERRIDE_MIN - 0.1}, old), old, "m"
     )
     assert unsure.stream is Stream.GENERAL
+
+
+def test_a_head_taught_food_keeps_its_answer_but_doubts_it() -> None:
+    """The head learnt food from photos; ImageNet's banana no longer overrules it, but it
+    still counts as evidence of a look-alike in another stream."""
+    c = interpret(_evidence({"trash": 0.9, "food": 0.1}, {BANANA: 0.6}), CLASSES, "m")
+    assert c.stream is Stream.GENERAL
+    assert c.confidence <= 0.4 + 1e-6
+    assert c.alternatives[0].stream is Stream.FOOD
+
+
+def test_a_goblet_is_never_a_confident_glass_bottle() -> None:
+    """Wine glasses go to 불연성 bags: ImageNet's goblet turns the head's glass into a drinking
+    glass, and even faint goblet evidence keeps the bottle answer from sounding sure."""
+    strong = interpret(_evidence({"glass_bottle": 0.99}, {GOBLET: 0.6}), CLASSES, "m")
+    assert (strong.label, strong.stream) == ("drinking_glass", Stream.NON_COMBUSTIBLE)
+    faint = interpret(_evidence({"glass_bottle": 0.99}, {GOBLET: 0.15}), CLASSES, "m")
+    assert faint.stream is Stream.GLASS
+    assert faint.confidence <= 0.85 + 1e-6
+    assert Stream.NON_COMBUSTIBLE in {a.stream for a in faint.alternatives}
+
+
+def test_clear_glass_without_shape_evidence_is_always_asked_about() -> None:
+    c = interpret(_evidence({"clear_glass": 0.99}, {}), CLASSES, "m")
+    assert c.label == "clear_glass" and c.confidence < CLARIFY_BELOW
+    bottle = interpret(_evidence({"clear_glass": 0.95}, {WATER_BOTTLE: 0.7}), CLASSES, "m")
+    assert (bottle.label, bottle.stream) == ("glass_bottle", Stream.GLASS)
+
+
+def test_a_photo_unlike_the_training_photos_is_asked_about() -> None:
+    familiar = interpret(_evidence({"metal": 0.99}, {}, novelty=0.8), CLASSES, "m")
+    assert familiar.confidence > 0.9
+    strange = interpret(_evidence({"metal": 0.99}, {}, novelty=1.3), CLASSES, "m")
+    assert strange.stream is Stream.METAL
+    assert strange.confidence == UNFAMILIAR_MAX_CONFIDENCE < CLARIFY_BELOW
+
+
+def test_a_battery_goes_to_the_battery_stream_with_no_soiling_or_mixing_signal() -> None:
+    c = interpret(_evidence({"battery": 0.97, "metal": 0.03}, {}), CLASSES, "m")
+    assert (c.label, c.stream) == ("battery", Stream.BATTERY)
+    assert c.contamination is None and c.mixed is None
 
 
 @pytest.mark.parametrize(
@@ -107,7 +161,9 @@ def test_other_override_groups(index: int, stream: Stream) -> None:
 
 
 def test_imagenet_refines_material_into_objects() -> None:
-    pet = interpret(_evidence({"plastic": 0.9, "glass": 0.1}, {WATER_BOTTLE: 0.6}), CLASSES, "m")
+    pet = interpret(
+        _evidence({"plastic": 0.9, "glass_bottle": 0.1}, {WATER_BOTTLE: 0.6}), CLASSES, "m"
+    )
     assert (pet.label, pet.stream) == ("pet_bottle", Stream.CLEAR_PET)
     assert pet.mixed is not None and pet.mixed.value == "yes"
     assert any(p.value.startswith("cap:") for p in pet.parts)
@@ -117,14 +173,18 @@ def test_imagenet_refines_material_into_objects() -> None:
     assert pet.confidence <= 0.65
     assert pet.alternatives[0].stream is Stream.PLASTIC
     assert pet.alternatives[0].confidence > 0.2
-    mug = interpret(_evidence({"glass": 0.8, "plastic": 0.2}, {COFFEE_MUG: 0.7}), CLASSES, "m")
+    mug = interpret(
+        _evidence({"glass_bottle": 0.8, "plastic": 0.2}, {COFFEE_MUG: 0.7}), CLASSES, "m"
+    )
     assert mug.stream is Stream.NON_COMBUSTIBLE
 
 
 def test_a_plastic_bottle_of_any_kind_is_asked_about_not_put_with_plastics() -> None:
     """Clear (its own bin) or coloured (plastic containers) is beyond the models for a soft-drink
     bottle as much as for a water bottle: same kind, same question, never a confident answer."""
-    pop = interpret(_evidence({"plastic": 0.95, "glass": 0.05}, {POP_BOTTLE: 0.9}), CLASSES, "m")
+    pop = interpret(
+        _evidence({"plastic": 0.95, "glass_bottle": 0.05}, {POP_BOTTLE: 0.9}), CLASSES, "m"
+    )
     assert (pop.label, pop.stream) == ("pet_bottle", Stream.CLEAR_PET)
     assert pop.confidence <= 0.65
     assert pop.alternatives[0].stream is Stream.PLASTIC
@@ -144,17 +204,27 @@ def test_food_on_a_container_reads_as_contamination_with_modest_confidence() -> 
     assert clean.contamination is not None and clean.contamination.value == "clean"
 
 
-def test_every_trashnet_class_maps_to_its_official_path() -> None:
+def test_every_head_class_maps_to_its_official_path() -> None:
     expected = {
+        "battery": Stream.BATTERY,
         "cardboard": Stream.PAPER,
-        "paper": Stream.PAPER,
-        "glass": Stream.GLASS,
+        "carton": Stream.PAPER_PACK,
+        "clear_glass": Stream.GLASS,
+        "clothes": Stream.CLOTHING,
+        "food": Stream.FOOD,
+        "glass_bottle": Stream.GLASS,
         "metal": Stream.METAL,
+        "paper": Stream.PAPER,
         "plastic": Stream.PLASTIC,
+        "shoes": Stream.CLOTHING,
+        "textile": Stream.CLOTHING,
         "trash": Stream.GENERAL,
+        "wood": Stream.GENERAL,
     }
+    assert set(expected) == set(HEAD_KINDS)
+    assert {f.head_class for f in FOLDERS.values()} == set(HEAD_KINDS)
     for name, stream in expected.items():
-        kind = TRASHNET[name]
+        kind = HEAD_KINDS[name]
         assert kind.stream is stream
         assert (kind.category.major, kind.category.middle) == OFFICIAL_PATH[stream]
 
@@ -165,3 +235,28 @@ def test_imagenet_groups_are_disjoint_and_in_range() -> None:
         assert not seen & group.indices, group.name
         assert all(0 <= i < 1000 for i in group.indices)
         seen |= group.indices
+
+
+MORE_PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "more_photos"
+
+
+@pytest.mark.skipif(not MORE_PHOTOS.is_dir(), reason=f"{MORE_PHOTOS} is not present")
+@pytest.mark.parametrize(("folder", "floor"), [("battery", 0.9), ("white-glass", 0.75)])
+def test_held_out_batteries_and_clear_glass_get_the_right_stream(
+    embedded: EmbeddedClassifier, folder: str, floor: float
+) -> None:
+    """The kinds where a wrong bin does most harm, on photos never trained or tuned on
+    (measured 0.920 and 0.812, docs/benchmarks.md; the floors leave room for a retrained head,
+    not for a regression). White glass is scored per photo where a person labelled it."""
+    samples = [s for s in list_samples(MORE_PHOTOS) if s.label == folder]
+    parts = three_way_split(samples)
+    own = load_photo_streams()
+    hits = []
+    for sample in samples:
+        if parts[sample.path] != "holdout":
+            continue
+        result = embedded.classify_bytes(sample.path.read_bytes())
+        key = f"{folder}/{sample.path.name}"
+        hits.append(result.stream in accepted_streams(key, FOLDERS[folder], own))
+    assert len(hits) > 50
+    assert sum(hits) / len(hits) >= floor
