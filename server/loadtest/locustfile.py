@@ -64,6 +64,8 @@ class Clock:
     ended: float | None = None
     stopping = False
     stop_reason = ""
+    workers_max = 0
+    table = ""
     samples: list[Sample] = []  # noqa: RUF012 (one run per process)
     scrape_failures: dict[str, int] = {}  # noqa: RUF012
     greenlets: list[gevent.Greenlet] = []  # noqa: RUF012
@@ -193,6 +195,7 @@ def _control(environment: Environment) -> None:
     while not Clock.stopping:
         gevent.sleep(0.5)
         now = time.monotonic()
+        Clock.workers_max = max(Clock.workers_max, getattr(environment.runner, "worker_count", 0))
         _check_count(environment)
         if limit is not None and now - Clock.started >= limit:
             _stop(environment, f"--duration {limit:g} s reached")
@@ -247,7 +250,7 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         "host": environment.host,
         "users": options.num_users,
         "spawn_rate": options.spawn_rate,
-        "workers": getattr(environment.runner, "worker_count", 0),
+        "workers": Clock.workers_max,
         "upload": options.upload,
         "photos": len(RunState.photos),
         "started_at": datetime.fromtimestamp(Clock.started_wall or time.time(), UTC).isoformat(),
@@ -260,10 +263,15 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         server = {"url": options.metrics_url, **summarise(Clock.samples, Clock.scrape_failures)}
     out = Path(options.out or "loadtest-reports/run")
     result = report.write(RunState.figures, meta, server, out)
-    print()
-    print(report.table(result))
-    print(f"\nreport: {out / 'report.json'}" + "".join(f", {out / p}" for p in result["plots"]))
+    # Printed when Locust has printed its own tables (quit), so that ours is what stays in view.
+    Clock.table = (report.table(result) + f"\n\nreport: {out / 'report.json'}"
+                   + "".join(f", {out / p}" for p in result["plots"]))
     environment.process_exit_code = 0 if result["ok"] else 1
+
+
+def _on_quit(**_: Any) -> None:
+    if Clock.table:
+        print("\n" + Clock.table, flush=True)
 
 
 # Locust's event hooks are untyped: registered here, through an Any, instead of decorators.
@@ -273,3 +281,4 @@ _hooks.init.add_listener(_on_init)
 _hooks.test_start.add_listener(_on_test_start)
 _hooks.test_stop.add_listener(_on_test_stop)
 _hooks.quitting.add_listener(_on_quitting)
+_hooks.quit.add_listener(_on_quit)

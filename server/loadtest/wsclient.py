@@ -76,8 +76,9 @@ class Received:
     size: int
 
 
-#: What :meth:`CoachConnection._recv_one` returns for an event already seen (skipped).
-_DUPLICATE = Received.__new__(Received)
+#: What :meth:`CoachConnection._recv_one` returns for a frame that is no new event: one
+#: already seen (a duplicate, skipped), or a WebSocket ping or pong.
+_NOTHING = Received.__new__(Received)
 
 
 class CoachConnection:
@@ -194,8 +195,10 @@ class CoachConnection:
         deadline = time.monotonic() + timeout_s
         while True:
             got = self._recv_one(max(deadline - time.monotonic(), 0.001))
-            if got is not _DUPLICATE:
+            if got is not _NOTHING:
                 return got
+            if time.monotonic() >= deadline:
+                return None
 
     def _recv_one(self, timeout_s: float) -> Received | None:
         ws = self.ws
@@ -203,7 +206,10 @@ class CoachConnection:
             raise Closed(ABNORMAL, "not connected")
         ws.settimeout(timeout_s)
         try:
-            opcode, data = ws.recv_data()
+            # Control frames come back to us too (websocket-client answers pings itself):
+            # otherwise the server's pings, arriving within every timeout, would keep this
+            # call reading past any deadline of ours.
+            opcode, data = ws.recv_data(control_frame=True)
         except websocket.WebSocketTimeoutException:
             return None
         except (OSError, websocket.WebSocketException) as exc:
@@ -217,6 +223,8 @@ class CoachConnection:
             reason = data[2:].decode("utf-8", "replace")
             self._drop()
             raise Closed(code, reason)
+        if opcode in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG):
+            return _NOTHING
         if opcode != websocket.ABNF.OPCODE_TEXT:
             raise Malformed(f"the server sent a non-text frame (opcode {opcode})")
         self.received += 1
@@ -227,7 +235,7 @@ class CoachConnection:
         seq = event.seq
         if seq > 0:
             if seq <= self.last_seq:
-                return _DUPLICATE  # section 7.4: a duplicate is ignored
+                return _NOTHING  # section 7.4: a duplicate is ignored
             if seq != self.last_seq + 1:
                 raise Malformed(f"seq jumped from {self.last_seq} to {seq} (events missed)")
             self.last_seq = seq
