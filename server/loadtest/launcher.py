@@ -192,6 +192,16 @@ def run(argv: list[str] | None = None) -> int:
             return 1
 
 
+def run_and_report(argv: list[str], out: Path) -> tuple[int, dict[str, Any]]:
+    """For scripts (``bench/capacity.py``): runs a load test as ``wastecoach loadtest ARGV``
+    would, its report in ``out``, and returns the exit status and the report (``report.json``,
+    the same whatever the outcome: a run that could not start says why in ``fatal``). Locust
+    runs in a child process, never in the caller's."""
+    code = run([*argv, "--out", str(out)])
+    report: dict[str, Any] = json.loads((out / "report.json").read_text())
+    return code, report
+
+
 def _finish(code: int) -> int:
     # Locust's own failure codes (a crash, an unhandled error) are failures of the run too.
     return 0 if code == 0 else (code if code in (1, 2) else 1)
