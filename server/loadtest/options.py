@@ -72,7 +72,7 @@ def add_scenario_arguments(parser: Any) -> None:
                             "or 10 min with --scans")
     group.add_argument("--scans", type=positive_int, default=None,
                        help="stop once this many scans have finished (all users together; "
-                            "scans already running then are finished too)")
+                            "scans under way then get 15 s to finish)")
     group.add_argument("--out", default="",
                        help="folder for the report (report.json, PNG plots); default a "
                             "timestamped folder under ./loadtest-reports/")
