@@ -16,6 +16,7 @@ run as failed, rather than letting every user retry until the duration ends.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import time
@@ -324,8 +325,13 @@ class CoachUser(FastHttpUser):
         self.figures.record("upload", (time.perf_counter() - started) * 1000)
         return UploadImage(key=ticket["key"])
 
+    def _photo(self) -> Photo:
+        if not RunState.photos:
+            raise Fatal("no photos to scan (--photos)")
+        return random.choice(RunState.photos)
+
     def _scan(self) -> ScanWatch | None:
-        photo = random.choice(RunState.photos)
+        photo = self._photo()
         image = self._image(photo)
         if image is None:
             return None
@@ -356,7 +362,7 @@ class CoachUser(FastHttpUser):
             self.error("chat_timeout", f"no chat.done within {self.options.scan_timeout:g} s")
 
     def _live(self) -> None:
-        photo = random.choice(RunState.photos)
+        photo = self._photo()
         rid = f"l{self._tag}-{next(self._ids)}"
         pump = Pump(live_id=rid)
         self._send(LiveStart(request_id=rid, locale=Locale(self.locale),
@@ -368,14 +374,16 @@ class CoachUser(FastHttpUser):
         every = 1.0 / self.options.live_fps
         end = time.monotonic() + self.options.live_seconds
         number = 0
-        while time.monotonic() < end and self.conn.ws is not None:
+        # Live mode belongs to the connection: after a reconnect it is off (live_stopped).
+        while time.monotonic() < end and not pump.live_stopped:
             number += 1
             pump.frames_sent[number] = time.perf_counter()
-            self.conn.send_binary(encode_frame(rid, number, int(time.time() * 1000),
-                                               photo.camera_frame))
+            self._send_frame(encode_frame(rid, number, int(time.time() * 1000),
+                                          photo.camera_frame))
             self.figures.count("live_frames_sent")
-            self._pump(pump, until=lambda: False, seconds=every)
-        self._send(LiveStop(request_id=rid))
+            self._pump(pump, until=lambda: pump.live_stopped, seconds=every)
+        if not pump.live_stopped:
+            self._send(LiveStop(request_id=rid))
         self._pump(pump, until=lambda: pump.live_stopped and all(
             w.done for w in pump.scans.values()), seconds=self.options.scan_timeout)
         for watch in pump.scans.values():
@@ -386,12 +394,15 @@ class CoachUser(FastHttpUser):
     # ----------------------------------------------------------------------- the socket
 
     def _send(self, message: Any) -> None:
-        try:
+        # The message may not have reached the server: the next wait finds the connection
+        # gone and resumes (and counts the close); a scan whose start was lost then times out
+        # and says so.
+        with contextlib.suppress(Closed):
             self.conn.send(message)
-        except Closed as exc:
-            # The message may not have reached the server: the next wait notices the close
-            # and resumes; a scan whose start was lost then times out and says so.
-            self.figures.count("closes", str(exc.code))
+
+    def _send_frame(self, data: bytes) -> None:
+        with contextlib.suppress(Closed):  # as in _send
+            self.conn.send_binary(data)
 
     def _pump(self, pump: Pump, *, until: Any, seconds: float) -> None:
         """Read and handle events until ``until()`` holds or ``seconds`` pass, sending the
@@ -586,6 +597,8 @@ class CoachUser(FastHttpUser):
                 last = exc
                 continue
             ready = received[0].event
+            if pump.live_id is not None:
+                pump.live_stopped = True  # live mode ended with its connection (section 15.1)
             self.report("resume", (time.perf_counter() - started) * 1000, received[0].size)
             if getattr(ready, "resumed", False):
                 self.figures.count("resumes", "resumed")

@@ -179,9 +179,12 @@ class CoachConnection:
         return self._ping_sent.pop(request_id, None) if request_id else None
 
     def pong_overdue(self) -> bool:
-        """Whether a ping has waited two heartbeat intervals for its pong (section 9)."""
+        """Whether a ping has waited too long for its pong: two heartbeat intervals (section
+        9), and no less than the network timeout (a server asking for a ping every second is
+        not dead because one pong took two under load)."""
         oldest = min(self._ping_sent.values(), default=None)
-        return oldest is not None and time.perf_counter() - oldest > 2 * self.heartbeat_s
+        limit = max(2 * self.heartbeat_s, self.timeout_s)
+        return oldest is not None and time.perf_counter() - oldest > limit
 
     def until_ping(self) -> float:
         return max(0.0, self._next_ping - time.monotonic())

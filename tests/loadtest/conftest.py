@@ -10,6 +10,7 @@ heartbeat of one second, so that a run of seconds sees pongs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -70,12 +71,12 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 120)
     raise RuntimeError("the server did not become ready")
 
 
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real embedded server (``wastecoach serve``) on a free port."""
+@contextlib.contextmanager
+def embedded_server(data: Path, **settings: str) -> Iterator[str]:
+    """A real embedded server (``wastecoach serve``) on a free port; ``settings`` are more
+    WASTECOACH_ variables."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    data = tmp_path_factory.mktemp("server-data")
     # Embedded, whatever this machine's environment says: none of its WASTECOACH_ settings.
     clean = {k: v for k, v in os.environ.items() if not k.startswith("WASTECOACH_")}
     env = dict(
@@ -89,6 +90,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         WASTECOACH_ACCOUNTS__CHATS_PER_DAY="100000",
         WASTECOACH_ACCOUNTS__GUESTS_PER_MINUTE="100000",
         WASTECOACH_ACCOUNTS__GUESTS_PER_DAY="100000",
+        **{f"WASTECOACH_{key.upper()}": value for key, value in settings.items()},
     )
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], cwd=ROOT, env=env)
     try:
@@ -101,6 +103,12 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with embedded_server(tmp_path_factory.mktemp("server-data")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import pytest
 
 from server.loadtest.launcher import run_and_report
 from tests.conftest import free_port
-from tests.loadtest.conftest import run_harness
+from tests.loadtest.conftest import embedded_server, run_harness
 from tests.loadtest.fake_server import FakeServer
 
 # test_scan_inline_photos is the smoke run of the suite (so of .ci/run); the rest are "slow".
@@ -114,6 +114,24 @@ def test_stops_after_a_count_of_scans_called_from_a_script(
     assert report["scans"]["completed"] >= 5
     assert report["duration_s"] < 120
     assert "locust" not in sys.modules
+
+
+@pytest.mark.slow
+def test_connections_the_server_ends_are_resumed(photos: Path, tmp_path: Path) -> None:
+    """A server whose connections live two seconds closes each with 1001 (lifetime cap): the
+    users resume, the replay brings the events they missed, and no scan is lost."""
+    with embedded_server(tmp_path / "data", session__max_lifetime_s="2",
+                         session__expiry_warning_s="1") as url:
+        run = run_harness([*QUICK, "--host", url, "--photos", str(photos), "--duration", "6"],
+                          tmp_path / "out")
+    assert run.code == 0, run.output[-4000:]
+    report = run.report
+    assert report["closes"]["1001"] >= 1
+    assert report["resumes"]["resumed"] >= 1
+    assert report["resumes"].get("failed", 0) == 0
+    assert report["latency_ms"]["resume"]["count"] == report["resumes"]["attempted"]
+    assert report["errors"] == {} and "lost" not in report["scans"]
+    assert report["latency_ms"]["end_to_end"]["count"] == report["scans"]["completed"]
 
 
 # --------------------------------------------------------------------------- server metrics
