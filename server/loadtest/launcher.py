@@ -164,6 +164,13 @@ def run(argv: list[str] | None = None) -> int:
         limit = args.duration or (600.0 if args.scans else 60.0)
         deadline = time.monotonic() + limit + GRACE_S
     child = subprocess.Popen(command)
+
+    def forward_term(signum: int, _frame: object) -> None:
+        # Stopped from outside (a supervisor, `timeout`, kill): Locust stops on SIGTERM and
+        # still writes the report; it must not live on without this process.
+        child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward_term)
     try:
         while True:
             left = None if deadline is None else deadline - time.monotonic()
@@ -182,7 +189,12 @@ def run(argv: list[str] | None = None) -> int:
                 write_failure(out, args, reason)
                 return 1
     except KeyboardInterrupt:
-        # Ctrl+C reached Locust too (same process group): it stops and writes the report.
+        # Ctrl+C at a terminal reached Locust too (same process group), and it stops and
+        # writes the report; a SIGINT sent to this process alone did not: pass it on then.
+        try:
+            return _finish(child.wait(timeout=5))
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGTERM)
         try:
             return _finish(child.wait(timeout=60))
         except subprocess.TimeoutExpired:

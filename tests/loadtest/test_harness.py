@@ -10,6 +10,9 @@ figures relate, never about how fast anything was (the machine is shared).
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -20,7 +23,7 @@ from typing import Any
 import pytest
 
 from server.loadtest.launcher import run_and_report
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 from tests.loadtest.conftest import embedded_server, run_harness
 from tests.loadtest.fake_server import FakeServer
 
@@ -132,6 +135,37 @@ def test_connections_the_server_ends_are_resumed(photos: Path, tmp_path: Path) -
     assert report["latency_ms"]["resume"]["count"] == report["resumes"]["attempted"]
     assert report["errors"] == {} and "lost" not in report["scans"]
     assert report["latency_ms"]["end_to_end"]["count"] == report["scans"]["completed"]
+
+
+@pytest.mark.slow
+def test_a_run_stopped_from_outside_writes_its_report_and_leaves_nothing_behind(
+    server_url: str, tmp_path: Path
+) -> None:
+    """SIGTERM to ``wastecoach loadtest`` (a supervisor, ``timeout``) reaches Locust, which
+    stops, writes what it measured, and exits; no Locust process outlives the command."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "loadtest", "--users", "2", "--host", server_url,
+         "--scenario", "idle", "--duration", "300", "--out", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the first progress line: the users are at work
+            if line.startswith("[") and "users" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    report = json.loads((out / "report.json").read_text())
+    assert report["stopped_because"] == "interrupted"
+    assert report["counts"]["sessions_opened"][""] == 2
+    left = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "a Locust process outlived the command"
 
 
 # --------------------------------------------------------------------------- server metrics
