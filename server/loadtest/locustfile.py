@@ -112,9 +112,15 @@ def _stop(environment: Environment, reason: str) -> None:
     def stop_then_quit() -> None:
         runner = environment.runner
         assert runner is not None
+        workers = list(runner.clients) if isinstance(runner, MasterRunner) else []
         # stop() waits for every worker to report itself stopped (their last figures come
         # before that); quit() then ends Locust, which writes the report (quitting).
         runner.stop()
+        if isinstance(runner, MasterRunner):
+            # A stopped worker is no longer on the master's list, so quit() would not tell it
+            # to go: it would wait a minute for a master that is gone. Tell it here.
+            for worker in workers:
+                runner.send_message("quit", None, worker)
         runner.quit()
 
     gevent.spawn(stop_then_quit)
