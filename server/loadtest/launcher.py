@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -143,6 +144,26 @@ def write_failure(out: Path, args: argparse.Namespace, reason: str) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
+def raise_open_files_limit(users: int) -> str | None:
+    """Every user holds a WebSocket and an HTTP connection: the soft limit on open files
+    (often 1,024) goes up to the hard one, which the Locust processes inherit. Returns a
+    warning when even that is too few for ``users``."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    needed = 2 * users + 256
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        return (f"{users} users need about {needed} open files, and this process may open "
+                f"{soft} (ulimit -n): raise the hard limit, or spread the users over machines "
+                "(--master / --worker)")
+    return None
+
+
 def default_out() -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return Path("loadtest-reports") / stamp
@@ -158,6 +179,9 @@ def run(argv: list[str] | None = None) -> int:
             write_failure(out, args, problem)
             print(f"report: {out / 'report.json'}", file=sys.stderr)
             return 2
+    warning = raise_open_files_limit(args.users)
+    if warning is not None:
+        print(f"wastecoach loadtest: warning: {warning}", file=sys.stderr)
     command = locust_argv(args, out)
     deadline = None
     if not args.web and not args.worker:

@@ -45,6 +45,7 @@ def build(figures: Figures, meta: dict[str, Any], server: dict[str, Any] | None)
             "scans_completed_per_s": completed / duration,
             "scans_started_per_s": figures.total("scans_started") / duration,
             "messages_received_per_s": figures.total("messages_received") / duration,
+            "messages_sent_per_s": figures.total("messages_sent") / duration,
         },
         "scans": scans,
         "errors": errors,
@@ -66,7 +67,7 @@ def timeline(figures: Figures) -> list[dict[str, Any]]:
     for sec in sorted(figures.timeline):
         second = figures.timeline[sec]
         row: dict[str, Any] = {"t": sec - first, "unix": sec}
-        for kind in ("scans_started", "scans_finished", "messages_received"):
+        for kind in ("scans_started", "scans_finished", "messages_received", "messages_sent"):
             row[kind] = second.counts.get(kind, 0)
         for name in TIMELINE_FIGURES:
             hist = second.histograms.get(name)
@@ -93,7 +94,8 @@ def table(report: dict[str, Any]) -> str:
         "",
         f"scans completed {report['scans'].get('completed', 0)} "
         f"({rates['scans_completed_per_s']:.2f}/s); by status {report['scans'] or '{}'}",
-        f"messages received {rates['messages_received_per_s']:.1f}/s",
+        f"messages received {rates['messages_received_per_s']:.1f}/s, "
+        f"sent {rates['messages_sent_per_s']:.1f}/s",
         f"errors by code {report['errors'] or 'none'}",
         f"close codes {report['closes'] or 'none'}; resumes {report['resumes'] or 'none'}",
     ]

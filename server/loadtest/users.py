@@ -399,10 +399,12 @@ class CoachUser(FastHttpUser):
         # and says so.
         with contextlib.suppress(Closed):
             self.conn.send(message)
+            self.figures.count("messages_sent")
 
     def _send_frame(self, data: bytes) -> None:
         with contextlib.suppress(Closed):  # as in _send
             self.conn.send_binary(data)
+            self.figures.count("messages_sent")
 
     def _pump(self, pump: Pump, *, until: Any, seconds: float) -> None:
         """Read and handle events until ``until()`` holds or ``seconds`` pass, sending the
@@ -418,6 +420,7 @@ class CoachUser(FastHttpUser):
                     continue
                 if self.conn.ping_due():
                     self.conn.send_ping()
+                    self.figures.count("messages_sent")
                 got = self.conn.recv(min(left, max(self.conn.until_ping(), 0.05)))
             except Closed as exc:
                 self._reconnect(pump, exc)

@@ -58,6 +58,9 @@ def test_scan_inline_photos(server_url: str, photos: Path, tmp_path: Path) -> No
                                   "end_to_end")
     assert report["latency_ms"]["connect"]["count"] == 2
     assert report["rates"]["scans_completed_per_s"] > 0
+    # Every scan.start went out (and the heartbeat with them), and every event came in.
+    assert report["counts"]["messages_sent"][""] >= report["counts"]["scans_started"][""]
+    assert report["counts"]["messages_received"][""] >= 7 * completed
     assert sum(row["scans_finished"] for row in report["timeline"]) == completed
     assert set(report["plots"]) == {"latency_over_time.png", "latency_distribution.png"}
     for plot in report["plots"]:
