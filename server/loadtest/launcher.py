@@ -15,6 +15,7 @@ report says which); 2 when it could not start (bad options, no photos, the serve
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -106,8 +107,25 @@ def locust_argv(args: argparse.Namespace, out: Path) -> list[str]:
     return argv
 
 
+#: What the harness's processes import beyond the runtime dependencies (the loadtest extra).
+EXTRA_MODULES = ("locust", "hdrh", "matplotlib", "websocket", "prometheus_client")
+
+
+def missing_extra() -> str | None:
+    """Why the harness cannot run here, or None: looked up, not imported (Locust patches
+    what it imports into)."""
+    missing = [name for name in EXTRA_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        return (f"the load-test harness needs the loadtest extra ({', '.join(missing)} not "
+                "installed): pip install -e '.[loadtest]', or scripts/_venv.sh dev")
+    return None
+
+
 def preflight(args: argparse.Namespace) -> str | None:
     """Why the run cannot start, or None."""
+    problem = missing_extra()
+    if problem is not None:
+        return problem
     if args.scenario in PHOTO_SCENARIOS:
         try:
             load_photos(args.photos)
@@ -172,6 +190,9 @@ def default_out() -> Path:
 def run(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     out = Path(args.out) if args.out else default_out()
+    if args.worker and (problem := missing_extra()) is not None:
+        print(f"wastecoach loadtest: {problem}", file=sys.stderr)
+        return 2
     if not args.worker:
         problem = preflight(args)
         if problem is not None:

@@ -125,3 +125,18 @@ def test_the_command_line_and_the_server_never_import_locust() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_without_the_loadtest_extra_the_harness_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from server.loadtest import launcher
+
+    monkeypatch.setattr(launcher, "EXTRA_MODULES", ("locust", "no_such_module_here"))
+    assert launcher.run(["--worker"]) == 2
+    code = launcher.run(["--host", "http://127.0.0.1:9", "--scenario", "idle",
+                         "--out", str(tmp_path)])
+    assert code == 2
+    fatal = json.loads((tmp_path / "report.json").read_text())["fatal"][0]
+    assert "no_such_module_here" in fatal and "loadtest extra" in fatal
+    assert "locust" not in sys.modules
