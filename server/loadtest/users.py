@@ -251,23 +251,40 @@ class CoachUser(FastHttpUser):
         self.token_expires = time.monotonic() + expires_in
 
     def _open_fresh(self) -> None:
-        """Sign in and open a new session (not a resume)."""
+        """Sign in and open a new session (not a resume). A server that turns the connection
+        away for now (a resumable close such as 1013, too many connections from this address;
+        or no answer at all) is tried again with backoff, as docs/protocol.md section 7.5 asks;
+        one that refuses the session stops the run."""
         self._sign_in()
-        started = time.perf_counter()
-        try:
-            received = self.conn.open(self.token, self.locale)
-        except Unreachable as exc:
-            raise Fatal(f"cannot open the WebSocket: {exc}") from exc
-        except Refused as exc:
-            raise Fatal(f"the server refused the session: {exc}") from exc
-        except Malformed as exc:
-            self._malformed(exc)
-            raise Fatal(f"the server's answer to session.start is malformed: {exc}") from exc
-        except Closed as exc:
-            self.figures.count("closes", str(exc.code))
-            raise Fatal(f"the server closed the connection before session.ready: {exc}") from exc
-        self.figures.count("sessions_opened")
-        self.report("connect", (time.perf_counter() - started) * 1000, received[0].size)
+        backoff = 0.5
+        last: Exception | None = None
+        for attempt in range(self.options.reconnect_attempts + 1):
+            if attempt:
+                gevent.sleep(backoff * random.uniform(0.8, 1.2))
+                backoff = min(backoff * 2, 30.0)
+            started = time.perf_counter()
+            try:
+                received = self.conn.open(self.token, self.locale)
+            except Refused as exc:
+                raise Fatal(f"the server refused the session: {exc}") from exc
+            except Malformed as exc:
+                self._malformed(exc)
+                raise Fatal(f"the server's answer to session.start is malformed: {exc}") from exc
+            except Closed as exc:
+                self.figures.count("closes", str(exc.code))
+                if exc.code not in RESUMABLE:
+                    raise Fatal(f"the server closed the connection before session.ready: "
+                                f"{exc}") from exc
+                last = exc
+                continue
+            except Unreachable as exc:
+                last = exc
+                continue
+            self.figures.count("sessions_opened")
+            self.report("connect", (time.perf_counter() - started) * 1000, received[0].size)
+            return
+        raise Fatal(f"could not open a session in {self.options.reconnect_attempts + 1} "
+                    f"attempts; last: {last}")
 
     def _token_due(self) -> bool:
         return time.monotonic() > self.token_expires - TOKEN_MARGIN_S

@@ -10,7 +10,10 @@ and misbehaves in one way chosen by ``behaviour``:
   without its classification;
 * ``close``: the first ``scan.start`` gets ``scan.accepted``, then the socket closes with 1012
   (server restart), and every later connection is closed with 1012 at once, as a draining
-  server does: the server never comes back.
+  server does: the server never comes back;
+* ``busy``: the first two connections are closed with 1013 at once (too many connections from
+  the address), as a real server does at its per-address cap; later ones are served, and
+  ``ping`` gets its ``pong``.
 """
 
 from __future__ import annotations
@@ -28,12 +31,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from protocol.messages import ScanAccepted, SessionReady, client_message_adapter
+from protocol.messages import Pong, ScanAccepted, SessionReady, client_message_adapter
 from tests.conftest import free_port
 
 
 def build_app(behaviour: str) -> Starlette:
-    state = {"closed": False}
+    state: dict[str, int] = {"closed": 0, "turned_away": 0}
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -53,6 +56,10 @@ def build_app(behaviour: str) -> Starlette:
         if state["closed"]:
             await ws.close(1012, "server is restarting")
             return
+        if behaviour == "busy" and state["turned_away"] < 2:
+            state["turned_away"] += 1
+            await ws.close(1013, "too many connections from your address; try again later")
+            return
         try:
             client_message_adapter.validate_json(await ws.receive_text())  # session.start
             ready = SessionReady(
@@ -64,6 +71,8 @@ def build_app(behaviour: str) -> Starlette:
             seq = 0
             while True:
                 message = client_message_adapter.validate_json(await ws.receive_text())
+                if message.type == "ping":
+                    await ws.send_text(Pong(request_id=message.request_id).model_dump_json())
                 if message.type != "scan.start":
                     continue
                 seq += 1
@@ -76,7 +85,7 @@ def build_app(behaviour: str) -> Starlette:
                         "ts": "2026-01-01T00:00:00Z", "scan_id": "x" * 32,
                     }))
                 elif behaviour == "close":
-                    state["closed"] = True
+                    state["closed"] = 1
                     await ws.close(1012, "server is restarting")
                     return
         except WebSocketDisconnect:

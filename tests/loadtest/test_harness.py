@@ -309,3 +309,17 @@ def test_a_server_that_closes_mid_run_and_stays_away(photos: Path, tmp_path: Pat
     assert any("1012" in r and "reconnects" in r for r in report["fatal"]), report["fatal"]
     assert report["latency_ms"]["accepted"]["count"] >= 1
     assert report["duration_s"] < 60
+
+
+@pytest.mark.slow
+def test_a_connection_turned_away_for_now_is_tried_again(tmp_path: Path) -> None:
+    """1013 at connect (the per-address cap) is retried with backoff, as the protocol asks;
+    it is counted among the close codes, and is no error."""
+    with FakeServer("busy") as fake:
+        run = run_harness(["--users", "1", "--host", fake.url, "--scenario", "idle",
+                           "--duration", "3"], tmp_path / "out")
+    assert run.code == 0, run.output[-4000:]
+    report = run.report
+    assert report["closes"] == {"1013": 2}
+    assert report["counts"]["sessions_opened"][""] == 1
+    assert report["errors"] == {} and report["fatal"] == []
