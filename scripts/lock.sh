@@ -6,7 +6,8 @@
 #   scripts/lock.sh --upgrade-package httpx  move one package (and what it needs)
 #
 # Arguments go to each `uv pip compile`. The files it writes:
-#   requirements/dev.txt      runtime + the dev extra + what the LLM test server needs (test.sh)
+#   requirements/dev.txt      runtime + the dev and loadtest extras + what the LLM test server
+#                             needs (test.sh)
 #   requirements/runtime.txt  runtime only, at the same versions as dev.txt (serve.sh)
 #   requirements/pip.txt      the pip that installs them
 # The train extra (torch) is in none of them. Resolution uses PyPI only (uv does not read
@@ -43,7 +44,7 @@ if [ -z "$llama" ]; then
 fi
 
 # Extra requirements come on stdin, so that no temporary path ends up in the annotations.
-echo "llama-cpp-python[server]==$llama" | compile pyproject.toml - --extra dev \
+echo "llama-cpp-python[server]==$llama" | compile pyproject.toml - --extra dev --extra loadtest \
     --no-emit-package llama-cpp-python -o requirements/dev.txt "$@"
 compile pyproject.toml -c requirements/dev.txt -o requirements/runtime.txt "$@"
 echo pip | compile - -o requirements/pip.txt "$@"

@@ -1,4 +1,4 @@
-"""``wastecoach``: serve, run a worker, scan a photo, migrate, import data, evaluate."""
+"""``wastecoach``: serve, run a worker, scan a photo, migrate, import data, evaluate, load-test."""
 
 from __future__ import annotations
 
@@ -187,7 +187,18 @@ def locations(args: argparse.Namespace) -> int:
     return locations_main([args.action, *args.rest])
 
 
+def loadtest(rest: list[str]) -> int:
+    """Hands over to the load-test harness in a fresh process image: the harness runs Locust,
+    which patches the standard library with gevent, and nothing of that may reach a process
+    that also serves or runs workers (nor this one, whose imports it would inherit)."""
+    os.execv(sys.executable, [sys.executable, "-m", "server.loadtest", *rest])
+
+
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["loadtest"]:
+        # Every option after it is the harness's own (`wastecoach loadtest --help`).
+        return loadtest(given[1:])
     parser = argparse.ArgumentParser(prog="wastecoach", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -222,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["import"])
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=locations)
+
+    p = sub.add_parser(
+        "loadtest", add_help=False,
+        help="load-test a server with simulated app users (Locust; see --help)",
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
 
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -78,7 +78,7 @@ def declared(*extras: str) -> list[Requirement]:
 
 RUNTIME = read_lock("runtime.txt")
 DEV = read_lock("dev.txt")
-CASES = [pytest.param(RUNTIME, (), id="runtime"), pytest.param(DEV, ("dev",), id="dev")]
+CASES = [pytest.param(RUNTIME, (), id="runtime"), pytest.param(DEV, ("dev", "loadtest"), id="dev")]
 
 
 @pytest.mark.parametrize(("pins", "extras"), CASES)
