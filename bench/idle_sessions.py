@@ -126,8 +126,11 @@ class Sessions:
     async def open_one(self) -> None:
         import websockets
 
+        # The protocol's heartbeat is the ping message below, and the server pings each socket
+        # too; websockets' own client pings would add a third, and on a busy machine their
+        # 20 s timeout closed sessions that were only slow to be served.
         ws = await websockets.connect(self.ws_url, compression=None, max_size=2**20,
-                                      open_timeout=600)
+                                      open_timeout=600, ping_interval=None)
         await ws.send(json.dumps({"type": "session.start", "v": 1, "token": self.token,
                                   "locale": "ko"}))
         ready = json.loads(await ws.recv())
@@ -195,7 +198,8 @@ async def sessions_open(base_url: str) -> float:
     import httpx
 
     async with httpx.AsyncClient() as http:
-        text = (await http.get(base_url + "/metrics")).text
+        # Generous: on a shared machine the loop may be busy with thousands of heartbeats.
+        text = (await http.get(base_url + "/metrics", timeout=120)).text
     for line in text.splitlines():
         if line.startswith("wastecoach_ws_sessions_open "):
             return float(line.split()[1])
@@ -242,6 +246,10 @@ async def run(args: argparse.Namespace, server: Server) -> int:
     import httpx
 
     proc, base_url = server.proc, server.base_url
+    # A terminated benchmark ends its run, and main() stops the server.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     trace = args.trace
     snapshot_base = server.data / "snapshot"
     async with httpx.AsyncClient(base_url=base_url) as http:
@@ -313,6 +321,8 @@ def main() -> int:
     server = start_server(args.sessions, args.trace, args.frames)
     try:
         return asyncio.run(run(args, server))
+    except asyncio.CancelledError:
+        return 143
     finally:
         server.proc.terminate()
         try:
