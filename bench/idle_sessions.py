@@ -284,6 +284,7 @@ async def run(args: argparse.Namespace, server: Server) -> int:
     started = time.monotonic()
     await sessions.open(args.sessions)
     opened_in = time.monotonic() - started
+    opened = rss_kib(proc.pid)
     await asyncio.sleep(args.hold)
     after = rss_kib(proc.pid)
     open_now = await sessions_open(base_url)
@@ -293,8 +294,9 @@ async def run(args: argparse.Namespace, server: Server) -> int:
     print(f"sessions {n}: opened in {opened_in:.1f} s, held {args.hold:.0f} s "
           f"(heartbeat {sessions.heartbeat_s:.0f} s, {sessions.pongs} pongs, "
           f"{sessions.closed} closed); the server counts {open_now:.0f} open")
-    print(f"server RSS: idle {before / 1024:.1f} MiB, with the sessions "
-          f"{after / 1024:.1f} MiB: {(after - before) / n:.1f} KiB per session"
+    print(f"server RSS: idle {before / 1024:.1f} MiB, all sessions open "
+          f"{opened / 1024:.1f} MiB, after the hold {after / 1024:.1f} MiB: "
+          f"{(after - before) / n:.1f} KiB per session"
           + (" (under tracemalloc)" if trace else ""))
     if before_snapshot is not None and after_snapshot is not None:
         print_top(before_snapshot, after_snapshot, trace, n)
