@@ -12,18 +12,22 @@ and in all; the socket that takes its address, or the process, over the budget i
 taken its last message, and the session takes each at once.
 
 It is uvicorn's sans-I/O WebSocket protocol (what ``ws="auto"`` picks with ``websockets``
-installed) with two of its methods extended.
+installed) with two of its methods extended. It also keeps an idle connection smaller (the
+idle-session figures in ``docs/benchmarks.md``): its queue of ASGI events holds nothing while
+empty, and the handshake's request and response go once the accept is sent.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from server.request_heads import ClientKeys
 from server.settings import HttpSettings
+from server.ws.outbox import Outbox
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +64,34 @@ class InboundBudget:
         return self._per_address.get(key, 0) if key is not None else 0
 
 
+#: More ASGI events than uvicorn ever queues for one connection (one message, then a close).
+_EVENTS_BOUND = 1 << 16
+
+
 class BudgetedWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol, counting what each socket holds unfinished."""
 
     budget: ClassVar[InboundBudget]
     _held = 0
     _key: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # uvicorn's queue of ASGI events for the app: an asyncio.Queue, three deques and an
+        # Event from the start (about 3.7 KiB per idle connection on CPython 3.11). uvicorn
+        # only puts, gets and asks whether it is empty, and the app has one reader (the
+        # connection's), so the outbox that holds a deque only while it has items serves.
+        # Unbounded in effect, as uvicorn's is: it stops reading the socket after each message
+        # until the app has taken it, so a few events at most wait here.
+        self.queue = Outbox(_EVENTS_BOUND)  # type: ignore[assignment]
+
+    async def send(self, message: ASGISendEvent) -> None:
+        await super().send(message)
+        if self.handshake_complete and getattr(self, "response", None) is not None:
+            # The handshake's request and response, their headers parsed into websockets'
+            # Headers (about 3 KiB an idle connection kept), are not read once the accept
+            # has gone out: uvicorn reads them only before (handle_connect, the accept).
+            self.request = self.response = None  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         if self._key is None and self.client:

@@ -22,13 +22,14 @@ from server.events.base import (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class _SessionLog:
     user_id: str
     epoch: str
     maxlen: int
     head: int = 0
-    events: deque[tuple[int, str]] = field(default_factory=deque)
+    #: Made at the first event: an idle session's empty deque would cost 760 bytes.
+    events: deque[tuple[int, str]] | None = None
     keys: dict[str, int] = field(default_factory=dict)
     open: dict[str, str] = field(default_factory=dict)
     chats: set[str] = field(default_factory=set)
@@ -123,6 +124,8 @@ class MemoryEventLog:
         elif kind == "chat.done" and request_id:
             log.chats.discard(request_id)
         event = with_seq(seq, encode_payload(payload))
+        if log.events is None:
+            log.events = deque()
         log.events.append((seq, event))
         if len(log.events) > log.maxlen:
             log.events.popleft()
@@ -197,7 +200,7 @@ class MemoryEventLog:
             return None
         if after_seq == log.head:
             return []
-        missing = [(s, e) for s, e in log.events if s > after_seq]
+        missing = [(s, e) for s, e in log.events or () if s > after_seq]
         if not missing or missing[0][0] != after_seq + 1:
             return None
         return missing

@@ -40,6 +40,7 @@ import logging
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from pydantic import BaseModel
 from starlette.websockets import WebSocket, WebSocketState
@@ -85,6 +86,7 @@ from server.sessions.service import (
     verify,
 )
 from server.settings import SessionSettings
+from server.ws.outbox import Outbox
 from server.ws.registry import Connections
 
 log = logging.getLogger(__name__)
@@ -139,19 +141,23 @@ class Connection:
             max_concurrent_scans=settings.max_concurrent_scans,
             max_concurrent_chats=settings.max_concurrent_chats,
         )
-        self.queue: asyncio.Queue[_Item] = asyncio.Queue(settings.send_queue_size)
+        self.queue: Outbox[_Item] = Outbox(settings.send_queue_size)
         self.closed = asyncio.Event()
-        self._slow = asyncio.Event()
-        self._lost = asyncio.Event()
+        # What ends the connection from outside its tasks: flags, and one wake-up for the
+        # supervisor while it sleeps (four asyncio.Events, each with a task to wait on it, cost
+        # an idle session about 8 KiB; docs/benchmarks.md, idle sessions).
+        self._slow = False
+        self._lost = False
+        self._auth_changed = False
+        #: Set when the account was deleted through this process: the supervisor closes.
+        self._account_gone = False
+        self._wakeup: asyncio.Future[None] | None = None
         #: Highest seq delivered to this connection, and the last one written to its socket.
         self._head = 0
         self._written = 0
         self._reader_task: asyncio.Task[None] | None = None
         self._progress_at = time.monotonic()
         self._draining = False
-        self._auth_changed = asyncio.Event()
-        #: Set when the account was deleted through this process: the supervisor closes.
-        self._account_gone = asyncio.Event()
         self._subscription: Subscription | None = None
         self._session: Session | None = None
         self._expires_at = datetime.now(UTC)
@@ -217,12 +223,12 @@ class Connection:
         try:
             self.queue.put_nowait(_SHUTDOWN)
         except asyncio.QueueFull:
-            self._slow.set()
+            self._alert("slow")
 
     def account_deleted(self, user_id: str) -> None:
         """The account ``user_id`` was just deleted: if it is this connection's, close it."""
         if self._session is not None and self._session.claims.user_id == user_id:
-            self._account_gone.set()
+            self._alert("account_gone")
 
     async def _unavailable(self, exc: BaseException) -> None:
         """A service the connection needs failed: say so where possible, close with 1013."""
@@ -258,7 +264,10 @@ class Connection:
     async def _receive(self, timeout: float) -> str | bytes:
         """One frame: text, or binary (a camera frame of live mode)."""
         try:
-            message = await asyncio.wait_for(self.ws.receive(), timeout)
+            # Not wait_for: on Python 3.11 it wraps receive() in a task of its own, one more
+            # task per idle connection.
+            async with asyncio.timeout(timeout):
+                message = await self.ws.receive()
         except TimeoutError as exc:
             raise _CloseConnection(CloseCode.GOING_AWAY, "idle timeout") from exc
         if message["type"] == "websocket.disconnect":
@@ -398,7 +407,7 @@ class Connection:
                     await session.start_chat(action.message)
                 elif isinstance(action, RefreshAuth):
                     await session.refresh_auth(action.message)
-                    self._auth_changed.set()
+                    self._alert("auth_changed")
                 elif isinstance(action, LiveFrame):
                     assert self._live is not None
                     self._live.offer(action.frame)
@@ -479,13 +488,12 @@ class Connection:
         while not self.queue.empty():
             self.queue.get_nowait()
         self._head = self._written = 0
-        self._slow.clear()
-        self._lost.clear()
+        self._slow = self._lost = False
 
     def _deliver(self, item: Event | Signal) -> None:
         """Called by the event log / hub for every event of this session."""
         if item is Signal.LOST:
-            self._lost.set()
+            self._alert("lost")
             return
         if isinstance(item, Event) and item.seq > self._head:
             self._head = item.seq
@@ -495,11 +503,11 @@ class Connection:
             ):
                 # Far behind and not moving: it has not taken what it was sent. (A client
                 # catching up after a resume or a hub reconnect is behind, but moving.)
-                self._slow.set()
+                self._alert("slow")
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
-            self._slow.set()
+            self._alert("slow")
         WS_SEND_QUEUE_DEPTH.observe(self.queue.qsize())
 
     async def _catch_up(self) -> None:
@@ -552,6 +560,7 @@ class Connection:
         token_end = 0.0
         token_warn_at = 0.0
         while True:
+            self._auth_changed = False
             assert self._session is not None
             claims = self._session.claims
             now = datetime.now(UTC).timestamp()
@@ -588,24 +597,36 @@ class Connection:
                 upcoming.append(warn_at)
             wake = min(t for t in upcoming if t > now) if upcoming else now + 60
             wake = min(wake, now + max(0.0, next_touch - time.monotonic()))
-            self._auth_changed.clear()
-            waiters = {
-                asyncio.ensure_future(self._slow.wait()),
-                asyncio.ensure_future(self._lost.wait()),
-                asyncio.ensure_future(self._auth_changed.wait()),
-                asyncio.ensure_future(self._account_gone.wait()),
-            }
-            try:
-                await asyncio.wait(waiters, timeout=max(0.0, wake - now),
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
-            if self._account_gone.is_set():
+            if not (self._slow or self._lost or self._auth_changed or self._account_gone):
+                await self._sleep(max(0.0, wake - now))
+            if self._account_gone:
                 raise _CloseConnection(CloseCode.AUTH_FAILED, ACCOUNT_GONE)
-            if self._lost.is_set():
+            if self._lost:
                 raise HistoryLost
-            if self._slow.is_set():
+            if self._slow:
                 raise _CloseConnection(
                     CloseCode.TRY_AGAIN_LATER, "client too slow; reconnect and resume"
                 )
+
+    def _alert(self, flag: Literal["slow", "lost", "auth_changed", "account_gone"]) -> None:
+        """Raise one of the supervisor's flags and wake it if it sleeps."""
+        setattr(self, "_" + flag, True)
+        waiter = self._wakeup
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _sleep(self, delay: float) -> None:
+        """The supervisor's sleep: until ``delay`` has passed or :meth:`_alert` was called."""
+        loop = asyncio.get_running_loop()
+        waiter = self._wakeup = loop.create_future()
+        timer = loop.call_later(delay, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._wakeup = None
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
