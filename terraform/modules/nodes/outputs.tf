@@ -1,0 +1,24 @@
+output "instance_ids" {
+  description = "Instance id of each node role."
+  value       = { for role, node in aws_instance.node : role => node.id }
+}
+
+output "private_ips" {
+  description = "Private address of each node role."
+  value       = { for role, node in aws_instance.node : role => node.private_ip }
+}
+
+output "storage_data_volume_id" {
+  description = "The storage node's data volume (Ansible finds its device by this id)."
+  value       = aws_ebs_volume.storage_data.id
+}
+
+output "ssm_transfer_bucket" {
+  description = "Bucket of Ansible's SSM connection."
+  value       = aws_s3_bucket.ssm_transfer.id
+}
+
+output "role_names" {
+  description = "IAM role of each node role."
+  value       = { for role, r in aws_iam_role.node : role => r.name }
+}
