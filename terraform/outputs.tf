@@ -22,10 +22,10 @@ output "ansible_inventory" {
         acme_email_domain                   = var.route53_zone_name
       }
       children = {
-        control = { hosts = { (module.nodes.instance_ids.control) = { node_role = "control", private_ip = module.nodes.private_ips.control } } }
-        api     = { hosts = { (module.nodes.instance_ids.api) = { node_role = "api", private_ip = module.nodes.private_ips.api } } }
-        worker  = { hosts = { (module.nodes.instance_ids.worker) = { node_role = "worker", private_ip = module.nodes.private_ips.worker } } }
-        storage = { hosts = { (module.nodes.instance_ids.storage) = { node_role = "storage", private_ip = module.nodes.private_ips.storage } } }
+        control = { hosts = { (module.nodes.instance_ids.control) = { node_role = "control", private_ip = module.nodes.private_ips.control, availability_zone = module.nodes.availability_zones.control } } }
+        api     = { hosts = { (module.nodes.instance_ids.api) = { node_role = "api", private_ip = module.nodes.private_ips.api, availability_zone = module.nodes.availability_zones.api } } }
+        worker  = { hosts = { (module.nodes.instance_ids.worker) = { node_role = "worker", private_ip = module.nodes.private_ips.worker, availability_zone = module.nodes.availability_zones.worker } } }
+        storage = { hosts = { (module.nodes.instance_ids.storage) = { node_role = "storage", private_ip = module.nodes.private_ips.storage, availability_zone = module.nodes.availability_zones.storage } } }
       }
     }
   })

@@ -22,3 +22,8 @@ output "role_names" {
   description = "IAM role of each node role."
   value       = { for role, r in aws_iam_role.node : role => r.name }
 }
+
+output "availability_zones" {
+  description = "Availability zone of each node role (the kubelet's EC2 provider id names it)."
+  value       = { for role, node in aws_instance.node : role => node.availability_zone }
+}
