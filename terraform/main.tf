@@ -71,6 +71,7 @@ module "nodes" {
   private_subnet_ids     = module.network.private_subnet_ids
   security_group_ids     = module.network.node_security_group_ids
   instance_types         = var.instance_types
+  node_counts            = var.node_counts
   root_volume_gb         = var.root_volume_gb
   storage_data_volume_gb = var.storage_data_volume_gb
   kms_key_arn            = aws_kms_key.main.arn

@@ -2,7 +2,7 @@
 # is ansible/inventory/hosts.yml (docs/deploy.md step 4).
 
 output "ansible_inventory" {
-  description = "The Ansible inventory of the four nodes, reached through SSM (no SSH), as YAML."
+  description = "The Ansible inventory of the nodes, grouped by role, reached through SSM (no SSH), as YAML."
   value = yamlencode({
     all = {
       vars = {
@@ -19,25 +19,30 @@ output "ansible_inventory" {
         storage_data_volume_id              = module.nodes.storage_data_volume_id
         upload_bucket                       = module.uploads.bucket_name
         domain_name                         = var.domain_name
-        acme_email_domain                   = var.route53_zone_name
       }
+      # One group per role, the hosts being instance ids (what the SSM connection targets).
       children = {
-        control = { hosts = { (module.nodes.instance_ids.control) = { node_role = "control", private_ip = module.nodes.private_ips.control, availability_zone = module.nodes.availability_zones.control } } }
-        api     = { hosts = { (module.nodes.instance_ids.api) = { node_role = "api", private_ip = module.nodes.private_ips.api, availability_zone = module.nodes.availability_zones.api } } }
-        worker  = { hosts = { (module.nodes.instance_ids.worker) = { node_role = "worker", private_ip = module.nodes.private_ips.worker, availability_zone = module.nodes.availability_zones.worker } } }
-        storage = { hosts = { (module.nodes.instance_ids.storage) = { node_role = "storage", private_ip = module.nodes.private_ips.storage, availability_zone = module.nodes.availability_zones.storage } } }
+        for role in ["control", "api", "worker", "storage"] : role => {
+          hosts = {
+            for name, node_role in module.nodes.roles : module.nodes.instance_ids[name] => {
+              node_role         = node_role
+              private_ip        = module.nodes.private_ips[name]
+              availability_zone = module.nodes.availability_zones[name]
+            } if node_role == role
+          }
+        }
       }
     }
   })
 }
 
 output "instance_ids" {
-  description = "EC2 instance id of each node role (for `aws ssm start-session --target`)."
+  description = "EC2 instance id of each node, by name (for `aws ssm start-session --target`)."
   value       = module.nodes.instance_ids
 }
 
 output "private_ips" {
-  description = "Private address of each node role."
+  description = "Private address of each node, by name."
   value       = module.nodes.private_ips
 }
 

@@ -68,6 +68,19 @@ variable "instance_types" {
   }
 }
 
+variable "node_counts" {
+  description = "How many API nodes and worker nodes (docs/deploy.md, \"Growing\"); one control plane and one storage node always."
+  type = object({
+    api    = number
+    worker = number
+  })
+  default = { api = 1, worker = 1 }
+  validation {
+    condition     = var.node_counts.api >= 1 && var.node_counts.api <= 10 && var.node_counts.worker >= 1 && var.node_counts.worker <= 10
+    error_message = "node_counts.api and node_counts.worker must each be between 1 and 10."
+  }
+}
+
 variable "root_volume_gb" {
   description = "Size of each node's root volume (images, logs, Prometheus's data on the control node)."
   type        = number

@@ -5,14 +5,27 @@
 
 locals {
   roles = ["control", "api", "worker", "storage"]
-  # The worker sits in the second zone, the rest in the first: the storage node and the
-  # control plane are single anyway, and spreading API and worker keeps one of them up if a
-  # zone goes (docs/deploy.md, "Growing").
+  # Node name => role. One control plane and one storage node; node_counts API and worker
+  # nodes, the first of each named after its role (so growing keeps the existing ones).
+  nodes = merge(
+    { control = "control", storage = "storage" },
+    { for i in range(var.node_counts.api) : (i == 0 ? "api" : "api-${i + 1}") => "api" },
+    { for i in range(var.node_counts.worker) : (i == 0 ? "worker" : "worker-${i + 1}") => "worker" },
+  )
+  # API nodes alternate between the zones starting in the first, workers starting in the
+  # second: with one of each, losing a zone leaves one of them up (docs/deploy.md, "Growing").
+  # The control plane and the storage node are single, in the first zone.
+  node_index = {
+    for name, role in local.nodes : name => (
+      length(split("-", name)) > 1 ? tonumber(split("-", name)[1]) - 1 : 0
+    )
+  }
   subnet_of = {
-    control = var.private_subnet_ids[0]
-    api     = var.private_subnet_ids[0]
-    worker  = var.private_subnet_ids[1]
-    storage = var.private_subnet_ids[0]
+    for name, role in local.nodes : name => var.private_subnet_ids[
+      role == "worker" ? (local.node_index[name] + 1) % 2 : (
+        role == "api" ? local.node_index[name] % 2 : 0
+      )
+    ]
   }
 }
 
@@ -106,15 +119,15 @@ resource "aws_iam_role_policy" "ssm_transfer" {
 }
 
 resource "aws_instance" "node" {
-  for_each                = toset(local.roles)
+  for_each                = local.nodes
   ami                     = data.aws_ami.ubuntu.id
-  instance_type           = var.instance_types[each.key]
+  instance_type           = var.instance_types[each.value]
   subnet_id               = local.subnet_of[each.key]
-  vpc_security_group_ids  = var.security_group_ids[each.key]
-  iam_instance_profile    = aws_iam_instance_profile.node[each.key].name
+  vpc_security_group_ids  = var.security_group_ids[each.value]
+  iam_instance_profile    = aws_iam_instance_profile.node[each.value].name
   ebs_optimized           = true
   monitoring              = true
-  disable_api_termination = each.key == "storage" || each.key == "control"
+  disable_api_termination = each.value == "storage" || each.value == "control"
 
   metadata_options {
     http_endpoint = "enabled"
@@ -134,7 +147,7 @@ resource "aws_instance" "node" {
 
   tags = {
     Name                               = "${var.name}-${each.key}"
-    Role                               = each.key
+    Role                               = each.value
     "kubernetes.io/cluster/${var.name}" = "owned"
   }
 

@@ -1,10 +1,15 @@
+output "roles" {
+  description = "Role of each node, by node name."
+  value       = local.nodes
+}
+
 output "instance_ids" {
-  description = "Instance id of each node role."
+  description = "Instance id of each node, by node name."
   value       = { for role, node in aws_instance.node : role => node.id }
 }
 
 output "private_ips" {
-  description = "Private address of each node role."
+  description = "Private address of each node, by node name."
   value       = { for role, node in aws_instance.node : role => node.private_ip }
 }
 
@@ -24,6 +29,6 @@ output "role_names" {
 }
 
 output "availability_zones" {
-  description = "Availability zone of each node role (the kubelet's EC2 provider id names it)."
+  description = "Availability zone of each node, by node name (the kubelet's EC2 provider id names it)."
   value       = { for role, node in aws_instance.node : role => node.availability_zone }
 }

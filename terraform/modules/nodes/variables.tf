@@ -52,3 +52,11 @@ variable "upload_bucket_arn" {
   description = "The upload bucket the API and the workers read and write."
   type        = string
 }
+
+variable "node_counts" {
+  description = "How many API and worker nodes."
+  type = object({
+    api    = number
+    worker = number
+  })
+}
