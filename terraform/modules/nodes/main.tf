@@ -103,7 +103,7 @@ resource "aws_iam_role_policy" "uploads" {
 data "aws_iam_policy_document" "ssm_transfer" {
   statement {
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = ["${aws_s3_bucket.ssm_transfer.arn}/*"]
+    resources = ["${module.ssm_transfer.arn}/*"]
   }
   statement {
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]

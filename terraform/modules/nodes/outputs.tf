@@ -20,7 +20,7 @@ output "storage_data_volume_id" {
 
 output "ssm_transfer_bucket" {
   description = "Bucket of Ansible's SSM connection."
-  value       = aws_s3_bucket.ssm_transfer.id
+  value       = module.ssm_transfer.id
 }
 
 output "role_names" {

@@ -1,9 +1,9 @@
 output "bucket_name" {
   description = "The upload bucket's name."
-  value       = aws_s3_bucket.uploads.id
+  value       = module.bucket.id
 }
 
 output "bucket_arn" {
   description = "The upload bucket's ARN."
-  value       = aws_s3_bucket.uploads.arn
+  value       = module.bucket.arn
 }
