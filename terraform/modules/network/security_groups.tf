@@ -21,7 +21,12 @@ resource "aws_security_group" "api" {
   name        = "${var.name}-api"
   description = "API node: NodePorts for the ALB in the public subnets"
   vpc_id      = aws_vpc.main.id
-  tags        = { Name = "${var.name}-api" }
+  # The Load Balancer Controller adds its ALB's rule to the one group of a target that carries
+  # the cluster tag: this one (the shared node group must not carry it).
+  tags = {
+    Name                                = "${var.name}-api"
+    "kubernetes.io/cluster/${var.name}" = "owned"
+  }
   # checkov:skip=CKV2_AWS_5:attached to the instances in modules/nodes (through this module's output), which checkov does not follow across modules
 }
 
