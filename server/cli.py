@@ -127,11 +127,14 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
-    from server.settings import get_settings
+    from server.settings import QueueType, get_settings
     from workers.tasks import make_worker_app
 
     settings = get_settings()
-    app = make_worker_app(settings.broker_url, settings.celery_queue)
+    app = make_worker_app(
+        settings.broker_url, settings.celery_queue,
+        quorum=settings.celery_queue_type is QueueType.QUORUM,
+    )
 
     argv = [
         "worker",

@@ -10,7 +10,7 @@ import re
 import pytest
 import yaml
 
-from server.settings import Mode, Settings
+from server.settings import Mode, QueueType, Settings
 from server.vision.manifest import MODELS_DIR
 from tests.deploy.conftest import DOCKER, ROOT, assert_checkov_clean
 
@@ -93,6 +93,7 @@ def test_the_compose_settings_start_the_server(monkeypatch: pytest.MonkeyPatch) 
     settings = Settings()
     assert settings.mode is Mode.DISTRIBUTED
     assert settings.celery_queue == "wastecoach.scans"
-    # The worker's queue must be the one the RabbitMQ config makes a quorum queue's vhost for.
+    assert settings.celery_queue_type is QueueType.QUORUM
+    # The vhost the broker URL names is the one RabbitMQ's configuration makes.
     assert settings.broker_url.endswith("/wastecoach")
     assert "default_vhost = wastecoach" in (DOCKER / "rabbitmq.conf").read_text()

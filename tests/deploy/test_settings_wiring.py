@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from server.auth.config import OAuthProviderSettings
-from server.settings import Mode, Settings
+from server.settings import Mode, QueueType, Settings
 from tests.deploy.conftest import K8S, objects_by_kind
 
 
@@ -99,6 +99,7 @@ def test_the_configmap_starts_the_server(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("WASTECOACH_AUTH__JWT_SECRET", "x" * 64)
     settings = Settings()
     assert settings.mode is Mode.DISTRIBUTED
+    assert settings.celery_queue_type is QueueType.QUORUM
     assert settings.guest_enabled is False
     assert settings.uploads.content_types == ("image/jpeg", "image/png", "image/webp")
     assert settings.session.max_unsent_events == settings.session.replay_max_events // 5
