@@ -13,4 +13,6 @@ if [ ! -x .venv-deploy/bin/python ]; then
   "$PYTHON" -m venv .venv-deploy
 fi
 .venv-deploy/bin/python -m pip install -q --require-hashes -r requirements/pip.txt
-.venv-deploy/bin/python -m pip install -q --require-hashes -r requirements/deploy.txt
+# --no-compile: the `ansible` package brings tens of thousands of collection files, and
+# byte-compiling them all took most of the install; the tools compile what they import.
+.venv-deploy/bin/python -m pip install -q --no-compile --require-hashes -r requirements/deploy.txt

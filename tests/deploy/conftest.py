@@ -12,6 +12,8 @@ import json
 import os
 import re
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -75,9 +77,8 @@ def tool(name: str) -> Path:
     return path
 
 
-def run_tool(args: list[str | Path], *, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """Run a tool of .venv-deploy, offline, and return what it did (the caller asserts)."""
-    env = {
+def tool_env() -> dict[str, str]:
+    return {
         **os.environ,
         # The tools find each other (ansible-lint runs ansible-playbook) in their own venv.
         "PATH": f"{DEPLOY_VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -87,10 +88,14 @@ def run_tool(args: list[str | Path], *, cwd: Path = ROOT) -> subprocess.Complete
         "BC_SKIP_MAPPING": "TRUE",
         "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
     }
+
+
+def run_tool(args: list[str | Path], *, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run a tool of .venv-deploy, offline, and return what it did (the caller asserts)."""
     return subprocess.run(
         [str(a) for a in args],
         cwd=cwd,
-        env=env,
+        env=tool_env(),
         capture_output=True,
         text=True,
         timeout=600,
@@ -114,27 +119,84 @@ def objects_by_kind(kind: str) -> list[dict[str, object]]:
     return [doc for f in manifest_files() for doc in load_documents(f) if doc["kind"] == kind]
 
 
-def checkov(framework: str, directory: str) -> dict[str, list[dict[str, object]] | int]:
-    """checkov's findings for one folder: the failed and the skipped checks, and how many
-    passed. checkov is run offline (no platform key: it does not know severities), so the bar
-    is that nothing fails at all, and that every skip says why beside it."""
-    result = run_tool(
-        [tool("checkov"), "--compact", "--skip-download", "--framework", framework,
-         "-o", "json", "-d", directory]
-    )
-    assert result.returncode in (0, 1), result.stdout[-2000:] + result.stderr[-2000:]
-    report = json.loads(result.stdout)
-    reports = report if isinstance(report, list) else [report]
+#: The slow tools, started together once per session (they take most of this folder's time,
+#: and on two cores running them side by side beats running them in turn): name -> command
+#: and working directory. Each test then waits for the one it reads.
+SLOW_TOOLS: dict[str, tuple[list[str], Path]] = {
+    "checkov": (
+        ["checkov", "--compact", "--skip-download", "-o", "json",
+         "--framework", "kubernetes", "dockerfile", "terraform",
+         "-d", "deploy/k8s", "-d", "deploy/docker", "-d", "terraform"],
+        ROOT,
+    ),
+    "ansible-lint": (["ansible-lint", "--offline", "--nocolor"], ANSIBLE),
+}
+_running: dict[str, tuple[subprocess.Popen[str], Path]] = {}
+
+
+def start_slow_tool(name: str) -> None:
+    if name in _running:
+        return
+    args, cwd = SLOW_TOOLS[name]
+    out = Path(tempfile.mkdtemp(prefix="wastecoach-deploy-")) / f"{name}.out"
+    with out.open("w") as handle:
+        proc = subprocess.Popen(
+            [str(tool(args[0])), *args[1:]], cwd=cwd, env=tool_env(), stdout=handle,
+            stderr=subprocess.STDOUT, text=True,
+        )
+    _running[name] = (proc, out)
+
+
+def slow_tool_result(name: str) -> tuple[int, str]:
+    """Exit code and output of one of SLOW_TOOLS (started now if it was not yet)."""
+    start_slow_tool(name)
+    proc, out = _running[name]
+    returncode = proc.wait(timeout=600)
+    return returncode, out.read_text()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _slow_tools(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Start, side by side, the slow tools that the selected tests will read."""
+    selected = " ".join(item.nodeid for item in request.session.items)
+    for name in SLOW_TOOLS:
+        if name.replace("-", "_") in selected:
+            start_slow_tool(name)
+    yield
+    for proc, _ in _running.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def checkov_findings(check_type: str) -> dict[str, list[dict[str, object]] | int]:
+    """checkov's findings of one kind (kubernetes, dockerfile, terraform): the failed and the
+    skipped checks, and how many passed. checkov runs offline (no platform key: it does not
+    know severities), so the bar is that nothing fails at all, and that every skip says why."""
+    returncode, output = slow_tool_result("checkov")
+    assert returncode in (0, 1), output[-3000:]
+    # One JSON value per framework, printed one after another.
+    decoder, reports, at = json.JSONDecoder(), [], 0
+    first = re.search(r"^[\[{]", output, re.M)
+    assert first, output[-3000:]
+    text = output[first.start():]
+    while at < len(text):
+        value, at = decoder.raw_decode(text, at)
+        reports += value if isinstance(value, list) else [value]
+        while at < len(text) and text[at].isspace():
+            at += 1
+    mine = [r for r in reports if r.get("check_type") == check_type]
+    assert mine, f"checkov reported nothing of type {check_type}"
     return {
-        "failed": [c for r in reports for c in r["results"]["failed_checks"]],
-        "skipped": [c for r in reports for c in r["results"]["skipped_checks"]],
-        "passed": sum(int(r["summary"]["passed"]) for r in reports),
-        "parsing_errors": sum(int(r["summary"]["parsing_errors"]) for r in reports),
+        "failed": [c for r in mine for c in r["results"]["failed_checks"]],
+        "skipped": [c for r in mine for c in r["results"]["skipped_checks"]],
+        "passed": sum(int(r["summary"]["passed"]) for r in mine),
+        "parsing_errors": sum(int(r["summary"]["parsing_errors"]) for r in mine),
     }
 
 
-def assert_checkov_clean(framework: str, directory: str, *, min_passed: int) -> None:
-    found = checkov(framework, directory)
+def assert_checkov_clean(check_type: str, *, min_passed: int) -> None:
+    found = checkov_findings(check_type)
     failed = [f"{c['check_id']} {c['resource']} {c['file_path']}" for c in found["failed"]]  # type: ignore[index,union-attr]
     assert not failed, failed
     assert found["parsing_errors"] == 0

@@ -25,7 +25,7 @@ def _stage(name: str) -> str:
 
 
 def test_checkov_finds_nothing() -> None:
-    assert_checkov_clean("dockerfile", "deploy/docker", min_passed=50)
+    assert_checkov_clean("dockerfile", min_passed=50)
 
 
 def test_the_base_image_is_pinned_to_an_exact_version() -> None:

@@ -70,7 +70,7 @@ def test_the_validator_refuses_a_wrong_object(tmp_path) -> None:  # type: ignore
 def test_checkov_finds_nothing() -> None:
     # deploy/argocd holds only Argo CD's own kinds, which checkov has no checks for (it
     # reports no resource there); the schema check above covers them.
-    assert_checkov_clean("kubernetes", "deploy/k8s", min_passed=200)
+    assert_checkov_clean("kubernetes", min_passed=200)
 
 
 def test_kustomization_applies_every_manifest_and_nothing_else() -> None:

@@ -65,4 +65,4 @@ def test_the_inventory_output_names_what_ansible_reads() -> None:
 
 
 def test_checkov_finds_nothing() -> None:
-    assert_checkov_clean("terraform", "terraform", min_passed=200)
+    assert_checkov_clean("terraform", min_passed=200)
