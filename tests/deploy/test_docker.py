@@ -97,3 +97,14 @@ def test_the_compose_settings_start_the_server(monkeypatch: pytest.MonkeyPatch) 
     # The vhost the broker URL names is the one RabbitMQ's configuration makes.
     assert settings.broker_url.endswith("/wastecoach")
     assert "default_vhost = wastecoach" in (DOCKER / "rabbitmq.conf").read_text()
+
+
+def test_the_local_prometheus_scrapes_the_stack_services() -> None:
+    services = _compose()["services"]
+    config = yaml.safe_load((DOCKER / "prometheus.yml").read_text())
+    targets = [t for job in config["scrape_configs"] for c in job["static_configs"]
+               for t in c["targets"]]
+    assert {t.split(":")[0] for t in targets} == {"api", "worker", "rabbitmq"}
+    assert all(t.split(":")[0] in services for t in targets)
+    # The worker's metrics port is the one its image exposes and checks.
+    assert "worker:9808" in targets and "EXPOSE 9808" in _stage("worker")
