@@ -10,6 +10,8 @@
 #                             needs (test.sh)
 #   requirements/runtime.txt  runtime only, at the same versions as dev.txt (serve.sh)
 #   requirements/pip.txt      the pip that installs them
+#   requirements/deploy.txt   the deploy checks' tools, from requirements/deploy.in (their own
+#                             virtualenv, .venv-deploy: scripts/_venv_deploy.sh)
 # The train extra (torch) is in none of them. Resolution uses PyPI only (uv does not read
 # pip.conf, so no local mirror or find-links of this machine ends up in a lock), for every
 # Python >= 3.11 and every platform, with the sha256 of each file PyPI has for a pinned version.
@@ -48,4 +50,5 @@ echo "llama-cpp-python[server]==$llama" | compile pyproject.toml - --extra dev -
     --no-emit-package llama-cpp-python -o requirements/dev.txt "$@"
 compile pyproject.toml -c requirements/dev.txt -o requirements/runtime.txt "$@"
 echo pip | compile - -o requirements/pip.txt "$@"
-echo "lock.sh: wrote requirements/dev.txt, runtime.txt, pip.txt"
+compile requirements/deploy.in -o requirements/deploy.txt "$@"
+echo "lock.sh: wrote requirements/dev.txt, runtime.txt, pip.txt, deploy.txt"

@@ -128,11 +128,14 @@ def serve(args: argparse.Namespace) -> int:
 
 def worker(args: argparse.Namespace) -> int:
     from server.metrics import serve as serve_metrics
-    from server.settings import get_settings
+    from server.settings import QueueType, get_settings
     from workers.tasks import make_worker_app
 
     settings = get_settings()
-    app = make_worker_app(settings.broker_url, settings.celery_queue)
+    app = make_worker_app(
+        settings.broker_url, settings.celery_queue,
+        quorum=settings.celery_queue_type is QueueType.QUORUM,
+    )
     # Started before Celery: its HTTP thread lives as long as the process (the loop pool
     # runs every task in this process, so one registry holds every figure; server.metrics).
     serve_metrics(settings.metrics_port)

@@ -42,7 +42,7 @@ from server.pipeline.run import PipelineDeps
 from server.pipeline.runner import EmbeddedRunner, ScanRunner
 from server.regions.districts import DistrictIndex, get_district_index
 from server.search import ItemSearch, get_item_search
-from server.settings import Settings
+from server.settings import QueueType, Settings
 from server.uploads.storage import LocalStorage, S3Storage, Storage
 from server.uploads.sweep import sweep_periodically
 from server.vision.embedded import EmbeddedClassifier
@@ -219,7 +219,10 @@ class Container:
         else:
             from workers.publisher import CeleryRunner
 
-            runner = CeleryRunner(settings.broker_url, settings.celery_queue)
+            runner = CeleryRunner(
+                settings.broker_url, settings.celery_queue,
+                quorum=settings.celery_queue_type is QueueType.QUORUM,
+            )
         storage = build_storage(settings)
         if isinstance(storage, S3Storage):
             await storage.ensure_bucket()

@@ -24,6 +24,13 @@ class Mode(StrEnum):
     DISTRIBUTED = "distributed"
 
 
+class QueueType(StrEnum):
+    """RabbitMQ's type of the scan queue."""
+
+    CLASSIC = "classic"
+    QUORUM = "quorum"
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "wastecoach"
@@ -187,6 +194,12 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     celery_queue: str = "wastecoach.scans"
+    #: The queue's RabbitMQ type. ``quorum`` (production, deploy/k8s) is replicated and keeps
+    #: its messages through a broker restart; the server and the workers then declare it with
+    #: ``x-queue-type: quorum``, which is also what tells Celery to use per-consumer prefetch
+    #: (quorum queues refuse a channel-wide one). A queue keeps the type it was made with:
+    #: switching an existing queue needs a new name, or the old queue deleted once empty.
+    celery_queue_type: QueueType = QueueType.CLASSIC
     #: Public base URL used to build upload links in embedded mode. Unset, it follows ``host``
     #: and ``port``: read it as ``public_base_url``.
     public_url: str | None = None

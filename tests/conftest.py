@@ -152,6 +152,7 @@ def distributed_env(settings: Settings) -> dict[str, str]:
         WASTECOACH_REDIS_URL=settings.redis_url,
         WASTECOACH_BROKER_URL=settings.broker_url,
         WASTECOACH_CELERY_QUEUE=settings.celery_queue,
+        WASTECOACH_CELERY_QUEUE_TYPE=settings.celery_queue_type.value,
         WASTECOACH_AUTH__JWT_SECRET="test-secret-" + RUN_ID,
         WASTECOACH_S3__ENDPOINT_URL=settings.s3.endpoint_url or "",
         WASTECOACH_S3__BUCKET=settings.s3.bucket,

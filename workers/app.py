@@ -19,6 +19,7 @@ messages are redelivered anyway (see workers/pool.py).
 from __future__ import annotations
 
 from celery import Celery
+from kombu.entity import Exchange, Queue
 
 from server.pipeline.emitter import APPEND_PATIENCE_S
 from server.pipeline.run import RECORD_PATIENCE_S, SCAN_DEADLINE_S
@@ -32,10 +33,27 @@ SCAN_TASK = "wastecoach.scan"
 CHAT_TASK = "wastecoach.chat"
 
 
-def make_celery(broker_url: str, queue: str = "wastecoach.scans") -> Celery:
+def make_celery(
+    broker_url: str, queue: str = "wastecoach.scans", *, quorum: bool = False
+) -> Celery:
     """The Celery app, without tasks: the worker adds them (``workers.tasks.make_worker_app``);
-    the publisher needs only Celery's message format."""
+    the publisher needs only Celery's message format and the queue's declaration.
+
+    ``quorum``: the queue is a RabbitMQ quorum queue (``WASTECOACH_CELERY_QUEUE_TYPE``).
+    Celery knows a quorum queue only by this argument of its declaration (it does not ask the
+    broker), and without it would set a channel-wide prefetch, which quorum queues refuse; so
+    a vhost's default queue type is not enough, the declaration must say it.
+    """
     app = Celery("wastecoach", broker=broker_url)
+    if quorum:
+        # What Celery declares for task_default_queue by itself (a direct exchange and a
+        # routing key of the queue's name, durable), plus the type.
+        exchange = Exchange(queue, type="direct")  # type: ignore[no-untyped-call]
+        app.conf.task_queues = (
+            Queue(  # type: ignore[no-untyped-call]
+                queue, exchange, routing_key=queue, queue_arguments={"x-queue-type": "quorum"}
+            ),
+        )
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],

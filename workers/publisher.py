@@ -46,8 +46,8 @@ class CeleryRunner:
 
     CONFIRM_TIMEOUT_S = 10.0
 
-    def __init__(self, broker_url: str, queue: str) -> None:
-        self._app = make_celery(broker_url, queue)
+    def __init__(self, broker_url: str, queue: str, *, quorum: bool = False) -> None:
+        self._app = make_celery(broker_url, queue, quorum=quorum)
         self._broker_url = broker_url
         self._queue = self._app.amqp.queues[queue]
         self._connection: AbstractRobustConnection | None = None

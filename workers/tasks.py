@@ -121,9 +121,9 @@ def _shutdown(**_: Any) -> None:
     stop_worker_loop()
 
 
-def make_worker_app(broker_url: str, queue: str) -> Celery:
+def make_worker_app(broker_url: str, queue: str, *, quorum: bool = False) -> Celery:
     """The worker's Celery app: the tasks, and the worker process's start and stop hooks."""
-    app = make_celery(broker_url, queue)
+    app = make_celery(broker_url, queue, quorum=quorum)
     app.task(name=SCAN_TASK, acks_late=True)(scan)
     app.task(name=CHAT_TASK, acks_late=True)(chat)
     worker_init.connect(_prepare, weak=False)

@@ -1,0 +1,104 @@
+# A private bucket as every bucket of this stack is made: public access blocked, owner-enforced
+# objects, encrypted at rest (the stack's KMS key, or SSE-S3), TLS only, incomplete uploads
+# cleaned up, and the expiry, versioning and access logging each caller asks for.
+
+resource "aws_s3_bucket" "this" {
+  bucket        = var.name
+  bucket_prefix = var.name == null ? var.name_prefix : null
+  force_destroy = var.force_destroy
+  # checkov:skip=CKV_AWS_144:no bucket of this stack is worth a second region: raw uploads live for minutes, logs and transfer files expire, state versions cover mistakes
+  # checkov:skip=CKV2_AWS_62:nothing reacts to these buckets' objects by event
+  # checkov:skip=CKV_AWS_18:access logs are on where the caller names log_bucket (the upload bucket); the log bucket itself, the transfer bucket and the state bucket go without
+  # checkov:skip=CKV_AWS_21:versioned where the caller asks (the state); the upload bucket must not keep deleted photos, the others hold logs and transient files
+  # checkov:skip=CKV_AWS_145:KMS where the caller passes the key; an access-log destination accepts SSE-S3 only
+}
+
+resource "aws_s3_bucket_public_access_block" "this" {
+  bucket                  = aws_s3_bucket.this.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "this" {
+  bucket = aws_s3_bucket.this.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
+  bucket = aws_s3_bucket.this.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = var.kms_key_arn == null ? "AES256" : "aws:kms"
+      kms_master_key_id = var.kms_key_arn
+    }
+    # One data key per bucket, not per object: fewer KMS calls for many small objects.
+    bucket_key_enabled = var.kms_key_arn != null
+  }
+}
+
+resource "aws_s3_bucket_versioning" "this" {
+  count  = var.versioned ? 1 : 0
+  bucket = aws_s3_bucket.this.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  bucket = aws_s3_bucket.this.id
+  rule {
+    id     = "abort-incomplete-multipart"
+    status = "Enabled"
+    filter {}
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+    dynamic "noncurrent_version_expiration" {
+      for_each = var.versioned ? [1] : []
+      content {
+        noncurrent_days = var.noncurrent_expiry_days
+      }
+    }
+  }
+  dynamic "rule" {
+    for_each = var.expire
+    content {
+      id     = "expire-${rule.key == "" ? "all" : trimsuffix(rule.key, "/")}"
+      status = "Enabled"
+      filter {
+        prefix = rule.key
+      }
+      expiration {
+        days = rule.value
+      }
+    }
+  }
+  depends_on = [aws_s3_bucket_versioning.this]
+}
+
+resource "aws_s3_bucket_logging" "this" {
+  count         = var.log_bucket == null ? 0 : 1
+  bucket        = aws_s3_bucket.this.id
+  target_bucket = var.log_bucket
+  target_prefix = "${aws_s3_bucket.this.id}/"
+}
+
+resource "aws_s3_bucket_policy" "this" {
+  bucket = aws_s3_bucket.this.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat(var.policy_statements, [{
+      Sid       = "TlsOnly"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = "s3:*"
+      Resource  = [aws_s3_bucket.this.arn, "${aws_s3_bucket.this.arn}/*"]
+      Condition = { Bool = { "aws:SecureTransport" = "false" } }
+    }])
+  })
+  depends_on = [aws_s3_bucket_public_access_block.this]
+}
