@@ -1,6 +1,6 @@
 """What the checks of deploy/, terraform/ and ansible/ share: where things are, how to run the
 tools of .venv-deploy (scripts/_venv_deploy.sh builds it; scripts/test.sh runs that first), and
-the metric names the API and the workers export.
+the metric series the API and the workers export (read from server.metrics).
 
 The tools have their own virtualenv because their pins conflict with the product's lock; they
 run as subprocesses, offline.
@@ -8,6 +8,7 @@ run as subprocesses, offline.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -28,42 +29,40 @@ GRAFANA = ROOT / "deploy" / "grafana"
 TERRAFORM = ROOT / "terraform"
 ANSIBLE = ROOT / "ansible"
 
-#: The metric names agreed between /metrics, the load-test harness and this deployment
-#: (docs/deploy.md, "Metrics"): the dashboard, the alerts and the autoscaler may use these only.
-WASTECOACH_METRICS = frozenset(
-    {
-        "wastecoach_ws_sessions_open",
-        "wastecoach_ws_events_sent_total",
-        "wastecoach_ws_send_queue_depth",
-        "wastecoach_ws_closes_total",
-        "wastecoach_scans_total",
-        "wastecoach_scan_time_to_classified_seconds",
-        "wastecoach_stage_duration_seconds",
-        "wastecoach_llm_tokens_total",
-        "wastecoach_llm_fallbacks_total",
-        "wastecoach_errors_total",
-        "wastecoach_redis_hub_reconnects_total",
-        "wastecoach_queue_publish_failures_total",
-    }
-)
-#: The histograms among them, whose series carry _bucket, _sum and _count suffixes.
-WASTECOACH_HISTOGRAMS = frozenset(
-    {
-        "wastecoach_ws_send_queue_depth",
-        "wastecoach_scan_time_to_classified_seconds",
-        "wastecoach_stage_duration_seconds",
-    }
-)
+#: What each kind of prometheus_client metric family exposes as series: a counter named
+#: ``x`` is scraped as ``x_total``, a histogram as its buckets, sum and count.
+_SERIES_SUFFIXES = {
+    "counter": ("_total",),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "summary": ("", "_sum", "_count"),
+}
+
+
+@functools.cache
+def exported_series() -> frozenset[str]:
+    """Every ``wastecoach_*`` series the API and the workers export, read from the registry
+    server.metrics fills (the one module that declares them; docs/deploy.md, "Metrics"), so
+    the dashboard, the alerts and the autoscaler are checked against the code, not a list.
+    Families come from the collectors' declarations: a labelled metric with no child yet has
+    no sample but still has its name and type."""
+    from prometheus_client import REGISTRY
+
+    import server.metrics  # noqa: F401 (importing it registers the metrics)
+
+    return frozenset(
+        family.name + suffix
+        for family in REGISTRY.collect()
+        if family.name.startswith("wastecoach_")
+        for suffix in _SERIES_SUFFIXES[family.type]
+    )
 
 
 def series_allowed(name: str) -> bool:
-    """Whether a series name is one the services export: an agreed name (a histogram's with
-    its suffix), RabbitMQ's plugin's, a default process collector's, or Prometheus's own."""
-    if name in WASTECOACH_METRICS:
-        return True
-    for suffix in ("_bucket", "_sum", "_count"):
-        if name.endswith(suffix) and name.removesuffix(suffix) in WASTECOACH_HISTOGRAMS:
-            return True
+    """Whether a series name is one the services export: one of server.metrics's, RabbitMQ's
+    plugin's, a default process collector's, or Prometheus's own."""
+    if name.startswith("wastecoach_"):
+        return name in exported_series()
     return name.startswith(("rabbitmq_", "process_")) or name == "up"
 
 

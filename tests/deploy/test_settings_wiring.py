@@ -74,9 +74,8 @@ def test_every_setting_is_wired() -> None:
     covered = set(_configmap()) | set(secrets) | _unset_on_purpose()
     missing = sorted(n for n in settings if not _covered(n, covered))
     assert not missing, f"in neither the ConfigMap, the Secret nor the unset list: {missing}"
-    # The ConfigMap names nothing the server does not read (a typo would be ignored silently),
-    # except the workers' metrics port, which the metrics code reads.
-    unknown = sorted(set(_configmap()) - settings - {"WASTECOACH_METRICS_PORT"})
+    # The ConfigMap names nothing the server does not read (a typo would be ignored silently).
+    unknown = sorted(set(_configmap()) - settings)
     assert not unknown, unknown
 
 
