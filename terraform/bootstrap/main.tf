@@ -1,5 +1,6 @@
 # Made once per account, with local state, before the stack itself: the S3 bucket that holds
-# the stack's Terraform state (backend.tf). Versioned, encrypted, private, TLS only. Destroying
+# the stack's Terraform state (backend.tf), and the bucket of its access logs. Versioned,
+# encrypted, private, TLS only. Destroying
 # it is refused by AWS while it holds state (it is not force_destroy). See docs/deploy.md
 # step 2.
 
@@ -39,12 +40,26 @@ resource "aws_kms_key" "state" {
   # checkov:skip=CKV2_AWS_64:the default key policy (the account administers the key) is the policy wanted here
 }
 
+locals {
+  state_bucket = "wastecoach-tfstate-${data.aws_caller_identity.current.account_id}"
+}
+
 module "state" {
   source      = "../modules/private_bucket"
-  name        = "wastecoach-tfstate-${data.aws_caller_identity.current.account_id}"
+  name        = local.state_bucket
   kms_key_arn = aws_kms_key.state.arn
   # A bad apply can be rolled back to the previous state for 90 days.
   versioned = true
+  # Who read the state (it holds the stack's outputs) and when: server access logs.
+  log_bucket = module.state_logs.id
+}
+
+# The state bucket's access logs, kept a year (a log destination takes SSE-S3 only).
+module "state_logs" {
+  source      = "../modules/private_bucket"
+  name        = "${local.state_bucket}-logs"
+  expire      = { "" = 365 }
+  log_sources = [local.state_bucket]
 }
 
 output "state_bucket" {

@@ -1,6 +1,7 @@
 # A private bucket as every bucket of this stack is made: public access blocked, owner-enforced
 # objects, encrypted at rest (the stack's KMS key, or SSE-S3), TLS only, incomplete uploads
-# cleaned up, and the expiry, versioning and access logging each caller asks for.
+# cleaned up, and the expiry, versioning and access logging each caller asks for (as a log
+# bucket: log_sources; as a logged one: log_bucket).
 
 resource "aws_s3_bucket" "this" {
   bucket        = var.name
@@ -8,12 +9,12 @@ resource "aws_s3_bucket" "this" {
   force_destroy = var.force_destroy
   # These skips cover every caller of this module, so each reason names every bucket: the
   # upload bucket and its access-log bucket (modules/uploads), the Ansible transfer bucket
-  # (modules/nodes) and the Terraform state bucket (bootstrap).
-  # checkov:skip=CKV_AWS_144:a second region is worth it for none: raw uploads live minutes and clean copies are the user's to delete, logs and transfer files expire, the state is versioned and rebuilt by import
-  # checkov:skip=CKV2_AWS_62:no code reacts to objects in any of the four by event: the server and workers act on the API's own records
-  # checkov:skip=CKV_AWS_18:the upload bucket logs (log_bucket); a log bucket cannot log to itself; the transfer bucket holds day-old module files; the state bucket goes unlogged (docs/deploy.md, "What is not verified")
-  # checkov:skip=CKV_AWS_21:only the state bucket is versioned (versioned = true): the upload bucket must not keep deleted photos, the log and transfer buckets hold expiring files
-  # checkov:skip=CKV_AWS_145:the upload, transfer and state buckets use the stack's KMS key (kms_key_arn); the access-log bucket cannot, a log destination takes SSE-S3 only
+  # (modules/nodes), the Terraform state bucket and its access-log bucket (bootstrap).
+  # checkov:skip=CKV_AWS_144:a second region is worth it for none: raw uploads live minutes and clean copies are the user's to delete, logs and transfer files expire, the state is versioned and can be rebuilt by terraform import
+  # checkov:skip=CKV2_AWS_62:no code reacts to objects in any of them by event: the server and workers act on the API's own records
+  # checkov:skip=CKV_AWS_18:the upload and state buckets log (log_bucket); a log bucket does not log itself (each entry would write another); the transfer bucket holds module files for a day, and each SSM session that moves them is in CloudTrail (StartSession)
+  # checkov:skip=CKV_AWS_21:only the state bucket is versioned (versioned = true): the upload bucket must not keep deleted photos, the two log buckets and the transfer bucket hold expiring files
+  # checkov:skip=CKV_AWS_145:the upload, transfer and state buckets use the stack's KMS key (kms_key_arn); the two access-log buckets cannot, a log destination takes SSE-S3 only
 }
 
 resource "aws_s3_bucket_public_access_block" "this" {
@@ -94,7 +95,14 @@ resource "aws_s3_bucket_policy" "this" {
   bucket = aws_s3_bucket.this.id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = concat(var.policy_statements, [{
+    Statement = concat(length(var.log_sources) == 0 ? [] : [{
+      Sid       = "S3ServerAccessLogs"
+      Effect    = "Allow"
+      Principal = { Service = "logging.s3.amazonaws.com" }
+      Action    = "s3:PutObject"
+      Resource  = "${aws_s3_bucket.this.arn}/*"
+      Condition = { ArnLike = { "aws:SourceArn" = [for b in var.log_sources : "arn:aws:s3:::${b}"] } }
+    }], [{
       Sid       = "TlsOnly"
       Effect    = "Deny"
       Principal = "*"
@@ -104,4 +112,10 @@ resource "aws_s3_bucket_policy" "this" {
     }])
   })
   depends_on = [aws_s3_bucket_public_access_block.this]
+  lifecycle {
+    precondition {
+      condition     = length(var.log_sources) == 0 || var.kms_key_arn == null
+      error_message = "A log bucket (log_sources) must use SSE-S3: S3 server access logging cannot write to a KMS-encrypted bucket."
+    }
+  }
 }

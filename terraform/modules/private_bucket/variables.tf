@@ -46,8 +46,8 @@ variable "log_bucket" {
   default     = null
 }
 
-variable "policy_statements" {
-  description = "More bucket policy statements (beside the TLS-only deny every bucket gets)."
-  type        = list(any)
+variable "log_sources" {
+  description = "Names of the buckets that deliver their server access logs here (a log bucket; it must then go without kms_key_arn, log destinations take SSE-S3 only)."
+  type        = list(string)
   default     = []
 }

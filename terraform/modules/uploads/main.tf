@@ -37,13 +37,6 @@ resource "aws_s3_bucket_cors_configuration" "uploads" {
 module "logs" {
   source = "../private_bucket"
   name   = "${var.bucket_name}-logs"
-  expire = { "" = 365 }
-  policy_statements = [{
-    Sid       = "S3ServerAccessLogs"
-    Effect    = "Allow"
-    Principal = { Service = "logging.s3.amazonaws.com" }
-    Action    = "s3:PutObject"
-    Resource  = "arn:aws:s3:::${var.bucket_name}-logs/*"
-    Condition = { ArnLike = { "aws:SourceArn" = "arn:aws:s3:::${var.bucket_name}" } }
-  }]
+  expire      = { "" = 365 }
+  log_sources = [var.bucket_name]
 }
