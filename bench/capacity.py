@@ -225,7 +225,31 @@ class Sampler:
                                   "sessions": sample.sessions_open}
         if self.stack.queue and self.stack.broker_url:
             row["queue"] = queue_depth(self.stack.broker_url, self.stack.queue)
+        row["loadgen_cpu"] = self.loadgen_cpu()
         return row
+
+    def loadgen_cpu(self) -> float:
+        """CPU seconds of this process's children that are not the server: the harness's
+        Locust processes, which share the cores with what they measure."""
+        import psutil  # Locust's own dependency, so present wherever the harness runs
+
+        server: set[int] = set()
+        for pid in self.stack.pids:
+            try:
+                server.add(pid)
+                server.update(c.pid for c in psutil.Process(pid).children(recursive=True))
+            except psutil.Error:
+                continue
+        used = 0.0
+        for child in psutil.Process().children(recursive=True):
+            if child.pid in server:
+                continue
+            try:
+                times = child.cpu_times()
+            except psutil.Error:
+                continue
+            used += times.user + times.system
+        return used
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -262,7 +286,11 @@ class Sampler:
         out: dict[str, Any] = {
             "seconds": span,
             "machine_busy_cores": cores * (last["busy"] - first["busy"]) / ticks if ticks else None,
-            "loadgen_cores": loadgen_cpu_s / whole,
+            # Locust's processes come and go with the step: over the held part where they lived
+            # through it, else their whole CPU time over the whole step (known at their exit).
+            "loadgen_cores": (last["loadgen_cpu"] - first["loadgen_cpu"]) / span
+            if held is not self.samples and last["loadgen_cpu"] >= first["loadgen_cpu"] > 0
+            else loadgen_cpu_s / whole,
             "mem_available_min_bytes": min(s["mem_available"] for s in self.samples),
             "mem_total_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
             "procs": {},
@@ -358,7 +386,7 @@ def failures(step: dict[str, Any], p99_ms: float) -> list[str]:
     return why
 
 
-def exhausted(step: dict[str, Any], workers: int) -> list[str]:
+def exhausted(step: dict[str, Any], workers: int, workers_of_loadgen: int) -> list[str]:
     """What ran out at this step, from what was sampled while it ran."""
     res = step["resources"]
     cores = os.cpu_count() or 1
@@ -375,6 +403,10 @@ def exhausted(step: dict[str, Any], workers: int) -> list[str]:
     if depth is not None and depth > 32 * workers:
         found.append(f"queue: up to {depth} scans waiting in RabbitMQ (the workers take "
                      f"{32 * workers} at once)")
+    if res["loadgen_cores"] >= 0.8 * workers_of_loadgen:
+        found.append(f"the load generator: {res['loadgen_cores']:.2f} cores for "
+                     f"{workers_of_loadgen} Locust process(es), one core each at most; its "
+                     "figures include its own waiting")
     gap = (step["classified_p99_ms"] or 0) - (step["accepted_p99_ms"] or 0)
     if not found and gap > 0.8 * (step["classified_p99_ms"] or 0) and step["classified_p99_ms"]:
         found.append(f"the pipeline: accepted → classified took {gap:.0f} ms of the p99 with "
@@ -511,7 +543,8 @@ def main() -> int:
         "classified_p99_ms": best["classified_p99_ms"]}
     if first_bad is not None:
         result["first_failing_step"] = {"step": first_bad["step"], "why": first_bad["failures"],
-                                        "ran_out": exhausted(first_bad, max(1, args.workers))}
+                                        "ran_out": exhausted(first_bad, max(1, args.workers),
+                                                           args.loadgen_workers)}
     else:
         result["first_failing_step"] = None
     if best is not None and "physical_limit" in result:

@@ -158,6 +158,8 @@ class Stack:
     #: the Celery queue of this stack (distributed mode), else None
     queue: str | None
     broker_url: str | None
+    #: the server's processes (API and workers)
+    pids: tuple[int, ...] = ()
 
 
 @contextlib.contextmanager
@@ -233,7 +235,8 @@ def start_stack(
         yield Stack(base=base, metrics=metrics,
                     queue=env["WASTECOACH_CELERY_QUEUE"] if distributed else None,
                     broker_url=env.get("WASTECOACH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
-                    if distributed else None)
+                    if distributed else None,
+                    pids=tuple(proc.pid for proc in procs))
     finally:
         for proc in procs:
             proc.terminate()
