@@ -29,6 +29,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -147,6 +148,20 @@ def wait_http(base: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("server did not become ready")
 
 
+@dataclass(frozen=True)
+class Stack:
+    """A started stack: where to reach it and what to watch."""
+
+    base: str
+    #: process name ("api", "worker1", ...) -> its /metrics URL
+    metrics: dict[str, str]
+    #: the Celery queue of this stack (distributed mode), else None
+    queue: str | None
+    broker_url: str | None
+    #: the server's processes (API and workers)
+    pids: tuple[int, ...] = ()
+
+
 @contextlib.contextmanager
 def serve_stack(
     mode: str, *, stages_factory: str | None = "tests.support.stages:build",
@@ -156,6 +171,17 @@ def serve_stack(
     as subprocesses, with the quotas and per-address caps lifted (every bench client is a new
     guest from 127.0.0.1); yields the base URL once it is ready. ``stages_factory`` None runs
     the real stages."""
+    with start_stack(mode, stages_factory=stages_factory, extra_env=extra_env) as stack:
+        yield stack.base
+
+
+@contextlib.contextmanager
+def start_stack(
+    mode: str, *, stages_factory: str | None = "tests.support.stages:build",
+    extra_env: dict[str, str] | None = None, workers: int = 1,
+) -> Iterator[Stack]:
+    """:func:`serve_stack` with ``workers`` Celery worker processes in distributed mode, each
+    serving its /metrics on a port of its own; yields the :class:`Stack` once it is ready."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     tmp = tempfile.mkdtemp(prefix="wc-bench-")
@@ -177,6 +203,7 @@ def serve_stack(
         env["WASTECOACH_STAGES_FACTORY"] = stages_factory
     env.update(extra_env or {})
     procs: list[subprocess.Popen[bytes]] = []
+    metrics = {"api": f"{base}/metrics"}
     moto = None
     stack = contextlib.ExitStack()
     if mode == "distributed":
@@ -193,14 +220,23 @@ def serve_stack(
                    WASTECOACH_AUTH__JWT_SECRET="bench", WASTECOACH_AUTH__GUEST_ENABLED="true",
                    WASTECOACH_CELERY_QUEUE=f"wastecoach.bench.{uuid.uuid4().hex[:8]}",
                    WASTECOACH_S3__ENDPOINT_URL=f"http://127.0.0.1:{s3_port}")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "worker", "--concurrency", "32",
-             "--loglevel", "warning"], cwd=ROOT, env=env))
+        for n in range(1, workers + 1):
+            metrics_port = free_port()
+            metrics[f"worker{n}"] = f"http://127.0.0.1:{metrics_port}/metrics"
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "server.cli", "worker", "--concurrency", "32",
+                 "--loglevel", "warning"], cwd=ROOT,
+                env={**env, "WASTECOACH_METRICS_PORT": str(metrics_port)}))
     procs.append(subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], cwd=ROOT,
                                   env=env))
     try:
         wait_http(base, procs[-1])
-        yield base
+        distributed = mode == "distributed"
+        yield Stack(base=base, metrics=metrics,
+                    queue=env["WASTECOACH_CELERY_QUEUE"] if distributed else None,
+                    broker_url=env.get("WASTECOACH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+                    if distributed else None,
+                    pids=tuple(proc.pid for proc in procs))
     finally:
         for proc in procs:
             proc.terminate()
