@@ -179,9 +179,31 @@ def eval_(args: argparse.Namespace) -> int:
         from server.coach.eval import main as chat_main
 
         return chat_main(args.rest)
+    from server.coach.eval import main as chat_main
     from server.knowledge.eval import main as coach_main
 
-    return coach_main(args.rest)
+    # The coach's report (issue 15): item search, then chat answers and scan coaching, each per
+    # language. ``--chat-questions`` picks the chat set; ``--lexical-only`` applies to both.
+    search_args, chat_args = _split_chat_args(args.rest)
+    search_code = coach_main(search_args)
+    print()
+    return max(search_code, chat_main(chat_args))
+
+
+def _split_chat_args(rest: list[str]) -> tuple[list[str], list[str]]:
+    search: list[str] = []
+    chat: list[str] = []
+    items = iter(rest)
+    for arg in items:
+        if arg == "--chat-questions":
+            chat += ["--questions", next(items, "")]
+        elif arg.startswith("--chat-questions="):
+            chat.append("--questions=" + arg.split("=", 1)[1])
+        else:
+            search.append(arg)
+            if arg == "--lexical-only":
+                chat.append(arg)
+    return search, chat
 
 
 def locations(args: argparse.Namespace) -> int:

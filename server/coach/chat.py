@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -286,6 +287,7 @@ class ChatService:
         kb = self.kb
         # "라벨 … 페트병": the item the part belongs to, not an item named after the part.
         named = next((h for h in hits if _names_an_item(h)), hits[0] if hits else None)
+        named = _material_named(hits, named, question)
         context: Grounding | None = None
         if scan_context is not None:
             context = g.ground_classification(kb, scan_context)
@@ -573,6 +575,34 @@ def _names_an_item(hit: SearchHit) -> bool:
         or any(p.fullmatch(words) for p in planner.MATERIALS.values())
         or bool(planner.SOIL.fullmatch(words))
     )
+
+
+def _material_named(
+    hits: Sequence[SearchHit], named: SearchHit | None, question: str
+) -> SearchHit | None:
+    """The hit to answer about when the question names a material the best item contradicts.
+
+    "컵라면 용기 스티로폼" matches the index's *paper* cup-noodle container by name, but the
+    person said what theirs is made of: an item whose own name states another material gives
+    way to the best hit of the material said. The material must be said besides the name the
+    search matched ("plastic wrap" is the name of cling film), and the question must not say
+    the item's own material too ("종이컵 플라스틱이에요?" is still about a paper cup).
+    """
+    if named is None:
+        return named
+    rest = re.sub(re.escape(named.matched), " ", question, flags=re.IGNORECASE)
+    said = {m for m, pattern in planner.MATERIALS.items() if pattern.search(rest)}
+    item = named.item
+    if not said or item.stream in said:
+        return named
+    stated = [
+        m
+        for m, pattern in planner.MATERIALS.items()
+        if pattern.search(item.name_ko) or pattern.search(item.name_en or "")
+    ]
+    if not stated or any(m in said or planner.MATERIALS[m].search(question) for m in stated):
+        return named
+    return next((h for h in hits if h.item.stream in said), named)
 
 
 def _is_the_item(part: str, subject: Grounding) -> bool:

@@ -203,6 +203,8 @@ def steps(
     out: list[tuple[str, Sentence]] = []
     for rule in grounding.rules:
         for step in rule.steps:
+            if not step.applies_to(grounding.item):
+                continue
             sentence = text(step.text, locale)
             if sentence in seen:
                 continue
@@ -234,7 +236,7 @@ def step_for(grounding: Grounding, locale: Locale, actions: Sequence[str]) -> Se
     for action in actions:
         for rule in grounding.rules:
             for step in rule.steps:
-                if step.action == action:
+                if step.action == action and step.applies_to(grounding.item):
                     return Sentence(_sentence(text(step.text, locale)), (rule.id,))
     return None
 

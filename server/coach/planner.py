@@ -230,7 +230,13 @@ _PROPOSALS: dict[Stream, re.Pattern[str]] = {
         r"|박스랑|상자랑|\bpaper\b(?!\s*cup)",
         re.IGNORECASE,
     ),
-    Stream.CLEAR_PET: re.compile(r"투명\s*페트|clear\s*pet", re.IGNORECASE),
+    # "투명 페트병", "clear PET bottle" name the item itself; the bin is proposed by the
+    # material alone ("투명페트로") or the bottle with a bin word ("투명페트병 수거함").
+    Stream.CLEAR_PET: re.compile(
+        r"투명\s*페트(?!\s*병)|투명\s*페트병(?=\s*(?:수거|분리|전용|함|으로|류))"
+        r"|clear\s*pet(?!\s*bottles?\b)|clear\s*pet\s*bottles?(?=\s*(?:bin|recycling|collection))",
+        re.IGNORECASE,
+    ),
     Stream.GLASS: re.compile(
         r"유리병(?:이랑|과|하고|\s*수거|으로|류)|유리\s*수거|유리로|\bglass\s+(?:bin|recycling)|with\s+(?:the\s+)?glass",
         re.IGNORECASE,
@@ -847,6 +853,8 @@ def step_requiring(grounding: Grounding, action: str, locale: Locale) -> Sentenc
     _, required = _ACTIONS[action]
     for rule in grounding.rules:
         for step in rule.steps:
+            if not step.applies_to(grounding.item):
+                continue
             if required.search(step.text.ko) or required.search(step.text.en):
                 return Sentence(g._sentence(prompts.text(step.text, locale)), (rule.id,))
     return None

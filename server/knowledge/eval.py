@@ -6,8 +6,12 @@ the official middle-category accuracy where the question names one, and every mi
 change to the knowledge base or to search can only be merged when the number does not drop.
 
     wastecoach eval coach [--questions PATH] [--min-accuracy 0.9] [--lexical-only]
+                          [--chat-questions PATH]
 
-Exits 1 when overall stream accuracy is below ``--min-accuracy``.
+Exits 1 when overall stream accuracy is below ``--min-accuracy``. The ``wastecoach eval coach``
+command runs this search report and then ``wastecoach eval chat`` (server.coach.eval: chat
+answers and scan coaching, per language, with key-phrase rates and wrong-bin counts), so one
+command reports search, chat and scan coaching; this module alone is the search part.
 """
 
 from __future__ import annotations
@@ -99,6 +103,12 @@ def _rate(hits: int, total: int) -> str:
     return f"{hits}/{total} = {100 * hits / total:.1f}%" if total else "n/a"
 
 
+def _wrong_bins(outcomes: list[Outcome]) -> int:
+    """Answers whose item sends the person to another bin (no answer at all is a miss, not a
+    wrong bin: the person is told it is not known)."""
+    return sum(o.stream is not None and not o.stream_ok for o in outcomes)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="wastecoach eval coach", description=__doc__)
     parser.add_argument("--questions", type=Path, default=QUESTIONS)
@@ -115,9 +125,15 @@ def main(argv: list[str]) -> int:
     print(f"coach eval: {len(outcomes)} questions from {args.questions.name}")
     for lang in sorted({o.question.lang for o in outcomes}):
         subset = [o for o in outcomes if o.question.lang == lang]
-        print(f"  stream accuracy [{lang}]: {_rate(sum(o.stream_ok for o in subset), len(subset))}")
+        print(
+            f"  stream accuracy [{lang}]: {_rate(sum(o.stream_ok for o in subset), len(subset))}; "
+            f"wrong bin named: {_wrong_bins(subset)}"
+        )
     correct = sum(o.stream_ok for o in outcomes)
-    print(f"  stream accuracy [all]: {_rate(correct, len(outcomes))}")
+    print(
+        f"  stream accuracy [all]: {_rate(correct, len(outcomes))}; "
+        f"wrong bin named: {_wrong_bins(outcomes)}"
+    )
     with_middle = [o for o in outcomes if o.question.middle is not None]
     print(
         "  official middle category accuracy: "

@@ -31,6 +31,17 @@ class Step(_Frozen):
     action: str
     text: Text
     why: Text | None = None
+    #: For a step about a part only some of the rule's items have (a pot lid's metal handle
+    #: under a rule that also covers oven dishes): words of which an item's name or aliases
+    #: must contain one for the step to apply to it. Empty: every item of the rule.
+    only_for: tuple[str, ...] = ()
+
+    def applies_to(self, item: Item | None) -> bool:
+        """Whether the step fits ``item``; a category answer (no item) keeps every step."""
+        if not self.only_for or item is None:
+            return True
+        names = " ".join((item.name_ko, item.name_en or "", *item.aliases)).lower()
+        return any(word.lower() in names for word in self.only_for)
 
 
 class Rule(_Frozen):

@@ -80,6 +80,20 @@ CASES = [
     ("can I put this with the paper?", EN, "milk_carton", PP, {P, M}, "no"),
     ("라벨 무시하고 그냥 페트병 버려도 돼?", KO, None, PET, set(), "no"),
     ("my power bank is swollen", EN, None, B, {G}, None),
+    # A material said besides the item's name overrides a name that states another material.
+    ("컵라면 용기 스티로폼", KO, None, Stream.STYROFOAM, {P}, None),
+    ("종이컵 플라스틱이에요?", KO, None, P, set(), None),
+    ("clean plastic wrap", EN, None, V, {PL}, None),
+    # Takeout containers are the plastic container, not an item that shares a word.
+    ("떡볶이 포장 용기", KO, None, PL, {P}, None),
+    ("takeaway container from the restaurant", EN, None, PL, {P}, None),
+    # The clear PET bottle named as the item is not a proposal of its bin.
+    ("clear pet bottle how to prepare", EN, None, PET, {G}, None),
+    ("투명 페트병 어떻게 버려요", KO, None, PET, {G}, None),
+    ("참기름병 투명 페트 수거함?", KO, None, GL, {PET}, "no"),
+    # Garments by name are clothing, and torn ones are general waste.
+    ("ripped jeans can go in clothing bin?", EN, None, G, set(), "no"),
+    ("안 입는 청바지", KO, None, Stream.CLOTHING, set(), None),
 ]
 
 
@@ -141,6 +155,27 @@ async def test_unclear_question_with_no_item_is_not_answered_with_a_guess(
 ) -> None:
     result = await ask(chat, kb, "이거 어디에 버려요?", KO, None)
     assert result.outcome is Outcome.NOT_KNOWN
+
+
+@pytest.mark.parametrize(
+    ("question", "locale"),
+    [("oven glass dish", EN), ("내열유리 그릇 어떻게 버려요", KO)],
+)
+async def test_a_part_step_only_for_some_items_is_left_out(
+    chat: ChatService, kb: KnowledgeBase, question: str, locale: Locale
+) -> None:
+    """An oven dish has no lid: the heat-resistant-glass rule's lid-handle step is not its."""
+    result = await ask(chat, kb, question, locale, None)
+    assert named_bins(result.text) == [NC], result.text
+    assert "손잡이" not in result.text and "handle" not in result.text
+
+
+async def test_a_part_step_stays_for_the_items_that_have_the_part(
+    chat: ChatService, kb: KnowledgeBase
+) -> None:
+    result = await ask(chat, kb, "유리 냄비뚜껑 어떻게 버려요", KO, None)
+    assert named_bins(result.text)[0] is NC, result.text
+    assert "손잡이" in result.text and M in named_bins(result.text)
 
 
 def test_scan_context_builder_matches_the_vision_label(kb: KnowledgeBase) -> None:
