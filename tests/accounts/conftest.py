@@ -52,7 +52,9 @@ def accounts_for(standin: StandIn, **limits: float) -> AccountsSettings:
             client_id=client_id,
             client_secret=SecretStr(secret),
             redirect_uri=f"{BASE}/api/v1/auth/{name}/callback",
-            timeout_s=0.5,
+            # Generous for a local stand-in on a loaded 2-core machine (0.5 s was missed there);
+            # the stand-in's "slow" mode stalls 8 s, well past it.
+            timeout_s=2.0,
             **paths,  # type: ignore[arg-type]
         )
 

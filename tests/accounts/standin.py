@@ -90,7 +90,8 @@ class StandIn:
     )
     #: provider -> "500" or "slow": every endpoint of that provider misbehaves.
     fail: dict[str, str] = field(default_factory=dict)
-    slow_s: float = 2.0
+    #: Well past the tests' provider timeout (2 s in conftest.py), so a stall is always one.
+    slow_s: float = 8.0
     key: SigningKey = field(default_factory=lambda: SigningKey.generate("g1"))
     codes: dict[str, Grant] = field(default_factory=dict)
     access_tokens: dict[str, tuple[str, Person]] = field(default_factory=dict)

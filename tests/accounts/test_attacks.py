@@ -538,7 +538,7 @@ def test_guest_login_is_off_by_default_in_production() -> None:
 async def test_jwks_outage_keeps_known_keys(standin: StandIn) -> None:
     from server.auth.providers import JwksCache
 
-    cache = JwksCache(f"{standin.base_url}/google/oauth2/v3/certs", max_age_s=0, timeout_s=0.5)
+    cache = JwksCache(f"{standin.base_url}/google/oauth2/v3/certs", max_age_s=0, timeout_s=2.0)
     first = await cache.get("g1")
     standin.fail["google"] = "500"
     assert await cache.get("g1") is first

@@ -18,7 +18,7 @@ from tests.accounts.standin import GOOGLE_ISSUER, Person, SigningKey, StandIn
 
 
 def _cache(standin: StandIn) -> JwksCache:
-    return JwksCache(f"{standin.base_url}/google/oauth2/v3/certs", max_age_s=60, timeout_s=0.5)
+    return JwksCache(f"{standin.base_url}/google/oauth2/v3/certs", max_age_s=60, timeout_s=2.0)
 
 
 def test_key_set_keeps_only_keys_that_can_check_rs256() -> None:
