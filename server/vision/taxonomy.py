@@ -9,8 +9,9 @@ Two sources of evidence, two tables:
 * ``IMAGENET_GROUPS``: sets of ImageNet classes the backbone already knows and TrashNet lacks.
   Groups are disjoint. A group either *overrides* the head (food, electronics, clothing,
   plastic bags, tissue: the head has no class for them and would force them into one of its
-  six) or *refines* it (a bottle or a cup: the head says which material, ImageNet says which
-  object).
+  six), *refines* it (a bottle or a cup: the head says which material, ImageNet says which
+  object) or only *doubts* it (coin-like round objects: a "metal" answer might be a coin
+  cell, so the battery bin is offered and the answer is not stated as sure).
 
 ImageNet has no battery, can or styrofoam class; the head learnt batteries and cans from
 photos. Styrofoam, foil and film reach the user through the clarify question (every kind lists
