@@ -16,14 +16,16 @@ effect measured on the tune photos by ``scripts/train_vision.py``; figures in
    confident head from being overruled by texture (crumpled paper looks like a shirt to
    ImageNet now and then); the first lets an unmistakable laptop through however sure the
    head is, since softmax heads are often sure of things they never saw. Food and clothing
-   groups override only a head that was never taught those streams.
+   groups override only a head that was never taught those streams, and no group overrides
+   a head that sees a battery (``NEVER_OVERRIDDEN``): there its evidence only becomes doubt.
 3. Otherwise the head's class stands, possibly *refined* by the strongest refine group (bottle,
    water bottle, cup, box) holding at least ``REFINE_MIN``: glass + bottle is a glass bottle,
    plastic + water bottle a clear PET bottle.
 4. ``confidence`` is the probability of the chosen *stream* (cardboard and paper both count for
    paper), since the stream decides what the user does. Two kinds of doubt lower it:
    ImageNet evidence for a look-alike in another stream (a goblet for a glass bottle, a
-   plastic bag for general waste) caps it at one minus that evidence, and a photo unlike the
+   plastic bag for general waste, a coin-like round object for metal: a coin cell) caps it
+   at one minus that evidence, and a photo unlike the
    training photos (novelty above 1) caps it at ``UNFAMILIAR_MAX_CONFIDENCE``, below the
    clarify cut-off: the app asks instead of naming something it never learnt.
 5. The look-alikes ImageNet saw join the alternatives, so the question offers them.
@@ -75,6 +77,12 @@ MAX_ALTERNATIVES = 3
 UNFAMILIAR_MAX_CONFIDENCE = 0.5
 #: ImageNet evidence for a look-alike in another stream that starts to count as doubt.
 DOUBT_MIN = 0.05
+#: Head classes no ImageNet override replaces. Battery packs and chargers look like modems,
+#: radios and cassette players to ImageNet: on the tune photos the electronics override took
+#: two batteries the head was sure of (0.99 and 1.0) and no other photo. A battery answered as
+#: electronics loses the battery bin; answered as a battery with electronics as the question's
+#: other choice (the override's evidence caps the confidence), neither ends in the general bag.
+NEVER_OVERRIDDEN = frozenset({"battery"})
 
 _FOOD = np.array(sorted(FOOD_INDICES))
 
@@ -205,7 +213,7 @@ def _lookalikes(
     """Kinds in another stream than ``kind`` that ImageNet sees some evidence of."""
     seen: list[tuple[ItemKind, float]] = []
     for group in IMAGENET_GROUPS:
-        other = group.override or group.refine.get(head_class)
+        other = group.override or group.refine.get(head_class) or group.doubt.get(head_class)
         mass = masses[group.name]
         if other is not None and other.stream is not kind.stream and mass >= DOUBT_MIN:
             seen.append((other, mass))
@@ -226,8 +234,10 @@ def interpret(evidence: Evidence, classes: list[str], model: str) -> Classificat
     for group in IMAGENET_GROUPS:
         if group.override is None or top_imagenet not in group.indices:
             continue
-        if group.override.stream in streams:
-            break  # the head was taught this stream from photos: its answer stands
+        if group.override.stream in streams or head_class in NEVER_OVERRIDDEN:
+            # The head was taught this stream from photos, or it sees a battery: its answer
+            # stands, and the group's evidence only lowers its confidence (look-alikes below).
+            break
         mass = masses[group.name]
         if mass >= OVERRIDE_SURE or (mass >= OVERRIDE_MIN and mass > head_top):
             kind, confidence, overridden = group.override, mass, True

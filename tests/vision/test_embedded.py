@@ -10,7 +10,7 @@ import pytest
 from protocol.messages import Locale
 from protocol.streams import OFFICIAL_PATH, Stream
 from server.contracts import ScanInput
-from server.vision.clarify import CLARIFY_BELOW
+from server.vision.clarify import CLARIFY_BELOW, clarification_for
 from server.vision.dataset import Sample, list_samples, three_way_split
 from server.vision.embedded import (
     CONTAMINATION_MAX_CONFIDENCE,
@@ -21,13 +21,14 @@ from server.vision.embedded import (
     interpret,
 )
 from server.vision.errors import ImageRejected
-from server.vision.eval import accepted_streams
+from server.vision.eval import SURE, accepted_streams
 from server.vision.labelmap import FOLDERS, load_photo_streams
 from server.vision.taxonomy import FOOD_INDICES, HEAD_KINDS, IMAGENET_GROUPS
 
 CLASSES = sorted(HEAD_KINDS)
 BANANA, WATER_BOTTLE, COFFEE_MUG, PLASTIC_BAG, LAPTOP = 954, 898, 504, 728, 620
 POP_BOTTLE, GOBLET = 737, 572
+LENS_CAP, LOUPE, RADIO = 622, 633, 754
 
 
 def _evidence(
@@ -151,6 +152,35 @@ def test_a_battery_goes_to_the_battery_stream_with_no_soiling_or_mixing_signal()
     assert c.contamination is None and c.mixed is None
 
 
+def test_electronics_evidence_never_takes_a_battery_out_of_the_battery_stream() -> None:
+    """Battery packs look like radios to ImageNet: the head's battery stands, asked about with
+    small electronics offered, instead of becoming electronics (or a sure battery)."""
+    c = interpret(_evidence({"battery": 0.99, "metal": 0.01}, {RADIO: 0.7}), CLASSES, "m")
+    assert (c.label, c.stream) == ("battery", Stream.BATTERY)
+    assert c.confidence <= 0.3 + 1e-6
+    assert c.alternatives[0].stream is Stream.ELECTRONICS
+    question = clarification_for(c, Locale.EN)
+    assert question is not None
+    assert {Stream.BATTERY, Stream.ELECTRONICS} <= {ch.stream for ch in question.choices}
+
+
+@pytest.mark.parametrize("head_class", ["metal", "trash"])
+def test_a_small_round_metal_object_is_never_a_sure_metal_and_battery_is_offered(
+    head_class: str,
+) -> None:
+    """A coin cell reads as a lens cap or a loupe to ImageNet and as metal to the head: the
+    answer stays (most such photos are lids and cans) but is asked about, battery bin first."""
+    c = interpret(_evidence({head_class: 0.97}, {LENS_CAP: 0.25, LOUPE: 0.2}), CLASSES, "m")
+    assert c.stream is HEAD_KINDS[head_class].stream
+    assert c.confidence <= 0.55 + 1e-6 < CLARIFY_BELOW
+    assert c.alternatives[0].stream is Stream.BATTERY
+    question = clarification_for(c, Locale.KO)
+    assert question is not None
+    assert question.choices[1].stream is Stream.BATTERY
+    plain = interpret(_evidence({head_class: 0.97}, {}), CLASSES, "m")
+    assert plain.confidence > 0.9
+
+
 @pytest.mark.parametrize(
     ("index", "stream"),
     [(PLASTIC_BAG, Stream.VINYL), (LAPTOP, Stream.ELECTRONICS)],
@@ -241,22 +271,27 @@ MORE_PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "more_ph
 
 
 @pytest.mark.skipif(not MORE_PHOTOS.is_dir(), reason=f"{MORE_PHOTOS} is not present")
-@pytest.mark.parametrize(("folder", "floor"), [("battery", 0.9), ("white-glass", 0.75)])
+@pytest.mark.parametrize(("folder", "floor"), [("battery", 0.94), ("white-glass", 0.75)])
 def test_held_out_batteries_and_clear_glass_get_the_right_stream(
     embedded: EmbeddedClassifier, folder: str, floor: float
 ) -> None:
     """The kinds where a wrong bin does most harm, on photos never trained or tuned on
-    (measured 0.920 and 0.812, docs/benchmarks.md; the floors leave room for a retrained head,
-    not for a regression). White glass is scored per photo where a person labelled it."""
+    (measured 0.954 and 0.812, docs/benchmarks.md; the floors leave room for a retrained head,
+    not for a regression), and none wrongly named with a confidence nobody would question.
+    White glass is scored per photo where a person labelled it."""
     samples = [s for s in list_samples(MORE_PHOTOS) if s.label == folder]
     parts = three_way_split(samples)
     own = load_photo_streams()
     hits = []
+    sure_mistakes = []
     for sample in samples:
         if parts[sample.path] != "holdout":
             continue
         result = embedded.classify_bytes(sample.path.read_bytes())
         key = f"{folder}/{sample.path.name}"
         hits.append(result.stream in accepted_streams(key, FOLDERS[folder], own))
+        if not hits[-1] and result.confidence > SURE:
+            sure_mistakes.append((key, result.stream, result.confidence))
     assert len(hits) > 50
+    assert sure_mistakes == []
     assert sum(hits) / len(hits) >= floor
