@@ -29,6 +29,7 @@ from server.sessions.service import SessionDeps
 from server.settings import Settings, get_settings
 from server.web.page import PERMISSIONS_POLICY, is_page_path, page_csp
 from server.web.page import mount as mount_page
+from server.ws.endpoint import CoachSocket, routed_path
 from server.ws.registry import Connections
 
 log = logging.getLogger(__name__)
@@ -230,11 +231,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from server.locations.endpoints import router as locations
     from server.uploads.endpoints import router as uploads
     from server.users.endpoints import router as users
-    from server.ws.endpoint import router as ws
 
     app.include_router(auth)
     app.include_router(uploads)
-    app.include_router(ws)
     app.include_router(locations)
     app.include_router(waste)
     app.include_router(users)
@@ -286,12 +285,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # The path as routed: behind a proxy that strips a prefix (ASGI ``root_path``), the
-        # server's ``path`` still carries it.
-        path: str = scope["path"]
-        root: str = scope.get("root_path", "")
-        if root and path.startswith(f"{root.rstrip('/')}/"):
-            path = path[len(root.rstrip("/")):]
+        path = routed_path(scope)
         own_policy = path in self.docs_paths
         extra = list(_SECURITY_HEADERS)
         # The page at / (server.web) runs the reference client: its own policy, and the
@@ -323,18 +317,19 @@ class SecurityHeaders:
 
 
 class _App(FastAPI):
-    """FastAPI with :class:`SecurityHeaders` around its whole middleware stack."""
+    """FastAPI with :class:`SecurityHeaders` around its whole middleware stack, and the
+    coaching WebSocket dispatched before any of it (:class:`server.ws.endpoint.CoachSocket`)."""
 
     hsts_max_age_s: int = 0
     page_csp: bytes = _API_CSP
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(
+        return CoachSocket(SecurityHeaders(
             super().build_middleware_stack(),
             hsts_max_age_s=self.hsts_max_age_s,
             docs_paths=docs.PAGES,
             page_csp=self.page_csp,
-        )
+        ))
 
 
 def _unavailable(message: str) -> JSONResponse:

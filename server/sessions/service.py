@@ -52,7 +52,7 @@ from protocol.messages import (
     UploadImage,
     event_payload,
 )
-from server.auth.revocation import ensure_account_exists
+from server.auth.revocation import ensure_account_exists, ensure_account_still_exists
 from server.auth.tokens import Claims, TokenService
 from server.db import Database, database_unavailable
 from server.errors import AuthError, RateLimited, WasteCoachError
@@ -154,7 +154,7 @@ class Session:
         is gone, and :class:`AuthError` when the account was deleted (through any process)."""
         if not await self._deps.log.touch(self.session_id):
             raise HistoryLost
-        await ensure_account_exists(self._deps.db, self.claims, when_unreachable="a keep-alive")
+        await ensure_account_still_exists(self._deps.db, self.claims)
 
     async def settle(self, timeout: float = GUARD_WAIT_S) -> None:
         """Wait for scans being accepted and enqueued to finish that step."""

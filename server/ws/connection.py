@@ -142,7 +142,6 @@ class Connection:
             max_concurrent_chats=settings.max_concurrent_chats,
         )
         self.queue: Outbox[_Item] = Outbox(settings.send_queue_size)
-        self.closed = asyncio.Event()
         # What ends the connection from outside its tasks: flags, and one wake-up for the
         # supervisor while it sleeps (four asyncio.Events, each with a task to wait on it, cost
         # an idle session about 8 KiB; docs/benchmarks.md, idle sessions).
@@ -176,7 +175,6 @@ class Connection:
             # unsigned ones) as it may. Nothing was counted, so nothing is undone.
             log.info("refused a connection: too many from %s", address)
             await self._close(CloseCode.TRY_AGAIN_LATER, _TOO_MANY)
-            self.closed.set()
             return
         try:
             if self.registry.draining:
@@ -211,7 +209,6 @@ class Connection:
             self.registry.discard(self)
             if not self._close_counted:  # the peer vanished without a close frame
                 self._count_close(None)
-            self.closed.set()
 
     def shutdown(self) -> None:
         """Server shutdown: stop reading the client (no new request is taken), flush what is

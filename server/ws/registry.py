@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from typing import Protocol
 
 from server.metrics import WS_SESSIONS_OPEN
@@ -12,8 +13,6 @@ from server.pipeline.runner import ScanRunner
 
 
 class _Connection(Protocol):
-    closed: asyncio.Event
-
     def shutdown(self) -> None: ...
 
     def account_deleted(self, user_id: str) -> None: ...
@@ -32,6 +31,9 @@ class Connections:
         self._max_pending = unauthenticated_per_address
         #: Set once shutdown began: new connections are closed with 1012 at once.
         self.draining = False
+        #: While draining: resolved when the last connection is discarded. (One future here,
+        #: rather than an ``asyncio.Event`` per connection, about 1 KiB each, to wait on.)
+        self._emptied: asyncio.Future[None] | None = None
 
     def __len__(self) -> int:
         return len(self._open)
@@ -68,6 +70,8 @@ class Connections:
         WS_SESSIONS_OPEN.dec()
         if address is not None:
             _decrement(self._per_address, address)
+        if not self._open and self._emptied is not None and not self._emptied.done():
+            self._emptied.set_result(None)
 
     def account_deleted(self, user_id: str) -> None:
         """The account ``user_id`` was just deleted: its connections here close now (those in
@@ -80,13 +84,15 @@ class Connections:
         self.draining = True
         # Jobs that run in this process die with it: give running ones a moment to finish.
         await runner.wait_idle(timeout=grace_s / 2)
-        connections = list(self._open)
-        for connection in connections:
+        if not self._open:
+            return
+        self._emptied = asyncio.get_running_loop().create_future()
+        for connection in list(self._open):
             connection.shutdown()
-        if connections:
-            await asyncio.wait(
-                [asyncio.ensure_future(c.closed.wait()) for c in connections], timeout=grace_s
-            )
+        # Connections opened meanwhile are closed with 1012 at once (see ``draining``).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_s):
+                await self._emptied
 
 
 def _decrement(counter: collections.Counter[str], key: str) -> None:

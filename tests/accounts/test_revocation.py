@@ -11,15 +11,20 @@ from typing import Any, cast
 import httpx
 import pytest
 import websockets
-from sqlalchemy import func, select
+from sqlalchemy import delete, event, func, select
 
 from protocol.messages import Locale
+from server.auth.revocation import ACCOUNT_GONE, ensure_account_still_exists
+from server.auth.tokens import Claims
 from server.coach.chat import ChatResult, ChatService, converse
 from server.coach.models import ChatMessage
 from server.container import Container
+from server.errors import AuthError
+from server.users.models import User
 from tests.accounts.helpers import bearer
 from tests.conftest import Stack
 from tests.support.client import CoachClient
+from tests.support.db import a_user
 
 
 async def test_rest_answers_401_after_deletion(api: httpx.AsyncClient) -> None:
@@ -85,3 +90,47 @@ async def test_no_chat_is_stored_for_an_erased_account(services: Container) -> N
             )
         )
     assert count == 0
+
+
+async def test_keep_alive_checks_waiting_together_are_one_query_with_each_its_answer(
+    services: Container,
+) -> None:
+    """At 10,000 open sessions each keep-alive asking on its own was hundreds of queries a
+    second: checks asked at the same moment share one query, and each still gets its own
+    account's answer."""
+    db = services.db
+    kept, erased = await a_user(db), await a_user(db)
+    async with db.session() as session:
+        await session.execute(delete(User).where(User.id == erased))
+    queries: list[str] = []
+
+    def count(*args: Any) -> None:
+        statement: str = args[2]
+        if "FROM users" in statement:
+            queries.append(statement)
+
+    listen = db.engine.sync_engine
+    event.listen(listen, "before_cursor_execute", count)
+    try:
+        users = [kept, erased, "never-existed"] * 10
+        results = await asyncio.gather(
+            *(ensure_account_still_exists(db, _claims(user)) for user in users),
+            return_exceptions=True,
+        )
+    finally:
+        event.remove(listen, "before_cursor_execute", count)
+    for user, result in zip(users, results, strict=True):
+        if user == kept:
+            assert result is None
+        else:
+            assert isinstance(result, AuthError) and result.message == ACCOUNT_GONE, result
+    assert len(queries) == 1, queries
+    # A later check asks again: nothing is cached.
+    async with db.session() as session:
+        await session.execute(delete(User).where(User.id == kept))
+    with pytest.raises(AuthError):
+        await ensure_account_still_exists(db, _claims(kept))
+
+
+def _claims(user_id: str) -> Claims:
+    return Claims(user_id=user_id, expires_at=0.0, token_id="t", guest=True)

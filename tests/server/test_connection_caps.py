@@ -18,9 +18,6 @@ from tests.conftest import ServerThread, make_settings, session_settings
 
 
 class Conn:
-    def __init__(self) -> None:
-        self.closed = asyncio.Event()
-
     def shutdown(self) -> None: ...
 
     def account_deleted(self, user_id: str) -> None: ...
