@@ -24,7 +24,6 @@ Exits 1 when any answer names a wrong bin or the right rate is below ``--min-rig
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from server.coach.bins import named_bins
 from server.coach.chat import ChatService
 from server.coach.composer import EmbeddedCoach, scan_allowed
 from server.coach.planner import paths
+from server.knowledge.eval import records
 from server.knowledge.kb import LABEL_ITEMS, KnowledgeBase
 from server.search.service import build_item_search
 
@@ -90,12 +90,7 @@ class Verdict:
 
 def load_cases(path: Path) -> list[ChatCase]:
     cases: list[ChatCase] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        if "_comment" in record:
-            continue
+    for number, record in records(path):
         try:
             yes_no = record.get("yes_no")
             if yes_no not in (None, "yes", "no"):

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from protocol.streams import Stream
 from server.knowledge.kb import KnowledgeBase
@@ -53,14 +55,20 @@ class Outcome:
         return self.question.middle in self.middles
 
 
-def load_questions(path: Path) -> list[Question]:
-    questions: list[Question] = []
+def records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The records of an evaluation set (JSON Lines) with their line numbers; blank lines and
+    ``_comment`` records are skipped."""
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         record = json.loads(line)
-        if "_comment" in record:
-            continue
+        if "_comment" not in record:
+            yield number, record
+
+
+def load_questions(path: Path) -> list[Question]:
+    questions: list[Question] = []
+    for number, record in records(path):
         try:
             questions.append(
                 Question(
