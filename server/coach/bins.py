@@ -3,7 +3,8 @@
 Wrong disposal advice is the worst thing the coach can say, and it is said by naming a bin. This
 module reads a sentence (ours, a rule's, or a language model's) and returns the streams whose bin
 it sends the reader to, in the order it names them. A bin named only to rule it out ("not the
-paper bin", "종이류와 섞지 말고") is not counted: the clause that names it carries a negation.
+paper bin", "종이류와 섞지 말고") is not counted: the clause that names it carries a negation;
+nor is a bin named as where harm would follow ("종량제봉투에 넣으면 화재의 원인이 됩니다").
 
 It is deliberately a reader of text, not of our templates, so the same check holds an LLM answer
 and the evaluation of any backend to one standard (``server.coach.invariant`` and
@@ -102,7 +103,7 @@ _BIN_PATTERNS = {stream: re.compile(p, re.IGNORECASE) for stream, p in _BINS.ite
 _NEGATION = re.compile(
     r"않습니다|않아요|되지\s*않|수\s*없|지\s*마|지\s*말|아니라|아닙니다|아니에요|아니예요|아니죠|아니요|안\s*돼|안\s*됩니다|금지"
     r"|와\s*따로|과\s*따로|와\s*섞|과\s*섞|대신"
-    r"|\bnot\b|\bcannot\b|n't\b|\bnever\b|\bout\s+of\b|\binstead\b|\brather\s+than\b|\bapart\s+from\b|\bno\b",
+    r"|\bnot\b|\bcannot\b|n't\b|\bnever\b|\bneither\b|\bnor\b|\bout\s+of\b|\binstead\b|\brather\s+than\b|\bapart\s+from\b|\bno\b",
     re.IGNORECASE,
 )
 #: Clause boundaries: punctuation, and the Korean and English joints that turn from what not to
@@ -111,6 +112,43 @@ _CLAUSE = re.compile(
     r"(?<=[.!?;:,(/)])|(?<=말고)|(?<=아니라)|(?<=대신)|(?=\band\s+(?:then\s+)?(?:put|recycle|take|drop|bring|use|sort|keep|throw|place|tie)\b)|(?=\bbut\b)|(?=\binstead\b)",
     re.IGNORECASE,
 )
+
+
+#: A bin named as where harm would follow ("종량제봉투에 넣으면 … 화재의 원인이 됩니다", "in a
+#: rubbish bag they … start fires"): the sentence explains why not to use it, it does not direct
+#: there. Both parts are required, the hypothetical put right after the bin's name and a harm
+#: after it, so that "일반종량제봉투에 버리면 됩니다" and "put it in the rubbish bag to avoid
+#: fires" are still read as directions.
+_HYPOTHETICAL_PUT = re.compile(
+    r"\s*(?:에|으로|로)\s*(?:넣|버리|버려|섞|들어가|내놓)[가-힣]*면\b"
+    r"|\s+(?:they|it|these|those)\s+(?:pollute|start|cause|catch|leak|explode|damage|contaminate)",
+    re.IGNORECASE,
+)
+_HARM = re.compile(
+    r"원인|오염|화재|불이\s*(?:나|붙)|폭발|망가|위험|다치|터지|새어|남습니다"
+    r"|pollut|fires?\b|explo|leak|damag|contaminat|injur",
+    re.IGNORECASE,
+)
+
+
+#: "…에 버리면 오염 걱정이 없어요" reassures: it directs there.
+_NO_HARM = re.compile(r"없|걱정|\bno\s+risk\b|\bwithout\b|\bsafe", re.IGNORECASE)
+
+
+#: "종량제봉투에 들어가지 않는 큰 물건" describes what does not fit the bag.
+_DOES_NOT_FIT = re.compile(r"\s*에\s*(?:들어가|담기|담|넣)지\s*않")
+
+
+def _warns_against(clause: str, end: int) -> bool:
+    """Whether the bin name ending at ``end`` is not a direction: the place of a harm the clause
+    warns about, or what the thing does not fit into."""
+    if _DOES_NOT_FIT.match(clause, end):
+        return True
+    return (
+        bool(_HYPOTHETICAL_PUT.match(clause, end))
+        and bool(_HARM.search(clause, end))
+        and not _NO_HARM.search(clause, end)
+    )
 
 
 def clauses(text: str) -> list[str]:
@@ -126,7 +164,7 @@ def named_bins(text: str) -> list[Stream]:
         found: list[tuple[int, Stream]] = []
         for stream, pattern in _BIN_PATTERNS.items():
             match = pattern.search(clause)
-            if match is not None:
+            if match is not None and not _warns_against(clause, match.end()):
                 found.append((match.start(), stream))
         for _, stream in sorted(found):
             if stream not in out:

@@ -31,7 +31,12 @@ EMPTY_RESPONSE: Final = "empty_response"
 #: The model named a bin the item's rules contradict (server.coach.guard.check_answer).
 CONTRADICTS_RULE: Final = "contradicts_rule"
 REASONS: Final = (
-    TIMEOUT, RATE_LIMITED, UPSTREAM_ERROR, UNREACHABLE, EMPTY_RESPONSE, CONTRADICTS_RULE,
+    TIMEOUT,
+    RATE_LIMITED,
+    UPSTREAM_ERROR,
+    UNREACHABLE,
+    EMPTY_RESPONSE,
+    CONTRADICTS_RULE,
 )
 for _reason in REASONS:  # each fallback's series exists, at 0, before the first one
     LLM_FALLBACKS.labels(reason=_reason)

@@ -6,6 +6,8 @@ check that the composer picks the right rules and signals rather than pinning pr
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from protocol.messages import Locale
@@ -193,3 +195,24 @@ async def test_scan_coaching_names_no_contradicting_bin(
             sentences = coach.compose(scanned, locale)
             named = {s for sentence in sentences for s in named_bins(sentence.text)}
             assert named <= allowed, (label, locale, [s.text for s in sentences])
+
+
+async def test_scan_coaching_keeps_every_sentence_of_the_rules(
+    coach: EmbeddedCoach, kb: KnowledgeBase, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The rules' own sentences pass the invariant: none is dropped as naming a wrong bin.
+
+    A "why" that names the general bag as the place of a harm ("in a rubbish bag batteries start
+    fires") explains why not; reading it as a direction dropped it, and the battery lost its why.
+    """
+    from server.knowledge.kb import LABEL_ITEMS
+
+    caplog.set_level(logging.WARNING, logger="server.coach.invariant")
+    for label in LABEL_ITEMS:
+        item = kb.item_for_label(label)
+        assert item is not None
+        for locale in LOCALES:
+            coach.compose(classification(label, item.stream), locale)
+    assert not [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    battery = coach.compose(classification("battery", Stream.BATTERY), Locale.KO)
+    assert any("화재" in s.text for s in battery)

@@ -200,8 +200,10 @@ def fallbacks(reason: str) -> float:
 async def test_tokens_are_counted_from_the_reported_usage(
     kb: KnowledgeBase, make_coach: Callable[..., LLMCoach]
 ) -> None:
-    script = Script(pieces=["Rinse it ", "and peel the label."],
-                    usage={"prompt_tokens": 412, "completion_tokens": 9})
+    script = Script(
+        pieces=["Rinse it ", "and peel the label."],
+        usage={"prompt_tokens": 412, "completion_tokens": 9},
+    )
     prompt, completion = tokens("prompt"), tokens("completion")
     async with scripted_server(script) as url:
         coach = make_coach(openai_settings(url))
