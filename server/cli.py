@@ -133,7 +133,8 @@ def worker(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     app = make_worker_app(
-        settings.broker_url, settings.celery_queue,
+        settings.broker_url,
+        settings.celery_queue,
         quorum=settings.celery_queue_type is QueueType.QUORUM,
     )
     # Started before Celery: its HTTP thread lives as long as the process (the loop pool
@@ -149,8 +150,11 @@ def worker(args: argparse.Namespace) -> int:
         "--without-gossip",
         "--without-mingle",
     ]
-    if args.hostname:
-        argv += ["--hostname", args.hostname]
+    # Celery's default node name is celery@<host>, and its remote-control queue is exclusive to
+    # that name: a second worker on the same host (the capacity bench, N workers under one
+    # systemd or one container) was refused that queue, restarted its consumer in a loop and
+    # never took a task, while the first took them all. One name per process avoids it.
+    argv += ["--hostname", args.hostname or f"wastecoach-{os.getpid()}@%h"]
     app.worker_main(argv)
     return 0
 
@@ -260,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=locations)
 
     p = sub.add_parser(
-        "loadtest", add_help=False,
+        "loadtest",
+        add_help=False,
         help="load-test a server with simulated app users (Locust; see --help)",
     )
     p.add_argument("rest", nargs=argparse.REMAINDER)

@@ -125,8 +125,13 @@ class ServerThread:
             config = server_config(settings, self.app)
         else:
             config = uvicorn.Config(
-                self.app, host="127.0.0.1", port=settings.port, log_level="warning",
-                ws_max_size=MAX_FRAME_BYTES, ws_per_message_deflate=False, lifespan="on",
+                self.app,
+                host="127.0.0.1",
+                port=settings.port,
+                log_level="warning",
+                ws_max_size=MAX_FRAME_BYTES,
+                ws_per_message_deflate=False,
+                lifespan="on",
             )
         self.server = GracefulServer(config, self.app)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -169,17 +174,33 @@ def distributed_env(settings: Settings) -> dict[str, str]:
 class WorkerProcess:
     """``wastecoach worker`` as a subprocess: a real Celery worker on RabbitMQ."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, *, named: bool = True) -> None:
         self.settings = settings
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        # named=False starts it as an operator would, without --hostname.
+        self.named = named
 
     def start(self) -> None:
         self._log = log = self.log_path.open("wb")
+        argv = [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "worker",
+            "--concurrency",
+            "16",
+            "--loglevel",
+            "info",
+        ]
+        if self.named:
+            argv += ["--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "worker", "--concurrency", "16",
-             "--loglevel", "info", "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"],
-            cwd=ROOT, env=distributed_env(self.settings), stdout=log, stderr=subprocess.STDOUT,
+            argv,
+            cwd=ROOT,
+            env=distributed_env(self.settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while b" ready." not in self.log_path.read_bytes():
@@ -243,9 +264,9 @@ def worker_settings(
 
 
 @pytest.fixture(scope="session")
-def worker(worker_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    WorkerProcess
-]:
+def worker(
+    worker_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
     proc = WorkerProcess(worker_settings, tmp_path_factory.mktemp("logs") / "worker.log")
     proc.start()
     yield proc
