@@ -397,6 +397,17 @@ def exhausted(step: dict[str, Any], workers: int, workers_of_loadgen: int) -> li
                           if v["cores"] is not None)
         found.append(f"CPU: the machine was {busy:.2f} of {cores} cores busy ({parts}, "
                      f"load generator {res['loadgen_cores']:.2f}, the rest other processes)")
+    # One process near a whole core is its event loop saturated, whatever the machine has
+    # left: the server and each worker run their Python work on one loop.
+    for name, proc in res["procs"].items():
+        if proc["cores"] is not None and proc["cores"] >= 0.85:
+            found.append(f"{name}: {proc['cores']:.2f} cores; its Python work runs on one "
+                         "event loop (the classifier's threads add to the figure)")
+    idle = [name for name, proc in res["procs"].items()
+            if name.startswith("worker") and proc["cores"] is not None and proc["cores"] < 0.1]
+    if idle and len(idle) < workers:
+        found.append(f"idle worker(s) {', '.join(idle)} at under 0.1 core while the others "
+                     "worked: they are not taking scans (see their logs)")
     if res["mem_available_min_bytes"] < 0.1 * res["mem_total_bytes"]:
         found.append(f"memory: {res['mem_available_min_bytes'] / 2**20:.0f} MiB left available")
     depth = res.get("queue_depth_max")
