@@ -22,7 +22,7 @@ from websockets.datastructures import Headers
 
 from server.ws.connection import Connection
 from server.ws_inbound import BudgetedWebSocketProtocol
-from tests.conftest import ServerThread, make_settings
+from tests.conftest import ServerThread, make_settings, session_settings
 from tests.support.client import CoachClient
 
 pytestmark = pytest.mark.timeout(60)
@@ -175,3 +175,34 @@ async def test_a_send_waiting_on_a_paused_transport_ends_when_the_peer_goes(
 
     assert await on_server_loop(connection, gone)
     assert not isinstance(protocol.writable, asyncio.Event)
+
+
+@pytest.mark.slow
+async def test_the_supervision_keeps_the_history_alive_round_after_round(
+    tmp_path: Path,
+) -> None:
+    # A 10 s history: kept alive every 10/3 s, by a keep-alive task that runs the next round.
+    settings = make_settings("embedded", tmp_path, session=session_settings(replay_ttl_s=10))
+    server = ServerThread(settings.model_copy(update={"log_level": "warning"}))
+    server.start()
+    try:
+        log = server.app.state.session_deps.log
+        touched: list[str] = []
+        real_touch = log.touch
+
+        async def touch(session_id: str) -> bool:
+            touched.append(session_id)
+            return bool(await real_touch(session_id))
+
+        log.touch = touch
+        client, connection = await signed_in(server)
+        try:
+            for _ in range(11):
+                await pong(client)
+                await asyncio.sleep(1)
+            assert touched.count(connection.machine.session_id) >= 3
+            assert await on_server_loop(connection, ws_tasks) == ["ws-reader"]
+        finally:
+            await client.close()
+    finally:
+        server.stop()
