@@ -2,14 +2,25 @@
 parses frames and decides what each means) and ``server.sessions.service`` (which carries out
 the requests: admission, budgets, the log, the runner).
 
-Three tasks run together in a TaskGroup:
+A TaskGroup holds the connection's work, and ends it at the first error of any part:
 
-* the reader feeds frames to the state machine and performs its actions (it is always inside
-  ``receive()``, so a dead peer is noticed at once: starlette #1793);
+* the reader, a task for the connection's whole life, feeds frames to the state machine and
+  performs its actions (it is always inside ``receive()``, so a dead peer is noticed at once:
+  starlette #1793);
 * the writer drains a bounded queue into the socket, in ``seq`` order, filling any gap from the
-  session's event log and dropping duplicates;
-* the supervisor ends the connection at its lifetime cap (after a ``session.expiring``
-  warning), when the client is too slow, or when the server shuts down.
+  session's event log and dropping duplicates. It is a task only while the queue holds
+  something: the first event queued starts it, and it ends when the queue is empty. There is
+  one at a time, and everything sent after the sign-in goes through it, so the order is the
+  queue's;
+* the supervision ends the connection at its lifetime cap (after a ``session.expiring``
+  warning), when its token runs out, when the client is too slow or silent for too long, or
+  when the session's history is gone, and keeps that history alive meanwhile. It is a loop
+  callback that runs at its next deadline or when something raises one of its flags; its
+  verdict is raised in the group by a short task, and the keep-alive is a short task too.
+
+An idle connection is thus one task (the reader) waiting in ``receive()`` and one timer: idle
+sessions are what one server holds most of (ten thousand, ``docs/benchmarks.md``), and a task
+asleep, with its coroutine, costs one of them about half a KiB.
 
 Slow-client policy: a client is too slow when the session's head seq runs more than
 ``session.max_unsent_events`` ahead of the last event written to its socket, or when the send
@@ -39,8 +50,9 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from starlette.websockets import WebSocket, WebSocketState
@@ -142,15 +154,33 @@ class Connection:
             max_concurrent_chats=settings.max_concurrent_chats,
         )
         self.queue: Outbox[_Item] = Outbox(settings.send_queue_size)
-        # What ends the connection from outside its tasks: flags, and one wake-up for the
-        # supervisor while it sleeps (four asyncio.Events, each with a task to wait on it, cost
-        # an idle session about 8 KiB; docs/benchmarks.md, idle sessions).
+        # What ends the connection from outside its tasks: flags that the supervision reads
+        # (four asyncio.Events, each with a task to wait on it, cost an idle session about
+        # 8 KiB; docs/benchmarks.md, idle sessions).
         self._slow = False
         self._lost = False
-        self._auth_changed = False
-        #: Set when the account was deleted through this process: the supervisor closes.
+        #: Set when the account was deleted through this process: the supervision closes.
         self._account_gone = False
-        self._wakeup: asyncio.Future[None] | None = None
+        #: The connection's work while it runs (see the module's docstring): the group, the
+        #: writer and the keep-alive while they run, the supervision's timer.
+        self._group: asyncio.TaskGroup | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        self._touch_task: asyncio.Task[None] | None = None
+        self._timer: asyncio.Handle | None = None
+        #: When the supervision's next round is due (monotonic seconds).
+        self._round_at = 0.0
+        #: Set once the supervision raised its verdict: it stops.
+        self._ended = False
+        #: The supervision's state: the next keep-alive, the warnings given, the token's end
+        #: and when to warn of it.
+        self._next_touch = 0.0
+        self._lifetime_warned = False
+        self._auth_warned_for: float | None = None
+        self._token_end = 0.0
+        self._token_warn_at = 0.0
+        #: Since when the reader has waited for a frame (``None`` while it performs one): the
+        #: idle timeout counts from there.
+        self._waiting_since: float | None = None
         #: Highest seq delivered to this connection, and the last one written to its socket.
         self._head = 0
         self._written = 0
@@ -181,9 +211,15 @@ class Connection:
                 raise _CloseConnection(CloseCode.SERVICE_RESTART, "server is restarting")
             await self._handshake()
             async with asyncio.TaskGroup() as group:
+                self._group = group
                 self._reader_task = group.create_task(self._reader(), name="ws-reader")
-                group.create_task(self._writer(), name="ws-writer")
-                group.create_task(self._supervisor(), name="ws-supervisor")
+                self._start_writer(catch_up=True)
+                self._next_touch = time.monotonic() + self.settings.touch_interval_s
+                self._supervise()
+            # The group ends by an error of one of its parts, but for a drain in which the
+            # shutdown marker was dropped (a resume that fell back to a new session): the
+            # reader stopped, the queue is flushed, the close is the drain's.
+            raise _CloseConnection(CloseCode.SERVICE_RESTART, "server is restarting")
         except* _CloseConnection as group:
             exc = group.exceptions[0]
             assert isinstance(exc, _CloseConnection)
@@ -198,6 +234,10 @@ class Connection:
             log.error("connection failed", exc_info=group)
             await self._close(CloseCode.INTERNAL_ERROR, "internal error; reconnect and resume")
         finally:
+            self._group = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             if self._live is not None:
                 await self._live.close()
             if self._session is not None:
@@ -221,6 +261,7 @@ class Connection:
             self.queue.put_nowait(_SHUTDOWN)
         except asyncio.QueueFull:
             self._alert("slow")
+        self._start_writer()
 
     def account_deleted(self, user_id: str) -> None:
         """The account ``user_id`` was just deleted: if it is this connection's, close it."""
@@ -258,15 +299,18 @@ class Connection:
 
     # ------------------------------------------------------------------ socket I/O
 
-    async def _receive(self, timeout: float) -> str | bytes:
-        """One frame: text, or binary (a camera frame of live mode)."""
-        try:
-            # Not wait_for: on Python 3.11 it wraps receive() in a task of its own, one more
-            # task per idle connection.
-            async with asyncio.timeout(timeout):
-                message = await self.ws.receive()
-        except TimeoutError as exc:
-            raise _CloseConnection(CloseCode.GOING_AWAY, "idle timeout") from exc
+    async def _receive(self, timeout: float | None) -> str | bytes:
+        """One frame: text, or binary (a camera frame of live mode); closed with 1001 after
+        ``timeout`` seconds without one (``None``: the supervision keeps the time)."""
+        if timeout is None:
+            message = await self.ws.receive()
+        else:
+            try:
+                # Not wait_for: on Python 3.11 it wraps receive() in a task of its own.
+                async with asyncio.timeout(timeout):
+                    message = await self.ws.receive()
+            except TimeoutError as exc:
+                raise _CloseConnection(CloseCode.GOING_AWAY, "idle timeout") from exc
         if message["type"] == "websocket.disconnect":
             self._count_close(message.get("code"))
             raise _Disconnected
@@ -404,7 +448,7 @@ class Connection:
                     await session.start_chat(action.message)
                 elif isinstance(action, RefreshAuth):
                     await session.refresh_auth(action.message)
-                    self._alert("auth_changed")
+                    self._wake()  # a new token: new deadlines
                 elif isinstance(action, LiveFrame):
                     assert self._live is not None
                     self._live.offer(action.frame)
@@ -461,7 +505,15 @@ class Connection:
 
     async def _reader(self) -> None:
         while not self._draining:
-            frame = await self._receive(self.settings.idle_timeout_s)
+            # The idle timeout is the supervision's (its timer is there anyway); an
+            # ``asyncio.timeout`` here would keep a handle of its own for every idle socket.
+            self._waiting_since = since = time.monotonic()
+            if self._round_at > since + self.settings.idle_timeout_s:
+                self._wake()  # its next round is later than this wait's idle deadline
+            try:
+                frame = await self._receive(None)
+            finally:
+                self._waiting_since = None
             await self._perform(self._parse(frame))
 
     def _parse(self, frame: str | bytes) -> list[Action]:
@@ -506,6 +558,7 @@ class Connection:
         except asyncio.QueueFull:
             self._alert("slow")
         WS_SEND_QUEUE_DEPTH.observe(self.queue.qsize())
+        self._start_writer()
 
     async def _catch_up(self) -> None:
         session_id = self.machine.session_id
@@ -529,101 +582,148 @@ class Connection:
         self._written = max(self._written, seq)
         self._progress_at = time.monotonic()
 
-    async def _writer(self) -> None:
-        await self._catch_up()
-        while True:
-            item = await self.queue.get()
-            if isinstance(item, _Shutdown):
-                raise _CloseConnection(CloseCode.SERVICE_RESTART, "server is restarting")
-            if item is Signal.RESYNC:
-                await self._catch_up()
-                continue
-            assert isinstance(item, Event)
-            if item.seq == 0:
-                await self._send_direct(item.text)
-                continue
-            if item.seq > self.machine.last_seq + 1:
-                await self._catch_up()
-            await self._write(item.seq, item.text)
+    def _start_writer(self, *, catch_up: bool = False) -> None:
+        """Start the writer if the connection runs and none is running: it drains the queue,
+        so one started before anything was queued (the first, which catches up) ends soon."""
+        if self._group is None or self._writer_task is not None:
+            return  # not running yet (the group's start catches up), or a writer runs
+        self._writer_task = self._spawn(self._writer(catch_up), "ws-writer")
 
-    async def _supervisor(self) -> None:
-        """Ends the connection at its lifetime cap, when its token runs out, when the client
-        is too slow, or when the session's history is gone; warns before the first two, and
-        keeps the history alive meanwhile."""
-        touch_every = self.settings.touch_interval_s
-        next_touch = time.monotonic() + touch_every
-        lifetime_warned = False
-        auth_warned_for: float | None = None
-        token_end = 0.0
-        token_warn_at = 0.0
-        while True:
-            self._auth_changed = False
-            assert self._session is not None
-            claims = self._session.claims
-            now = datetime.now(UTC).timestamp()
-            end = self._expires_at.timestamp()
-            warn_at = end - self.settings.expiry_warning_s
-            if claims.expires_at != token_end:
-                # A new token (the first, or a refresh): warn token_warning_s before it runs
-                # out, or half way through a shorter life.
-                token_end = claims.expires_at
-                token_warn_at = token_end - min(
-                    self.settings.token_warning_s, max(1.0, (token_end - now) / 2)
-                )
-            if now >= token_end:
-                raise _CloseConnection(CloseCode.AUTH_FAILED, "access token expired")
-            if now >= end:
-                raise _CloseConnection(CloseCode.GOING_AWAY, "session lifetime reached")
-            if not lifetime_warned and now >= warn_at:
-                lifetime_warned = True
-                warning = SessionExpiring(
-                    close_at=self._expires_at, reason="session lifetime reached"
-                )
-                self.notify(warning)
-            if auth_warned_for != token_end and now >= token_warn_at:
-                auth_warned_for = token_end
-                notice = AuthExpiring(expires_at=datetime.fromtimestamp(token_end, UTC))
-                self.notify(notice)
-            if time.monotonic() >= next_touch:
-                await self._keep_alive()
-                next_touch = time.monotonic() + touch_every
-            upcoming = [t for t in (warn_at, end, token_end) if t > now]
-            if auth_warned_for != token_end:
-                upcoming.append(token_warn_at)
-            if not lifetime_warned:
-                upcoming.append(warn_at)
-            wake = min(t for t in upcoming if t > now) if upcoming else now + 60
-            wake = min(wake, now + max(0.0, next_touch - time.monotonic()))
-            if not (self._slow or self._lost or self._auth_changed or self._account_gone):
-                await self._sleep(max(0.0, wake - now))
-            if self._account_gone:
-                raise _CloseConnection(CloseCode.AUTH_FAILED, ACCOUNT_GONE)
-            if self._lost:
-                raise HistoryLost
-            if self._slow:
-                raise _CloseConnection(
-                    CloseCode.TRY_AGAIN_LATER, "client too slow; reconnect and resume"
-                )
-
-    def _alert(self, flag: Literal["slow", "lost", "auth_changed", "account_gone"]) -> None:
-        """Raise one of the supervisor's flags and wake it if it sleeps."""
-        setattr(self, "_" + flag, True)
-        waiter = self._wakeup
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def _sleep(self, delay: float) -> None:
-        """The supervisor's sleep: until ``delay`` has passed or :meth:`_alert` was called."""
-        loop = asyncio.get_running_loop()
-        waiter = self._wakeup = loop.create_future()
-        timer = loop.call_later(delay, _wake, waiter)
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None] | None:
+        """Run ``work`` in the connection's group; ``None`` if the group takes no more work
+        (a part failed, and the group is ending: what was asked for is moot)."""
+        group = self._group
         try:
-            await waiter
+            if group is not None:
+                return group.create_task(work, name=name)
+        except RuntimeError:
+            pass
+        work.close()
+        return None
+
+    async def _writer(self, catch_up: bool) -> None:
+        try:
+            if catch_up:
+                await self._catch_up()
+            # Until the queue is empty: between that test and this task's end nothing else
+            # runs, so an event queued later starts the next writer.
+            while not self.queue.empty():
+                item = self.queue.get_nowait()
+                if isinstance(item, _Shutdown):
+                    raise _CloseConnection(CloseCode.SERVICE_RESTART, "server is restarting")
+                if item is Signal.RESYNC:
+                    await self._catch_up()
+                    continue
+                assert isinstance(item, Event)
+                if item.seq == 0:
+                    await self._send_direct(item.text)
+                    continue
+                if item.seq > self.machine.last_seq + 1:
+                    await self._catch_up()
+                await self._write(item.seq, item.text)
         finally:
-            timer.cancel()
-            self._wakeup = None
+            self._writer_task = None
+
+    # ------------------------------------------------------------------ supervision
+
+    def _supervise(self) -> None:
+        """The supervision's round: close when a flag or a deadline says so, warn, start the
+        keep-alive when it is due, and set the timer for the next round."""
+        self._timer = None
+        if self._group is None or self._ended:
+            return
+        try:
+            delay = self._check()
+        except (_CloseConnection, HistoryLost) as exc:
+            self._ended = True
+            # Raised in the group, as the reader's and the writer's errors are: it ends them.
+            self._spawn(_raise(exc), "ws-supervision")
+            return
+        if self._touch_task is None and time.monotonic() >= self._next_touch:
+            # When it is done, it runs the next round (with the next keep-alive's time).
+            self._touch_task = self._spawn(self._touch(), "ws-keep-alive")
+        self._round_at = time.monotonic() + delay
+        self._timer = asyncio.get_running_loop().call_later(delay, self._supervise)
+
+    def _check(self) -> float:
+        """Raise what ends the connection now; else warn where it is time to, and give the
+        seconds until the next round."""
+        if self._account_gone:
+            raise _CloseConnection(CloseCode.AUTH_FAILED, ACCOUNT_GONE)
+        if self._lost:
+            raise HistoryLost
+        if self._slow:
+            raise _CloseConnection(
+                CloseCode.TRY_AGAIN_LATER, "client too slow; reconnect and resume"
+            )
+        assert self._session is not None
+        claims = self._session.claims
+        now = datetime.now(UTC).timestamp()
+        mono = time.monotonic()
+        end = self._expires_at.timestamp()
+        warn_at = end - self.settings.expiry_warning_s
+        if claims.expires_at != self._token_end:
+            # A new token (the first, or a refresh): warn token_warning_s before it runs
+            # out, or half way through a shorter life.
+            self._token_end = claims.expires_at
+            self._token_warn_at = self._token_end - min(
+                self.settings.token_warning_s, max(1.0, (self._token_end - now) / 2)
+            )
+        token_end, token_warn_at = self._token_end, self._token_warn_at
+        if now >= token_end:
+            raise _CloseConnection(CloseCode.AUTH_FAILED, "access token expired")
+        if now >= end:
+            raise _CloseConnection(CloseCode.GOING_AWAY, "session lifetime reached")
+        # The idle timeout runs while the reader waits for a frame, not while it performs one
+        # (nor once a drain stopped it); the reader wakes the supervision if needed.
+        idle_at: float | None = None
+        if self._waiting_since is not None and not self._draining:
+            idle_at = self._waiting_since + self.settings.idle_timeout_s
+            if mono >= idle_at:
+                raise _CloseConnection(CloseCode.GOING_AWAY, "idle timeout")
+        if not self._lifetime_warned and now >= warn_at:
+            self._lifetime_warned = True
+            self.notify(
+                SessionExpiring(close_at=self._expires_at, reason="session lifetime reached")
+            )
+        if self._auth_warned_for != token_end and now >= token_warn_at:
+            self._auth_warned_for = token_end
+            self.notify(AuthExpiring(expires_at=datetime.fromtimestamp(token_end, UTC)))
+        upcoming = [t for t in (warn_at, end, token_end) if t > now]
+        if self._auth_warned_for != token_end:
+            upcoming.append(token_warn_at)
+        if not self._lifetime_warned:
+            upcoming.append(warn_at)
+        wake = min(t for t in upcoming if t > now) if upcoming else now + 60
+        delay = wake - now
+        if self._touch_task is None and self._next_touch > mono:
+            delay = min(delay, self._next_touch - mono)
+        if idle_at is not None:
+            delay = min(delay, idle_at - mono)
+        return max(0.0, delay)
+
+    async def _touch(self) -> None:
+        try:
+            await self._keep_alive()
+            self._next_touch = time.monotonic() + self.settings.touch_interval_s
+        finally:
+            self._touch_task = None
+        self._wake()
+
+    def _alert(self, flag: Literal["slow", "lost", "account_gone"]) -> None:
+        """Raise one of the supervision's flags and run its round."""
+        setattr(self, "_" + flag, True)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Run the supervision's round soon (once it runs: its first round reads the flags)."""
+        if self._group is None or self._ended:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._round_at = 0.0
+        self._timer = asyncio.get_running_loop().call_soon(self._supervise)
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+async def _raise(exc: BaseException) -> None:
+    raise exc
