@@ -228,10 +228,10 @@ def one_blas_thread() -> None:
 
     numpy only multiplies small matrices here (the vision head: one photo's features at a time),
     where a second BLAS thread saves nothing, and OpenBLAS's idle threads spin waiting for the
-    next product: in the server they burned 11 ms of CPU a scan, as much as the backbone, on
-    the cores the classifier needs ("Where a scan's CPU goes" in docs/benchmarks.md). OpenBLAS
-    reads the variable once, when numpy is first imported, so this runs before anything that
-    imports numpy (importing this module does not)."""
+    next product: in the server the spare one burned 11 ms of CPU a scan (classifying a photo
+    takes about 13), on the cores the classifier needs ("Where a scan's CPU goes" in
+    docs/benchmarks.md). OpenBLAS reads the variable once, when numpy is first imported, so
+    this runs before anything that imports numpy (importing this module does not)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", BLAS_THREADS)
 
 

@@ -125,7 +125,7 @@ def named_bins(text: str) -> list[Stream]:
 
 #: Texts whose answer is kept. Every scan reads the same rule texts and template sentences
 #: (its item's rules, to know which bins they allow, and each composed sentence, to check it):
-#: about a dozen regular expressions over each, 5 ms of the event loop a scan before this cache
+#: a dozen regular expressions over each: 1.1 ms of the event loop a scan before this cache
 #: ("Where a scan's CPU goes" in docs/benchmarks.md). The answer depends on the text alone; the
 #: bound keeps a stream of language-model sentences from growing it without end.
 _CACHED_TEXTS = 4096
