@@ -223,7 +223,24 @@ def loadtest(rest: list[str]) -> int:
     os.execv(sys.executable, [sys.executable, "-m", "server.loadtest", *rest])
 
 
+#: Threads OpenBLAS (numpy's matrix products) may use, unless the operator set their own.
+BLAS_THREADS = "1"
+
+
+def one_blas_thread() -> None:
+    """Keep numpy's OpenBLAS to one thread in this process and the processes it starts.
+
+    numpy only multiplies small matrices here (the vision head: one photo's features at a time),
+    where a second BLAS thread saves nothing, and OpenBLAS's idle threads spin waiting for the
+    next product: in the server the spare one burned 11 ms of CPU a scan (classifying a photo
+    takes about 13), on the cores the classifier needs ("Where a scan's CPU goes" in
+    docs/benchmarks.md). OpenBLAS reads the variable once, when numpy is first imported, so
+    this runs before anything that imports numpy (importing this module does not)."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", BLAS_THREADS)
+
+
 def main(argv: list[str] | None = None) -> int:
+    one_blas_thread()
     given = sys.argv[1:] if argv is None else argv
     if given[:1] == ["loadtest"]:
         # Every option after it is the harness's own (`wastecoach loadtest --help`).

@@ -14,6 +14,7 @@ and the evaluation of any backend to one standard (``server.coach.invariant`` an
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from protocol.streams import Stream
 
@@ -157,6 +158,19 @@ def clauses(text: str) -> list[str]:
 
 def named_bins(text: str) -> list[Stream]:
     """The streams whose bins ``text`` directs to, in the order named, negated clauses skipped."""
+    return list(_named_bins(text))
+
+
+#: Texts whose answer is kept. Every scan reads the same rule texts and template sentences
+#: (its item's rules, to know which bins they allow, and each composed sentence, to check it):
+#: a dozen regular expressions over each: 1.1 ms of the event loop a scan before this cache
+#: ("Where a scan's CPU goes" in docs/benchmarks.md). The answer depends on the text alone; the
+#: bound keeps a stream of language-model sentences from growing it without end.
+_CACHED_TEXTS = 4096
+
+
+@lru_cache(maxsize=_CACHED_TEXTS)
+def _named_bins(text: str) -> tuple[Stream, ...]:
     out: list[Stream] = []
     for clause in clauses(text):
         if _NEGATION.search(clause):
@@ -169,7 +183,7 @@ def named_bins(text: str) -> list[Stream]:
         for _, stream in sorted(found):
             if stream not in out:
                 out.append(stream)
-    return out
+    return tuple(out)
 
 
 def mentioned_bins(text: str) -> set[Stream]:

@@ -1,4 +1,4 @@
-"""Small text helpers shared by the coach's backends: sentences streamed as word-sized deltas.
+"""Small text helpers shared by the coach's backends: sentences streamed as deltas.
 
 Kept free of knowledge-base and I/O imports so every backend can use them.
 """
@@ -6,28 +6,7 @@ Kept free of knowledge-base and I/O imports so every backend can use them.
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import AsyncIterator, Iterator
-
-_WORD = re.compile(r"\S+\s*")
-
-
-def chunks(sentence: str) -> Iterator[str]:
-    """Split a sentence into word-sized deltas (each keeps its trailing space).
-
-    Joining the chunks gives back the sentence exactly, so the deltas a client concatenates
-    match the ``text`` of the final result byte for byte.
-    """
-    pos = 0
-    for match in _WORD.finditer(sentence):
-        if match.start() > pos:
-            # Leading whitespace belongs to the first word so nothing is lost.
-            yield sentence[pos : match.end()]
-        else:
-            yield match.group()
-        pos = match.end()
-    if pos < len(sentence):
-        yield sentence[pos:]
+from collections.abc import AsyncIterator
 
 
 def join_sentences(sentences: list[str]) -> str:
@@ -35,10 +14,15 @@ def join_sentences(sentences: list[str]) -> str:
 
 
 async def stream_sentences(sentences: list[str], *, lead: str = "") -> AsyncIterator[str]:
-    """Deltas whose concatenation is ``join_sentences(sentences)`` (prefixed with ``lead``).
+    """Deltas whose concatenation is ``join_sentences(sentences)`` (prefixed with ``lead``),
+    one sentence each.
 
-    Yields to the loop between sentences so a cancelled scan stops promptly and other sessions
-    are not starved by a long answer.
+    The sentences are all written by the time the first is sent, so a delta per word would
+    reach the person at the same moment as a delta per sentence, and only cost the server and
+    the client more events: each delta is an event in the session's log, with its own seq,
+    JSON and WebSocket frame (about 40 a scan per word, 5 to 8 per sentence; "Where a scan's
+    CPU goes" in docs/benchmarks.md). Yields to the loop between sentences so a cancelled scan
+    stops promptly and other sessions are not starved by a long answer.
     """
     first = True
     for sentence in sentences:
@@ -50,6 +34,5 @@ async def stream_sentences(sentences: list[str], *, lead: str = "") -> AsyncIter
         elif lead:
             sentence = lead + sentence
         first = False
-        for delta in chunks(sentence):
-            yield delta
+        yield sentence
         await asyncio.sleep(0)

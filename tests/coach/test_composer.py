@@ -28,12 +28,14 @@ def coach(kb: KnowledgeBase) -> EmbeddedCoach:
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-async def test_streams_words_then_one_result(coach: EmbeddedCoach, locale: Locale) -> None:
+async def test_streams_sentences_then_one_result(coach: EmbeddedCoach, locale: Locale) -> None:
     item = classification(
         "pet_bottle", Stream.CLEAR_PET, name_ko="투명 페트병", name_en="clear PET bottle"
     )
     deltas, result = await drain(coach.coach(scan(locale), item), CoachingResult)
-    assert len(deltas) > 10, "word-sized deltas, not one block"
+    sentences = [s.text.strip() for s in coach.compose(item, locale)]
+    assert len(sentences) > 2
+    assert [d.strip() for d in deltas] == sentences, "a delta per sentence, not one block"
     assert "".join(deltas) == result.text
     assert result.backend == "embedded"
     assert result.fallback_reason is None

@@ -1,29 +1,28 @@
-"""Delta chunking and Korean particles."""
+"""Streaming sentences as deltas, and Korean particles."""
 
 from __future__ import annotations
 
 import pytest
 
 from server.coach.korean import euro, particle
-from server.coach.text import chunks, join_sentences
+from server.coach.text import join_sentences, stream_sentences
 
 
-@pytest.mark.parametrize(
-    "sentence",
-    [
-        "Rinse it with lukewarm water.",
-        " leading space",
-        "뚜껑은 떼어서 따로 버려 주세요.",
-        "one",
-        "",
-    ],
-)
-def test_chunks_join_back_exactly(sentence: str) -> None:
-    assert "".join(chunks(sentence)) == sentence
+async def _deltas(sentences: list[str], lead: str = "") -> list[str]:
+    return [delta async for delta in stream_sentences(sentences, lead=lead)]
 
 
-def test_chunks_are_word_sized() -> None:
-    assert list(chunks("Take the cap off.")) == ["Take ", "the ", "cap ", "off."]
+async def test_one_delta_per_sentence_joining_back_exactly() -> None:
+    sentences = ["Take the cap off.", "  ", " Rinse it. ", "뚜껑은 떼어서 따로 버려 주세요."]
+    deltas = await _deltas(sentences)
+    assert deltas == ["Take the cap off.", " Rinse it.", " 뚜껑은 떼어서 따로 버려 주세요."]
+    assert "".join(deltas) == join_sentences(sentences)
+
+
+async def test_lead_goes_before_the_first_sentence_only() -> None:
+    deltas = await _deltas(["A.", "B."], lead=" ")
+    assert deltas == [" A.", " B."]
+    assert await _deltas(["", " "], lead=" ") == []
 
 
 def test_join_sentences_skips_blank() -> None:
