@@ -634,9 +634,12 @@ class Connection:
             return
         try:
             delay = self._check()
-        except (_CloseConnection, HistoryLost) as exc:
+        except Exception as exc:  # its verdict, or a fault in the round itself
             self._ended = True
             # Raised in the group, as the reader's and the writer's errors are: it ends them.
+            # A fault too: raised here, it would go to the loop's exception handler and leave
+            # the connection open with no supervision (no idle timeout, lifetime cap, token
+            # expiry, slow-client close or keep-alive); in the group it closes 1011.
             self._spawn(_raise(exc), "ws-supervision")
             return
         if self._touch_task is None and time.monotonic() >= self._next_touch:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+import websockets
 from websockets.datastructures import Headers
 
 from server.ws.connection import Connection
@@ -206,3 +207,31 @@ async def test_the_supervision_keeps_the_history_alive_round_after_round(
             await client.close()
     finally:
         server.stop()
+
+
+async def test_a_fault_in_the_supervision_closes_the_connection_1011(
+    server: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The supervision is a loop callback: what it raises would go to the loop's exception
+    # handler, and the connection would live on with no idle timeout, lifetime cap, token
+    # expiry, slow-client close or keep-alive. A fault in it must end the connection as a
+    # fault in any of its tasks does (endpoint.py: "a bug closes 1011 with a log line").
+    client, connection = await signed_in(server)
+
+    def faulty() -> float:
+        raise RuntimeError("a fault in the supervision's round")
+
+    async def inject() -> None:
+        connection._check = faulty  # type: ignore[method-assign]
+        connection._wake()
+
+    try:
+        await on_server_loop(connection, inject)
+        assert client.ws is not None
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(client.ws.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+        assert any(r.getMessage() == "connection failed" for r in caplog.records)
+    finally:
+        await client.close()
