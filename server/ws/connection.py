@@ -645,6 +645,10 @@ class Connection:
         if self._touch_task is None and time.monotonic() >= self._next_touch:
             # When it is done, it runs the next round (with the next keep-alive's time).
             self._touch_task = self._spawn(self._touch(), "ws-keep-alive")
+        if self._timer is not None:
+            # Woken during the round (its own warning filled the send queue): that re-run
+            # comes first and sets the next timer; overwriting its handle would leave it live.
+            return
         self._round_at = time.monotonic() + delay
         self._timer = asyncio.get_running_loop().call_later(delay, self._supervise)
 
