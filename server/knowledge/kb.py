@@ -76,6 +76,7 @@ LABEL_ITEMS: Mapping[str, int] = MappingProxyType(
         # Head kinds added with the wider photo set (issue 16). "clear_glass" has no item on
         # purpose: a bottle and a drinking glass go to different bins, and the app asks.
         "wood": 729,  # 나무 쟁반 (small wooden items: general waste)
+        "aluminium_foil": 409,  # 알루미늄 호일 (foil and foil dishes: general waste)
     }
 )
 

@@ -66,7 +66,7 @@ def _known_labels() -> dict[Stream, str]:
         labels.setdefault(kind.stream, kind.label)
     for group in IMAGENET_GROUPS:
         kinds = [group.override] if group.override else list(group.refine.values())
-        for kind in kinds:
+        for kind in [*kinds, *group.doubt.values()]:
             if kind is not None:
                 labels.setdefault(kind.stream, kind.label)
     return labels
@@ -78,7 +78,11 @@ def _confusions() -> dict[str, tuple[Stream, ...]]:
     merged: dict[str, list[Stream]] = {}
     kinds = list(HEAD_KINDS.values())
     for group in IMAGENET_GROUPS:
-        kinds.extend(k for k in [group.override, *group.refine.values()] if k is not None)
+        kinds.extend(
+            k
+            for k in [group.override, *group.refine.values(), *group.doubt.values()]
+            if k is not None
+        )
     for kind in kinds:
         streams = merged.setdefault(kind.label, [])
         for stream in (kind.stream, *kind.also):

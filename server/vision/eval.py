@@ -14,7 +14,13 @@ image (decode to classification, one image at a time as in production). Draws th
 matrix (rows: folders, columns: the stream answered) to a PNG with Pillow.
 
 ``--holdout`` keeps only the never-tuned holdout of ``dataset.three_way_split`` (for the six
-TrashNet folders, TrashNet's original held-out split).
+TrashNet folders, TrashNet's original held-out split); ``--part tune`` (or ``train``) keeps that
+part instead, so a rule chosen on tune can be reported on tune and on the holdout apart.
+
+Photos a person labelled as a look-alike (foil, plastic film, drinking glass:
+``labelmap.load_lookalikes``) are reported on their own too: how many, how often their stream
+was right, how often the app asked, and how many got a wrong stream above ``SURE``. These are
+where a confident wrong bin is likeliest, and in a folder of hundreds they would not show.
 """
 
 from __future__ import annotations
@@ -30,10 +36,16 @@ from PIL import Image, ImageDraw, ImageFont
 from protocol.messages import Classification
 from protocol.streams import Stream
 from server.vision.clarify import CLARIFY_BELOW
-from server.vision.dataset import Sample, list_samples, three_way_split
+from server.vision.dataset import Part, Sample, list_samples, three_way_split
 from server.vision.embedded import EmbeddedClassifier
 from server.vision.errors import ImageRejected
-from server.vision.labelmap import FOLDERS, FolderLabel, load_label_map, load_photo_streams
+from server.vision.labelmap import (
+    FOLDERS,
+    FolderLabel,
+    load_label_map,
+    load_lookalikes,
+    load_photo_streams,
+)
 
 #: A wrong answer above this confidence is reported one by one: nobody would be asked.
 SURE = 0.9
@@ -48,6 +60,8 @@ class Outcome:
     folder: str
     accepted: frozenset[Stream]
     result: Classification
+    lookalike: str | None = None
+    """The look-alike a person labelled the photo as (``foil``, ``film``, ...), if any."""
 
     @property
     def correct(self) -> bool:
@@ -113,6 +127,14 @@ class Report:
     def sure_mistakes(self) -> list[Outcome]:
         return [o for o in self.outcomes if not o.correct and o.result.confidence > SURE]
 
+    def lookalikes(self) -> list[tuple[str, Report]]:
+        """One sub-report per labelled look-alike kind, by name."""
+        kinds = sorted({o.lookalike for o in self.outcomes if o.lookalike is not None})
+        return [
+            (kind, Report(outcomes=[o for o in self.outcomes if o.lookalike == kind]))
+            for kind in kinds
+        ]
+
     def matrix(self) -> list[list[int]]:
         columns = self.streams
         rows = {folder: [0] * len(columns) for folder in self.folders}
@@ -145,14 +167,15 @@ def folder_labels(folders: set[str], labels: dict[str, FolderLabel]) -> dict[str
     return resolved
 
 
-def select(root: Path, *, holdout: bool) -> list[Sample]:
+def select(root: Path, *, part: Part | None) -> list[Sample]:
+    """Every photo under ``root``, or only those of one part of the training script's split."""
     samples = list_samples(root)
     if not samples:
         raise ValueError(f"{root} has no class folders with JPEG, PNG or WebP images")
-    if holdout:
+    if part is not None:
         trashnet = {s.label for s in samples} == TRASHNET_FOLDERS
         parts = three_way_split(samples, trashnet=trashnet)
-        samples = [s for s in samples if parts[s.path] == "holdout"]
+        samples = [s for s in samples if parts[s.path] == part]
     return samples
 
 
@@ -169,11 +192,13 @@ def evaluate(
     classifier: EmbeddedClassifier,
     *,
     holdout: bool = False,
+    part: Part | None = None,
     labels: dict[str, FolderLabel] | None = None,
 ) -> Report:
-    samples = select(root, holdout=holdout)
+    samples = select(root, part="holdout" if holdout else part)
     resolved = folder_labels({s.label for s in samples}, FOLDERS if labels is None else labels)
     photo_streams = load_photo_streams()
+    lookalikes = load_lookalikes()
     report = Report()
     classifier.load()
     for sample in samples:
@@ -192,6 +217,7 @@ def evaluate(
                 folder=sample.label,
                 accepted=accepted_streams(key, resolved[sample.label], photo_streams),
                 result=result,
+                lookalike=lookalikes.get(key),
             )
         )
     return report
@@ -223,6 +249,19 @@ def format_report(report: Report) -> str:
     lines.append(" " * width + "".join(f"{c:>{cell}}" for c in columns))
     for folder, row in zip(report.folders, report.matrix(), strict=True):
         lines.append(f"{folder:<{width}}" + "".join(f"{v:>{cell}}" for v in row))
+    kinds = report.lookalikes()
+    if kinds:
+        lines.append("")
+        lines.append("look-alikes labelled by a person (each photo scored on its own stream)")
+        lines.append(
+            f"{'look-alike':<{width}}{'n':>6}{'accuracy':>10}{'asked':>8}"
+            f"{'wrong >' + str(SURE):>12}"
+        )
+        for kind, sub in kinds:
+            lines.append(
+                f"{kind:<{width}}{sub.total:>6}{sub.accuracy:>10.3f}{sub.clarify_rate:>8.3f}"
+                f"{len(sub.sure_mistakes):>12}"
+            )
     mistakes = report.sure_mistakes
     lines.append("")
     lines.append(f"wrong answers with confidence above {SURE}: {len(mistakes)}")
@@ -299,6 +338,12 @@ def main(argv: list[str]) -> int:
         help="only the never-tuned holdout photos of the training script's split",
     )
     parser.add_argument(
+        "--part",
+        choices=["train", "tune", "holdout"],
+        default=None,
+        help="only this part of the training script's split (--holdout: --part holdout)",
+    )
+    parser.add_argument(
         "--labels",
         type=Path,
         default=None,
@@ -307,7 +352,14 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         labels = load_label_map(args.labels) if args.labels else None
-        report = evaluate(args.dir, EmbeddedClassifier(), holdout=args.holdout, labels=labels)
+        if args.holdout and args.part not in (None, "holdout"):
+            raise ValueError(f"--holdout and --part {args.part} contradict each other")
+        report = evaluate(
+            args.dir,
+            EmbeddedClassifier(),
+            part="holdout" if args.holdout else args.part,
+            labels=labels,
+        )
     except (FileNotFoundError, ValueError) as exc:
         parser.error(str(exc))
     print(format_report(report))

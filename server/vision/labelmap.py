@@ -71,16 +71,34 @@ FOLDERS: dict[str, FolderLabel] = {
 }
 
 #: Photo (``folder/file name``) → its one right stream, where the folder mixes streams and a
-#: person looked at the photo. Filled for the never-tuned holdout of ``white-glass`` (bottles
-#: and jars → glass bottles; drinking glasses, stemware, vases, broken glass → 불연성).
+#: person looked at the photo: the holdout of ``white-glass`` (bottles and jars → glass
+#: bottles; drinking glasses, stemware, vases, broken glass → 불연성), and the foil (일반) and
+#: plastic film (비닐류) found in the trash, metal and plastic folders (how they were found:
+#: the file's ``about``). Its ``lookalikes`` name the look-alike each photo is, so that
+#: ``wastecoach eval vision`` can report them apart (a foil photo's stream, general, is also
+#: its folder's, and would otherwise vanish among the rest).
 PHOTO_STREAMS_FILE = Path(__file__).parent / "photo_streams.json"
 
 
-def load_photo_streams(path: Path = PHOTO_STREAMS_FILE) -> dict[str, Stream]:
+def _photo_labels(path: Path) -> dict[str, object]:
     if not path.is_file():
         return {}
     raw = json.loads(path.read_text(encoding="utf-8"))
-    return {str(name): Stream(value) for name, value in raw["photos"].items()}
+    return raw if isinstance(raw, dict) else {}
+
+
+def load_photo_streams(path: Path = PHOTO_STREAMS_FILE) -> dict[str, Stream]:
+    photos = _photo_labels(path).get("photos", {})
+    assert isinstance(photos, dict)
+    return {str(name): Stream(value) for name, value in photos.items()}
+
+
+def load_lookalikes(path: Path = PHOTO_STREAMS_FILE) -> dict[str, str]:
+    """Photo (``folder/file name``) → the look-alike it is (``foil``, ``film``,
+    ``drinking_glass``); every such photo also has its stream in :func:`load_photo_streams`."""
+    kinds = _photo_labels(path).get("lookalikes", {})
+    assert isinstance(kinds, dict)
+    return {str(photo): str(kind) for kind, photos in kinds.items() for photo in photos}
 
 
 def load_label_map(path: Path) -> dict[str, FolderLabel]:

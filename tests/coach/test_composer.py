@@ -132,6 +132,25 @@ async def test_drop_off_items_are_not_told_a_bin_twice(
     assert result.rule_ids == ["stream.battery"]
 
 
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_a_lamp_picked_in_the_clarify_question_is_coached_to_the_lamp_bin(
+    coach: EmbeddedCoach, locale: Locale
+) -> None:
+    """The classifier's lamp answer (``server.vision.taxonomy.LAMP``, offered when ImageNet
+    sees a lamp) reaches the lamp rule: the lamp bin, never the general-waste bag."""
+    lamp = classification(
+        "lamp",
+        Stream.LAMP,
+        name_ko="형광등·LED 전구",
+        name_en="fluorescent tube or LED bulb",
+    ).model_copy(update={"confirmed": True})
+    _, result = await drain(coach.coach(scan(locale), lamp), CoachingResult)
+    assert "stream.lamp" in result.rule_ids
+    assert "stream.general" not in result.rule_ids
+    assert ("형광등 수거함" if locale is Locale.KO else "lamp collection bin") in result.text
+    assert "종량제" not in result.text and "general-waste" not in result.text
+
+
 async def test_every_stream_composes_in_both_languages(coach: EmbeddedCoach) -> None:
     for stream in Stream:
         for locale in LOCALES:

@@ -66,6 +66,17 @@ async def test_battery_nearest_five_at_city_hall(loaded_db: Database) -> None:
         ]
 
 
+async def test_a_lamp_goes_to_the_same_lamp_and_battery_bins(loaded_db: Database) -> None:
+    """A tube or bulb the user named in the clarify question (the classifier has no lamp class)
+    is sent to the lamp and battery bins, not told to bag it."""
+    async with loaded_db.session() as session:
+        places = await service.nearby(
+            session, lat=CITY_HALL[0], lon=CITY_HALL[1], stream=Stream.LAMP, limit=5
+        )
+    assert len(places) == 5
+    assert all(p.kind == "lamp_battery_bin" and Stream.LAMP in p.accepts for p in places)
+
+
 @pytest.mark.parametrize(
     "stream",
     [

@@ -10,7 +10,7 @@ import pytest
 from protocol.messages import Locale
 from protocol.streams import OFFICIAL_PATH, Stream
 from server.contracts import ScanInput
-from server.vision.clarify import CLARIFY_BELOW, clarification_for
+from server.vision.clarify import CLARIFY_BELOW, VisionClarifier, clarification_for
 from server.vision.dataset import Sample, list_samples, three_way_split
 from server.vision.embedded import (
     CONTAMINATION_MAX_CONFIDENCE,
@@ -29,6 +29,7 @@ CLASSES = sorted(HEAD_KINDS)
 BANANA, WATER_BOTTLE, COFFEE_MUG, PLASTIC_BAG, LAPTOP = 954, 898, 504, 728, 620
 POP_BOTTLE, GOBLET = 737, 572
 LENS_CAP, LOUPE, RADIO = 622, 633, 754
+LAMPSHADE, TABLE_LAMP, SHOWER_CAP, SHIELD = 619, 846, 793, 787
 
 
 def _evidence(
@@ -179,6 +180,42 @@ def test_a_small_round_metal_object_is_never_a_sure_metal_and_battery_is_offered
     assert question.choices[1].stream is Stream.BATTERY
     plain = interpret(_evidence({head_class: 0.97}, {}), CLASSES, "m")
     assert plain.confidence > 0.9
+
+
+def test_foil_that_the_head_calls_metal_is_general_waste_or_asked_about() -> None:
+    """Crumpled foil reads as a shower cap to ImageNet, a foil dish as a shield, and as metal
+    to the head: foil is general waste (알루미늄 호일, 은박 접시), never a sure metal answer."""
+    foil = interpret(_evidence({"metal": 0.99}, {SHOWER_CAP: 0.4}), CLASSES, "m")
+    assert (foil.label, foil.stream) == ("aluminium_foil", Stream.GENERAL)
+    faint = interpret(_evidence({"metal": 0.99}, {SHIELD: 0.15}), CLASSES, "m")
+    assert faint.stream is Stream.METAL and faint.confidence <= 0.85 + 1e-6
+    assert faint.alternatives[0].stream is Stream.GENERAL
+    wrapper = interpret(_evidence({"trash": 0.99}, {SHOWER_CAP: 0.35}), CLASSES, "m")
+    assert wrapper.stream is Stream.GENERAL and wrapper.confidence < CLARIFY_BELOW
+    question = clarification_for(wrapper, Locale.EN)
+    assert question is not None and Stream.VINYL in {ch.stream for ch in question.choices}
+
+
+@pytest.mark.parametrize("head_class", ["clear_glass", "metal", "trash", "plastic"])
+def test_a_lamp_seen_by_imagenet_is_asked_about_with_the_lamp_bin_offered(head_class: str) -> None:
+    """No photo here holds a tube or a bulb, so the head cannot name one: where ImageNet sees a
+    lamp, whatever the head says is asked about, and picking the lamp answer gives the lamp
+    stream (its coaching and the lamp and battery bins follow from the stream)."""
+    evidence = _evidence({head_class: 0.97}, {TABLE_LAMP: 0.2, LAMPSHADE: 0.15})
+    c = interpret(evidence, CLASSES, "m")
+    assert c.confidence <= 0.65 + 1e-6 < CLARIFY_BELOW
+    assert c.alternatives[0].stream is Stream.LAMP
+    clarifier = VisionClarifier()
+    question = clarifier.question(c, Locale.KO)
+    assert question is not None
+    lamp = next(ch for ch in question.choices if ch.stream is Stream.LAMP)
+    picked = clarifier.resolve(c, question, lamp.label)
+    assert picked is not None
+    assert (picked.label, picked.stream, picked.confirmed) == ("lamp", Stream.LAMP, True)
+    assert (picked.category.major, picked.category.middle) == OFFICIAL_PATH[Stream.LAMP]
+    # Without the lamp evidence nothing changes.
+    plain = interpret(_evidence({head_class: 0.97}, {}), CLASSES, "m")
+    assert Stream.LAMP not in {a.stream for a in plain.alternatives}
 
 
 @pytest.mark.parametrize(

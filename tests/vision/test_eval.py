@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,13 @@ from PIL import Image
 from protocol.messages import Classification, OfficialCategory
 from protocol.streams import OFFICIAL_PATH, Stream
 from server.vision.dataset import Sample
-from server.vision.eval import Outcome, Report, accepted_streams, main
-from server.vision.labelmap import FOLDERS, load_label_map
+from server.vision.eval import Outcome, Report, accepted_streams, format_report, main
+from server.vision.labelmap import (
+    FOLDERS,
+    load_label_map,
+    load_lookalikes,
+    load_photo_streams,
+)
 
 
 def _build(tmp_path: Path, samples: list[Sample], rename: dict[str, str]) -> Path:
@@ -56,7 +62,7 @@ def test_known_folders_report_streams_kinds_clarify_calibration_and_png(
         assert phrase in out
     for label in ("glass", "paper", "metal"):
         assert any(line.startswith(label) for line in out.splitlines())
-    matrix = out.split("confusion matrix")[1].split("wrong answers")[0].strip().splitlines()[2:]
+    matrix = out.split("confusion matrix")[1].split("\n\n")[0].strip().splitlines()[2:]
     assert sum(int(v) for row in matrix for v in row.split()[1:]) == 15
     with Image.open(png) as image:
         assert image.format == "PNG" and image.width > 200
@@ -120,3 +126,60 @@ def test_a_photo_labelled_by_a_person_overrides_its_mixed_folder() -> None:
     own = {"white-glass/a.jpg": Stream.NON_COMBUSTIBLE}
     assert accepted_streams("white-glass/a.jpg", folder, own) == {Stream.NON_COMBUSTIBLE}
     assert accepted_streams("white-glass/b.jpg", folder, own) == folder.streams
+
+
+def test_look_alikes_a_person_labelled_are_reported_apart(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Foil in the trash folder has its folder's stream, general: without its own row a sure
+    foil mistake would hide among hundreds of trash photos."""
+    foil = [
+        replace(_outcome(Stream.METAL, 0.96, Stream.GENERAL), lookalike="foil"),
+        replace(_outcome(Stream.GENERAL, 0.8, Stream.GENERAL), lookalike="foil"),
+        replace(_outcome(Stream.METAL, 0.5, Stream.GENERAL), lookalike="foil"),
+    ]
+    film = [replace(_outcome(Stream.VINYL, 0.95, Stream.VINYL), lookalike="film")]
+    report = Report(outcomes=[*foil, *film, _outcome(Stream.GENERAL, 0.99, Stream.GENERAL)])
+    kinds = dict(report.lookalikes())
+    assert sorted(kinds) == ["film", "foil"]
+    assert kinds["foil"].total == 3
+    assert kinds["foil"].accuracy == pytest.approx(1 / 3)
+    assert kinds["foil"].clarify_rate == pytest.approx(1 / 3)
+    assert len(kinds["foil"].sure_mistakes) == 1
+    assert len(kinds["film"].sure_mistakes) == 0
+    out = format_report(report)
+    rows = out.split("look-alikes labelled by a person")[1].splitlines()
+    assert rows[2].split() == ["film", "1", "1.000", "0.000", "0"]
+    assert rows[3].split() == ["foil", "3", "0.333", "0.333", "1"]
+
+
+def test_every_labelled_look_alike_has_its_own_stream_from_the_rules() -> None:
+    """The committed labels: each look-alike photo is scored on one stream, the one the
+    official dictionary gives its kind (알루미늄 호일 and 은박 접시 → 일반종량제, 비닐류 → 비닐,
+    유리컵 → 불연성)."""
+    right = {
+        "foil": Stream.GENERAL,
+        "foil_tray": Stream.GENERAL,
+        "film": Stream.VINYL,
+        "drinking_glass": Stream.NON_COMBUSTIBLE,
+    }
+    streams = load_photo_streams()
+    kinds = load_lookalikes()
+    assert set(kinds.values()) <= set(right)
+    for photo, kind in kinds.items():
+        assert streams[photo] is right[kind], photo
+    assert {"foil", "film"} <= set(kinds.values())
+
+
+def test_part_picks_one_part_of_the_split(
+    tmp_path: Path, validation_samples: list[Sample], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _build(tmp_path, _pick(validation_samples, ("glass", "paper"), 20), {})
+    counts = {}
+    for part in ("train", "tune", "holdout"):
+        assert main([str(root), "--part", part, "--png", str(tmp_path / "m.png")]) == 0
+        counts[part] = int(capsys.readouterr().out.split("images: ")[1].split()[0])
+    assert sum(counts.values()) == 40
+    assert counts["tune"] > 0 and counts["train"] > 0
+    with pytest.raises(SystemExit):
+        main([str(root), "--holdout", "--part", "tune"])
