@@ -384,7 +384,7 @@ ALIASES: dict[int, tuple[str, ...]] = {
 HOUSEHOLD_ALIASES: dict[int, tuple[str, ...]] = {
     # Kitchen: cookware and tools.
     45: ("cooking pot", "saucepan", "스텐 냄비", "양은냄비", "양은 냄비", "stock pot"),
-    565: ("후라이팬", "후라이 팬", "프라이 팬", "frying pan", "fry pan", "skillet", "코팅 팬"),
+    565: ("후라이팬", "후라이 팬", "프라이 팬", "frying pan", "fry pan", "skillet"),
     566: ("cast iron pot", "dutch oven", "무쇠 냄비"),
     567: ("stainless pot", "스텐 솥", "스테인리스 냄비"),
     56: ("고기 불판", "grill plate"),
@@ -455,6 +455,8 @@ HOUSEHOLD_ALIASES: dict[int, tuple[str, ...]] = {
         "도시락 용기",
         "lunch box container",
         "컵과일 용기",
+        "kimchi container",
+        "kimchi tub",
     ),
     114: ("케찹 통", "케찹통", "케첩 통", "케첩통", "케첩 용기", "ketchup bottle"),
     632: ("마요네즈 통", "마요네즈통", "mayo bottle", "mayonnaise bottle"),
@@ -769,6 +771,10 @@ HOUSEHOLD_ALIASES: dict[int, tuple[str, ...]] = {
         "inflatable packaging",
     ),
     532: (
+        "pet food bag",
+        "cat food bag",
+        "dog food bag",
+        "사료 봉지",
         "bread bag",
         "bread bags",
         "택배 비닐",
@@ -823,6 +829,7 @@ HOUSEHOLD_ALIASES: dict[int, tuple[str, ...]] = {
     146: ("연고", "ointment", "ointment tube"),
     147: ("가루약", "가루 약", "약 가루", "처방약", "powdered medicine", "medicine powder"),
     141: ("감기 약", "cold medicine"),
+    521: ("약통", "약병", "pill bottle", "medicine bottle"),
     703: ("eye drops", "인공눈물"),
     # General household.
     364: ("가스 라이터", "lighter"),

@@ -36,7 +36,7 @@ from protocol.messages import Classification, GeoPoint, Locale
 from protocol.streams import Stream
 from server.coach import grounding as g
 from server.coach import naming, planner, prompts
-from server.coach.bins import named_bins
+from server.coach.bins import mentioned_bins, named_bins
 from server.coach.grounding import Grounding, Sentence
 from server.coach.guard import MAX_QUESTION_CHARS, Verdict, check
 from server.coach.invariant import ContradictionError, enforce
@@ -260,6 +260,23 @@ class ChatService:
             named = [h for h in retry if naming.names_the_item(self.vocabulary, h.item, words)]
             if named:
                 hits, closest = retry, retry_closest
+        if not named:
+            # "컵라면 용기 스티로폼": the paper item is named, in a material it is never made of;
+            # the material said decides (see _material_named), so that hit is kept for it.
+            named = [
+                h
+                for h in hits[:1]
+                if naming.names_the_item(self.vocabulary, h.item, words, materials=False)
+                and _material_named(hits, h, question) is not h
+            ]
+        if (
+            named
+            and naming.loosely(self.vocabulary, named[0].item, words)
+            and any(h.item.stream is not named[0].item.stream for h in named[1:])
+        ):
+            # The head fits items of different bins and the word that would choose between
+            # them is unknown: asking is right, picking the higher score is a guess.
+            named = []
         context = self._context(scan_context, history)
         subject = self._subject(hits, named, reading, context, question)
         if subject is not None and subject.item is not None:
@@ -572,7 +589,12 @@ def _off_topic(locale: Locale) -> list[Sentence]:
 
 
 def _not_known(question: str, suggestions: Sequence[Item], locale: Locale) -> list[Sentence]:
-    names = [g.item_name(item, locale) for item in suggestions]
+    # A suggestion named like a bin ("캔·금속류") would read as advice: only items are offered.
+    names = [
+        name
+        for name in (g.item_name(item, locale) for item in suggestions)
+        if not mentioned_bins(name)
+    ]
     if locale is Locale.KO:
         out = [Sentence("그 물건에 대한 배출 기준은 아직 갖고 있지 않아요.")]
         if names:
@@ -637,9 +659,24 @@ def _material_named(
         for m, pattern in planner.MATERIALS.items()
         if pattern.search(item.name_ko) or pattern.search(item.name_en or "")
     ]
+    # A PET bottle is plastic even where its name does not say so ("사이다병 유리").
+    stated.extend(m for m in _STREAM_MATERIAL.get(item.stream, ()) if m not in stated)
     if not stated or any(m in said or planner.MATERIALS[m].search(question) for m in stated):
         return named
     return next((h for h in hits if h.item.stream in said), named)
+
+
+#: The material a packaging stream's items are made of.
+_STREAM_MATERIAL: dict[Stream, tuple[Stream, ...]] = {
+    Stream.CLEAR_PET: (Stream.PLASTIC,),
+    Stream.PLASTIC: (Stream.PLASTIC,),
+    Stream.GLASS: (Stream.GLASS,),
+    Stream.METAL: (Stream.METAL,),
+    Stream.PAPER: (Stream.PAPER,),
+    Stream.PAPER_PACK: (Stream.PAPER,),
+    Stream.VINYL: (Stream.VINYL,),
+    Stream.STYROFOAM: (Stream.STYROFOAM,),
+}
 
 
 def _is_the_item(part: str, subject: Grounding) -> bool:

@@ -81,7 +81,7 @@ _STATE = frozenset(
         "편의점",
         "마트",
         "쿠팡",
-        "배달",
+        "택배",
         "택배로",
         "온",
         # English.
@@ -130,7 +130,7 @@ _EN_BREAK = frozenset(
 _CONDITION_PHRASES = re.compile(
     r"(?:음식물?|기름|국물|양념|소스|짜장|카레|빨간\s*물|물)\s*(?:이|에|가)?\s*"
     r"(?:묻|배|밴|들|젖|남)\S*"
-    r"|안\s*(?:빠|지워|씻|닦|떨어|떼|벗겨)\S*|(?:색깔|색)\s*(?:이\s*)?있는|(?:빨간|붉은)\s*물\S*"
+    r"|안\s*(?:빠|지워|씻|닦|떨어|떼|벗겨)\S*|코팅\s*(?:이\s*)?(?:벗겨|까진|까져|긁힌)\S*|(?:색깔|색)\s*(?:이\s*)?있는|(?:빨간|붉은)\s*물\S*"
     r"|\b(?:blood|food|grease|oil|sauce|curry)\s+(?:stains?|on\s+it)\b",
     re.IGNORECASE,
 )
@@ -139,7 +139,7 @@ _DRAINS = re.compile(r"^(?:하수구|변기|싱크대|drain|toilet|sink|flush)",
 #: Korean words ending a predicate ("남았어요", "떼야돼", "돌려받", "헹궈"), never a noun's head.
 _KO_PREDICATE = re.compile(
     r"(?:요|다|거|것|음|남|함|됨|짐|서|면|지|니|까|죠|네|데|게|던|된|진|난|한|려|봐|줘|해|했|었|았|나|야"
-    r"|돼|을|받|놔|는|은|도|에|며|든|할|될|쓴|준|온|간|운|궈|워|쳐|져|꿔|둬|와|어|아)$"
+    r"|돼|을|받|놔|채|는|은|도|에|로|며|든|할|될|쓴|준|온|간|운|궈|워|쳐|져|꿔|둬|와|어|아)$"
 )
 _EN_PREDICATE = re.compile(r"(?:ed|ing|ly)$")
 #: Container words by kind: a head of one kind is explained by an item named with the same kind.
@@ -181,6 +181,12 @@ _NOT_THINGS = frozenset(
         "item",
         "separately",
         "together",
+        "same",
+        "different",
+        "other",
+        "another",
+        "one",
+        "ones",
         "either",
         "여기",
         "거기",
@@ -281,7 +287,7 @@ def _forms(names: Iterable[str]) -> _Names:
         kind
         for kind, family in enumerate(_CONTAINERS)
         for word in family
-        if word in words or any(k.endswith(word) for k in keys if not word.isascii())
+        if word in heads or any(k.endswith(word) for k in keys if not word.isascii())
     )
     return _Names(tuple(dict.fromkeys(keys)), frozenset(words), frozenset(heads), containers)
 
@@ -360,12 +366,23 @@ class Vocabulary:
             word.endswith(k) for k in self._keys if len(k) < len(word)
         )
 
+    def head_streams(self, word: str) -> frozenset[Stream]:
+        """The streams of the items ``word`` is the head of a name of."""
+        key_ = "\0" + word
+        cached = self._stream_cache.get(key_)
+        if cached is None:
+            cached = frozenset(s for s, names in self._streams if explains(names, word, head=True))
+            self._stream_cache[key_] = cached
+        return cached
+
     def streams_of(self, word: str) -> frozenset[Stream]:
-        """The streams of the items whose own names contain ``word``."""
+        """The streams of what ``word`` names: the items it is the head of a name of ("laptop"
+        is a laptop, not a laptop pouch), else those whose names contain it ("bread")."""
         cached = self._stream_cache.get(word)
         if cached is None:
-            cached = frozenset(
-                stream for stream, names in self._streams if explains(names, word, head=False)
+            heads = frozenset(s for s, names in self._streams if explains(names, word, head=True))
+            cached = heads or frozenset(
+                s for s, names in self._streams if explains(names, word, head=False)
             )
             self._stream_cache[word] = cached
         return cached
@@ -380,11 +397,49 @@ def explains(names: _Names, word: str, *, head: bool) -> bool:
         if name_key == word or word.endswith(name_key) or _typo_of(word, name_key):
             return True
         if head:
-            if name_key.endswith(word) or any(w.endswith(word) for w in names.words):
+            # The end of a name ("귤 껍질"), never a word before it (우유 is not 우유 곽).
+            if any(_ends(h, word) for h in names.heads) or _ends(name_key, word):
                 return True
         elif word in name_key:
             return True
     return False
+
+
+def _ends(name: str, word: str) -> bool:
+    """``word`` ends ``name`` where a word may end: the whole name, or after a syllable or more
+    that is not itself the start of ``word`` (귤**껍질**; but 약통 is not the end of 치약통,
+    whose last word is 통, since 치 alone names nothing)."""
+    if name == word:
+        return True
+    if not name.endswith(word):
+        return False
+    rest = name[: -len(word)]
+    return word.isascii() or len(rest) >= 2 or rest in _ONE_SYLLABLE_NOUNS
+
+
+#: One-syllable words that stand before another noun in item names (귤 껍질, 게 껍데기).
+_ONE_SYLLABLE_NOUNS = frozenset(
+    {
+        "귤",
+        "게",
+        "배",
+        "무",
+        "파",
+        "밤",
+        "굴",
+        "김",
+        "차",
+        "쌀",
+        "빵",
+        "옷",
+        "약",
+        "물",
+        "병",
+        "캔",
+        "종",
+        "폰",
+    }
+)
 
 
 def question_words(vocabulary: Vocabulary, question: str) -> list[str]:
@@ -495,39 +550,130 @@ def _condition(vocabulary: Vocabulary, word: str) -> bool:
     return False
 
 
+def _part(word: str) -> bool:
+    return any(p.fullmatch(word) for p in planner.PARTS.values())
+
+
 def _material_or_part(word: str) -> bool:
     return any(p.fullmatch(word) for p in planner.MATERIALS.values()) or any(
         p.fullmatch(word) for p in planner.PARTS.values()
     )
 
 
-def names_the_item(vocabulary: Vocabulary, item: Item, words: Sequence[str]) -> bool:
-    """True when ``item``'s names explain ``words`` (see the module's docstring)."""
+def names_the_item(
+    vocabulary: Vocabulary, item: Item, words: Sequence[str], *, materials: bool = True
+) -> bool:
+    """True when ``item``'s names explain ``words`` (see the module's docstring). With
+    ``materials`` False a material said that the item is never made of is let pass: the
+    caller then answers about that material's item instead ("컵라면 용기 스티로폼")."""
     if not words:
         return False
     names = vocabulary.names(item)
-    soft = [_soft(vocabulary, w) for w in words]
-    if not all(soft):
-        # Conditions, materials and parts before the thing only describe it.
-        last = max(i for i, is_soft in enumerate(soft) if not is_soft)
-        kept = [w for i, w in enumerate(words) if not soft[i] or i > last]
-        soft = [s for i, s in enumerate(soft) if not soft[i] or i > last]
-        words = kept
-    head_at = len(words) - 1
-    while head_at > 0 and (
-        _predicate(vocabulary, names, words[head_at])
-        or (soft[head_at] and not _says_head(names, words[head_at]))
-    ):
-        head_at -= 1
-    if not _says_head(names, words[head_at]):
+    described = [w for w in words if _soft(vocabulary, w)]
+    words, soft, head_at = _read(vocabulary, names, words)
+    head = words[head_at]
+    if not _says_head(names, head):
         return False
-    for word in words[:head_at]:
-        if explains(names, word, head=False) or not vocabulary.is_noun(word):
+    part_head = _part(head)
+    own = {item.stream, *planner.paths(item, item.stream)}
+    said_more = any(
+        explains(names, w, head=False) for w in described if w != head
+    ) or _typo_of_a_name(names, head)
+    for word in described if materials else ():
+        if word != head and not explains(names, word, head=False) and _unlike(word, own, item):
+            # "스티로폼 접시" is not a porcelain plate: a material the item is never made of.
+            return False
+    for index, word in enumerate(words[:head_at]):
+        if explains(names, word, head=False):
+            said_more = True
+            continue
+        if part_head and soft[index] and not _material_of(word, own):
+            # "캔 뚜껑" is the can's lid: a lid item (냄비뚜껑) must say the can too.
+            return False
+        if soft[index] or not vocabulary.is_noun(word):
             continue
         if vocabulary.streams_of(word) - {item.stream}:
             # The word names a thing of another bin that this item's names do not say.
             return False
-    return True
+    # Only a generic head said ("bottle caps": a pump bottle? a perfume bottle?), the end of
+    # several items' names in different bins: which one is a guess.
+    generic = head not in names.keys and len(vocabulary.head_streams(head)) > 1
+    return said_more or not generic
+
+
+def loosely(vocabulary: Vocabulary, item: Item, words: Sequence[str]) -> bool:
+    """Whether ``item`` names the question only by leaving out a word before the head that
+    names nothing known ("리치 껍질": 껍질 ends a food peel and a dry skin alike)."""
+    names = vocabulary.names(item)
+    words, soft, head_at = _read(vocabulary, names, words)
+    return any(
+        not soft[i]
+        and not _predicate(vocabulary, names, w)
+        and not explains(names, w, head=False)
+        and not vocabulary.is_noun(w)
+        for i, w in enumerate(words[:head_at])
+    )
+
+
+def _read(
+    vocabulary: Vocabulary, names: _Names, words: Sequence[str]
+) -> tuple[list[str], list[bool], int]:
+    """The words that count, which of them are soft, and where the head is."""
+    out = list(words)
+    soft = [_soft(vocabulary, w) for w in out]
+    if not all(soft):
+        # Conditions, materials and parts before the thing only describe it.
+        last = max(i for i, is_soft in enumerate(soft) if not is_soft)
+        keep = [i for i in range(len(out)) if not soft[i] or i > last]
+        out = [out[i] for i in keep]
+        soft = [soft[i] for i in keep]
+    head_at = len(out) - 1
+    while (
+        head_at > 0
+        and (
+            _predicate(vocabulary, names, out[head_at])
+            # "참치캔 기름", "shampoo bottle pump": a trailing material, condition or part that this
+            # item is not named by describes the thing before it ("플라스틱 빨대": all soft, the
+            # last is the thing).
+            or (soft[head_at] and not _says_head(names, out[head_at]) and not all(soft[:head_at]))
+        )
+    ):
+        head_at -= 1
+    return out, soft, head_at
+
+
+#: The streams a thing said to be of a material can be in (glass that is not a bottle is
+#: non-combustible; plastic film and foam are plastics).
+_MATERIAL_FITS: dict[Stream, frozenset[Stream]] = {
+    Stream.METAL: frozenset({Stream.METAL}),
+    Stream.PLASTIC: frozenset({Stream.PLASTIC, Stream.CLEAR_PET, Stream.VINYL, Stream.STYROFOAM}),
+    Stream.GLASS: frozenset({Stream.GLASS, Stream.NON_COMBUSTIBLE}),
+    Stream.PAPER: frozenset({Stream.PAPER, Stream.PAPER_PACK}),
+    Stream.VINYL: frozenset({Stream.VINYL, Stream.PLASTIC}),
+    Stream.STYROFOAM: frozenset({Stream.STYROFOAM}),
+}
+_MATERIAL_STREAMS = frozenset().union(*_MATERIAL_FITS.values())
+
+
+def _unlike(word: str, own: set[Stream], item: Item) -> bool:
+    """A material no path of ``item`` is made of. Items of mixed or any material (general,
+    electronics, bulky…) and items filed by material (반찬통의 재질) fit every material."""
+    if not own <= _MATERIAL_STREAMS or item.name_ko.endswith("의 재질"):
+        return False
+    said = [m for m, pattern in planner.MATERIALS.items() if pattern.fullmatch(word)]
+    return bool(said) and not any(_MATERIAL_FITS[m] & own for m in said)
+
+
+def _typo_of_a_name(names: _Names, word: str) -> bool:
+    return any(_typo_of(word, k) for k in names.keys)
+
+
+def _material_of(word: str, streams: set[Stream]) -> bool:
+    """A material word of one of ``streams`` ("플라스틱" before a plastic straw)."""
+    return any(
+        stream in streams and pattern.fullmatch(word)
+        for stream, pattern in planner.MATERIALS.items()
+    )
 
 
 def _says_head(names: _Names, word: str) -> bool:

@@ -208,7 +208,7 @@ _WASTE_WORDS = re.compile(
 )
 _FOLLOW_UP = re.compile(
     r"\b(why|how|it|this|that|then|what about|and)\b"
-    r"|왜|어떻게|어떡|이거|이건|그거|그건|그럼|그러면|은요|는요|이면요|면요",
+    r"|왜|어떻게|어떡|이거|이건|이것|그거|그건|그것|그럼|그러면|은요|는요|이면요|면요",
     re.IGNORECASE,
 )
 _WHY = re.compile(r"\bwhy\b|왜|이유", re.IGNORECASE)
@@ -679,6 +679,11 @@ def resolve(kb: KnowledgeBase, subject: Grounding, reading: Reading, locale: Loc
 
     if item is not None and len(own) > 1:
         picked = [m for m in reading.materials if m in own]
+        if not picked and reading.materials and item.name_ko.endswith("의 재질"):
+            # An item filed "by material" (반찬통의 재질) goes where the material said goes;
+            # glass that is not a bottle is non-combustible ("유리 반찬통").
+            said = reading.materials[0]
+            picked = [Stream.NON_COMBUSTIBLE if said is Stream.GLASS else said]
         if not picked and Stream.NON_COMBUSTIBLE in own:
             # Glass that is not a bottle, ceramics and broken pieces take the non-combustible
             # path of an item that has one ("깨진 꽃병 유리", "도자기 화분").

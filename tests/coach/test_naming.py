@@ -85,7 +85,7 @@ def test_an_unknown_head_names_nothing(vocabulary: naming.Vocabulary, kb: Knowle
     ("question", "locale"),
     [
         ("전기 뭐시기 고장났어요", KO),
-        ("cat treat bag", EN),
+        ("cat toy bag", EN),
         ("스프링 뭐시기", KO),
         ("유통기한 지난 뭐시기", KO),
         ("old tablet gizmo", EN),
