@@ -20,6 +20,10 @@ explain the question's words:
 * words that only say its state (유통기한 지난, old, used, 빈, 깨진…), its material or a part
   are not what the question is about, and alone they name nothing.
 
+* a generic head said alone (bottle, 용기, 껍질) that ends names in several bins is not
+  enough; a material the item is never made of (스티로폼 접시 for a porcelain plate) rules it
+  out; a part as the head (캔 뚜껑) needs what it belongs to said.
+
 Words no item is known by (망고, 국물) are ignored unless they are the head: "전기 포트" is
 not an electric heating pad because "포트" is the head and no name of that item explains it.
 Trailing words that are predicates or question words ("남았어요", "떼야돼", "ok", "rinse")
