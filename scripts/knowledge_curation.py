@@ -816,6 +816,7 @@ HOUSEHOLD_ALIASES: dict[int, tuple[str, ...]] = {
     502: ("coffee mug", "머그 컵", "mugs", "ceramic mug", "ceramic cup"),
     503: ("유리 컵", "glass cup", "drinking glasses", "tumbler glass"),
     758: ("와인 잔", "wine glass", "champagne glass"),
+    499: ("내열유리 그릇", "내열 그릇", "내열 용기", "유리 그릇", "glass dish", "glass bowl"),
     509: (
         "사기 접시",
         "도자기 접시",
