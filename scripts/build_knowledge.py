@@ -40,7 +40,7 @@ from protocol.streams import Stream  # noqa: E402
 
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "rules" / "official_items.json"
 OUT = ROOT / "server" / "knowledge" / "data" / "items.json"
-VERSION = "2026.11.3"
+VERSION = "2026.12.1"
 
 MAJORS = (
     "재활용폐기물",

@@ -35,8 +35,8 @@ from openai import AsyncOpenAI
 from protocol.messages import Classification, GeoPoint, Locale
 from protocol.streams import Stream
 from server.coach import grounding as g
-from server.coach import planner, prompts
-from server.coach.bins import named_bins
+from server.coach import naming, planner, prompts
+from server.coach.bins import mentioned_bins, named_bins
 from server.coach.grounding import Grounding, Sentence
 from server.coach.guard import MAX_QUESTION_CHARS, Verdict, check
 from server.coach.invariant import ContradictionError, enforce
@@ -132,6 +132,7 @@ class ChatService:
         self._search = search
         self._districts = districts
         self._local: DistrictRules | None = None
+        self._vocabulary: naming.Vocabulary | None = None
         #: The LLM backend is used when an API key is configured (or a client is given).
         self.settings = settings
         self.client = client
@@ -157,6 +158,12 @@ class ChatService:
             # Searches the knowledge base this service answers from, not the shipped one.
             self._search = get_item_search() if self._kb is None else build_item_search(self._kb)
         return self._search
+
+    @property
+    def vocabulary(self) -> naming.Vocabulary:
+        if self._vocabulary is None:
+            self._vocabulary = naming.Vocabulary(self.kb.items.values())
+        return self._vocabulary
 
     @property
     def uses_llm(self) -> bool:
@@ -241,8 +248,49 @@ class ChatService:
             return _refusal(checked.verdict, checked.locale, checked.question)
         locale, question = checked.locale, checked.question
         reading = planner.read(question)
-        hits, closest = self._lookup(planner.without_proposals(question), locale)
-        subject = self._subject(hits, reading, scan_context, history, question)
+        asked = planner.without_proposals(question)
+        hits, closest = self._lookup(asked, locale)
+        words = naming.question_words(self.vocabulary, asked)
+        named = [h for h in hits if naming.names_the_item(self.vocabulary, h.item, words)]
+        again = naming.search_text(self.vocabulary, words)
+        if not named and again and again != asked:
+            # Conditions and predicates dilute a long question's match ("떡볶이 먹은 용기 빨간
+            # 물이 안 지워져요"): the words that name the thing are searched on their own.
+            retry, retry_closest = self._lookup(again, locale)
+            named = [h for h in retry if naming.names_the_item(self.vocabulary, h.item, words)]
+            if named:
+                hits, closest = retry, retry_closest
+        if not named:
+            # "컵라면 용기 스티로폼": the paper item is named, in a material it is never made of;
+            # the material said decides (see _material_named), so that hit is kept for it.
+            named = [
+                h
+                for h in hits[:1]
+                if naming.names_the_item(self.vocabulary, h.item, words, materials=False)
+                and _material_named(hits, h, question) is not h
+            ]
+        if (
+            named
+            and naming.loosely(self.vocabulary, named[0].item, words)
+            and any(h.item.stream is not named[0].item.stream for h in named[1:])
+        ):
+            # The head fits items of different bins and the word that would choose between
+            # them is unknown: asking is right, picking the higher score is a guess.
+            named = []
+        context = self._context(scan_context, history)
+        subject = self._subject(hits, named, reading, context, question)
+        if subject is not None and subject.item is not None:
+            # "케찹 용기", "참기름병": a condition word inside the item's own name is not dirt.
+            reading = planner.outside_name(reading, subject.item)
+        if (
+            reading.same_bin
+            and context is not None
+            and subject is not None
+            and subject.item is not None
+            and not (context.item is not None and subject.item.id == context.item.id)
+        ):
+            # "물티슈도 여기 버려요?": the scanned item's bin is proposed for the one named.
+            reading = planner.proposing(reading, context.stream)
         suggestions = [h.item for h in (hits or closest)][:MAX_SUGGESTIONS]
         if subject is None:
             if not hits and not reading.about_waste and not reading.any:
@@ -274,39 +322,45 @@ class ChatService:
         hits = [h for h in result.hits if not planner.other_sense(key(h.matched), question)]
         return hits, list(result.suggestions)
 
+    def _context(
+        self, scan_context: Classification | None, history: Sequence[ChatTurn]
+    ) -> Grounding | None:
+        """The item of the conversation: the scan's, else the last answer's."""
+        if scan_context is not None:
+            return g.ground_classification(self.kb, scan_context)
+        last = _last_item(self.kb, history)
+        return g.ground(self.kb, last.stream, last) if last is not None else None
+
     def _subject(
         self,
         hits: Sequence[SearchHit],
+        strong: Sequence[SearchHit],
         reading: Reading,
-        scan_context: Classification | None,
-        history: Sequence[ChatTurn],
+        context: Grounding | None,
         question: str,
     ) -> Grounding | None:
         """The item under discussion: the scan's (or the last answer's) unless the question
-        clearly names another one."""
+        clearly names another one. ``strong`` are the hits whose names explain the question
+        (:mod:`server.coach.naming`); a hit that only shares a word with it is never the
+        subject."""
         kb = self.kb
         # "라벨 … 페트병": the item the part belongs to, not an item named after the part.
-        named = next((h for h in hits if _names_an_item(h)), hits[0] if hits else None)
+        named = next((h for h in strong if _names_an_item(h)), strong[0] if strong else None)
+        # A material said besides the name overrides it; any hit of that material may answer.
         named = _material_named(hits, named, question)
-        context: Grounding | None = None
-        if scan_context is not None:
-            context = g.ground_classification(kb, scan_context)
-        else:
-            last = _last_item(kb, history)
-            if last is not None:
-                context = g.ground(kb, last.stream, last)
         if context is not None:
             # "뚜껑은요?", "병이 깨졌는데" name a part, a condition or the item itself: the
             # subject stays. Only a strong match on a real item name ("그럼 우유팩은?") moves on.
-            strong = (
+            moves = (
                 named is not None
                 and _names_an_item(named)
                 and named.score >= STRONG_MATCH
                 and len(key(named.matched)) >= _MIN_NEW_SUBJECT_CHARS
                 and key(named.matched) in key(question)
                 and not _same_thing(named, context)
+                and not planner.acts_on(reading, named.matched)
             )
-            if strong and named is not None:
+            if moves and named is not None:
                 return g.ground(kb, named.item.stream, named.item)
             return context if (hits or reading.on_topic) else None
         if named is not None:
@@ -535,7 +589,12 @@ def _off_topic(locale: Locale) -> list[Sentence]:
 
 
 def _not_known(question: str, suggestions: Sequence[Item], locale: Locale) -> list[Sentence]:
-    names = [g.item_name(item, locale) for item in suggestions]
+    # A suggestion named like a bin ("캔·금속류") would read as advice: only items are offered.
+    names = [
+        name
+        for name in (g.item_name(item, locale) for item in suggestions)
+        if not mentioned_bins(name)
+    ]
     if locale is Locale.KO:
         out = [Sentence("그 물건에 대한 배출 기준은 아직 갖고 있지 않아요.")]
         if names:
@@ -600,9 +659,24 @@ def _material_named(
         for m, pattern in planner.MATERIALS.items()
         if pattern.search(item.name_ko) or pattern.search(item.name_en or "")
     ]
+    # A PET bottle is plastic even where its name does not say so ("사이다병 유리").
+    stated.extend(m for m in _STREAM_MATERIAL.get(item.stream, ()) if m not in stated)
     if not stated or any(m in said or planner.MATERIALS[m].search(question) for m in stated):
         return named
     return next((h for h in hits if h.item.stream in said), named)
+
+
+#: The material a packaging stream's items are made of.
+_STREAM_MATERIAL: dict[Stream, tuple[Stream, ...]] = {
+    Stream.CLEAR_PET: (Stream.PLASTIC,),
+    Stream.PLASTIC: (Stream.PLASTIC,),
+    Stream.GLASS: (Stream.GLASS,),
+    Stream.METAL: (Stream.METAL,),
+    Stream.PAPER: (Stream.PAPER,),
+    Stream.PAPER_PACK: (Stream.PAPER,),
+    Stream.VINYL: (Stream.VINYL,),
+    Stream.STYROFOAM: (Stream.STYROFOAM,),
+}
 
 
 def _is_the_item(part: str, subject: Grounding) -> bool:

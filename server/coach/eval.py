@@ -1,9 +1,9 @@
 """`wastecoach eval chat`: how often the follow-up chat tells a person the right thing.
 
-Each labelled question (``server/evals/chat_questions.jsonl``; the untuned holdout beside it) is
-answered by the chat service exactly as a person's would be, after a scan of ``context`` when
-the record names one. The answer's *text* is judged, not the planner's internals, so the same
-judge holds any backend:
+Each labelled question (``server/evals/chat_questions.jsonl``, the tuning set; an untuned set is
+given with ``--questions``) is answered by the chat service exactly as a person's would be, after
+a scan of ``context`` when the record names one. The answer's *text* is judged, not the
+planner's internals, so the same judge holds any backend:
 
 * stream: the first bin the answer sends the reader to is one of the record's ``streams``;
 * wrong bin: the answer sends the reader to a bin that is neither in ``streams`` nor in

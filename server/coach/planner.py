@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from protocol.messages import Locale, OfficialCategory
@@ -87,6 +87,8 @@ _CONDITIONS: dict[Condition, re.Pattern[str]] = {
         r"찢어|찢긴|헤진|구멍\s*난|\bripped|\btorn\b|\bholes?\b", re.IGNORECASE
     ),
 }
+#: The condition words, for telling a word about the item's state from a word naming it.
+CONDITION_PATTERNS: tuple[re.Pattern[str], ...] = tuple(_CONDITIONS.values())
 #: "The label will not come off": with a label named, the clear-PET exception applies.
 _STUCK = re.compile(r"안\s*(?:떼|떨어|벗겨)|떨어지지\s*않|won'?t\s+(?:peel|come)", re.IGNORECASE)
 
@@ -206,7 +208,7 @@ _WASTE_WORDS = re.compile(
 )
 _FOLLOW_UP = re.compile(
     r"\b(why|how|it|this|that|then|what about|and)\b"
-    r"|왜|어떻게|어떡|이거|이건|그거|그건|그럼|그러면|은요|는요|이면요|면요",
+    r"|왜|어떻게|어떡|이거|이건|이것|그거|그건|그것|그럼|그러면|은요|는요|이면요|면요",
     re.IGNORECASE,
 )
 _WHY = re.compile(r"\bwhy\b|왜|이유", re.IGNORECASE)
@@ -227,7 +229,10 @@ _PROPOSALS: dict[Stream, re.Pattern[str]] = {
     Stream.PAPER_PACK: re.compile(r"종이팩(?!\s*전용)|\bcarton bin", re.IGNORECASE),
     Stream.PAPER: re.compile(
         r"종이(?=류|로|랑|와|니|에|\s*같이|\s*수거|\s*맞|\s*\?|인|이에|이야|$)|종이\s*박스(?:랑|와|하고)"
-        r"|박스랑|상자랑|\bpaper\b(?!\s*cup)",
+        r"|박스랑|상자랑"
+        # "with the paper", "paper recycling", "…paper?": the bin; "baking paper" is an item.
+        r"|(?:with|as|in|into|the|is\s+it|it'?s)\s+paper\b(?!\s*(?:cup|bag|towel|foil))"
+        r"|\bpaper\s+(?:bin|recycling|collection)|\bpaper\s*\?",
         re.IGNORECASE,
     ),
     # "투명 페트병", "clear PET bottle" name the item itself; the bin is proposed by the
@@ -245,7 +250,8 @@ _PROPOSALS: dict[Stream, re.Pattern[str]] = {
         r"캔으로|캔류|고철|금속류|\bmetal\s+(?:recycling|bin)|\bcan\s+recycling", re.IGNORECASE
     ),
     Stream.PLASTIC: re.compile(
-        r"플라스틱(?:으로|에|류|\s*수거)|\bplastics?\s+(?:recycling|bin)|with\s+(?:the\s+)?plastics?",
+        r"플라스틱(?:으로|에|류|\s*수거|이에요|이야|이지|인가|이죠|\s*맞)"
+        r"|\bplastics?\s+(?:recycling|bin)|with\s+(?:the\s+)?plastics?",
         re.IGNORECASE,
     ),
     Stream.VINYL: re.compile(r"비닐(?:로|류|\s*수거)|\bfilm\s+(?:bin|recycling)", re.IGNORECASE),
@@ -276,7 +282,7 @@ _AS_IS = re.compile(r"그냥|as\s+it\s+is|as\s+is\b|without\s+(?:rinsing|washing
 #: Preparation a yes/no question asks about, and the words of a rule step that require it.
 _ACTIONS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
     "rinse": (
-        re.compile(r"씻어야|헹궈야|씻어서\s*버려야|\brinse|\bwash", re.IGNORECASE),
+        re.compile(r"씻어야|헹궈야|씻어서|헹궈서|\brinse|\bwash", re.IGNORECASE),
         re.compile(r"헹구|헹궈|씻|rinse|wash", re.IGNORECASE),
     ),
     "crush": (
@@ -298,7 +304,29 @@ _ACTIONS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
         re.compile(r"테이프.{0,6}(?:떼|제거|벗겨)|\btape.{0,20}(?:off|remove)", re.IGNORECASE),
         re.compile(r"테이프|tape", re.IGNORECASE),
     ),
+    "remove_battery": (
+        re.compile(
+            r"(?:배터리|밧데리|건전지|전지).{0,6}(?:빼|분리|제거|꺼내)"
+            r"|(?:remove|take\s+out|take\s+off).{0,12}batter",
+            re.IGNORECASE,
+        ),
+        re.compile(r"건전지|배터리|batter", re.IGNORECASE),
+    ),
 }
+#: "테이프 붙은 채로 내놔도 돼?": may the part stay on. Asks the opposite of the removal step.
+_KEEP_ON = re.compile(
+    r"붙은\s*채|붙어\s*있는\s*채|붙인\s*채|붙은\s*그대로|붙어\s*있어도|안\s*떼고|안\s*떼도"
+    r"|with\s+(?:the\s+)?(?:tape|label)s?\s+(?:still\s+)?on|leave\s+(?:the\s+)?(?:tape|label)s?\s+on"
+    r"|without\s+(?:removing|peeling)",
+    re.IGNORECASE,
+)
+_KEPT_PART_ACTION = {"tape": "remove_tape", "label": "remove_label"}
+#: "물티슈도 여기 버려요?" after a scan: the named item in the scanned item's bin.
+_SAME_BIN = re.compile(
+    r"여기|같은\s*(?:함|곳|데|통|수거함|봉투|쓰레기통)|same\s+(?:bin|place|bag)|in\s+here|\bhere\b"
+    r"|this\s+bin",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +342,8 @@ class Reading:
     deposit: bool = False
     as_is: bool = False
     action: str | None = None
+    #: The question asks whether the action may be skipped ("테이프 붙은 채로 내놔도 돼?").
+    skip_action: bool = False
     parts: tuple[str, ...] = ()
     materials: tuple[Stream, ...] = ()
     why: bool = False
@@ -321,6 +351,8 @@ class Reading:
     part_topic: bool = False
     about_waste: bool = False
     follow_up: bool = False
+    #: "…도 여기 버려요?": the bin of the item in context is the one proposed.
+    same_bin: bool = False
 
     @property
     def any(self) -> bool:
@@ -351,6 +383,12 @@ def read(question: str) -> Reading:
         # "그냥 종이랑 같이 버려도": the named bin is the proposal, "그냥" only says "as it is".
         proposed.discard(Stream.GENERAL)
     action = next((name for name, (asked, _) in _ACTIONS.items() if asked.search(question)), None)
+    skip = False
+    if _KEEP_ON.search(question):
+        # "테이프 안 떼고 버려도 돼요?" names the removal to ask whether it may be skipped.
+        kept = next((_KEPT_PART_ACTION[p] for p in parts if p in _KEPT_PART_ACTION), None)
+        if kept is not None:
+            action, skip = kept, True
     drain = bool(_DRAIN.search(question))
     deposit = bool(_DEPOSIT.search(question))
     claims = bool(_RECYCLABLE_CLAIM.search(question))
@@ -373,12 +411,14 @@ def read(question: str) -> Reading:
         deposit=deposit,
         as_is=bool(_AS_IS.search(question)),
         action=action,
+        skip_action=skip,
         parts=parts,
         materials=materials,
         why=bool(_WHY.search(question)),
         part_topic=bool(parts) and bool(_PART_TOPIC.search(question)),
         about_waste=bool(_WASTE_WORDS.search(question)),
         follow_up=bool(_FOLLOW_UP.search(question)),
+        same_bin=bool(_SAME_BIN.search(question)),
     )
 
 
@@ -425,6 +465,7 @@ _SPOILABLE = frozenset(
 )
 
 BROKEN_GLASS_ITEM = 498
+_DISPOSABLE = re.compile(r"일회용|1회용|disposable|single[- ]use", re.IGNORECASE)
 
 _BY_PATH: dict[tuple[str, str | None], Stream] = {path: s for s, path in OFFICIAL_PATH.items()}
 _BY_MAJOR: dict[str, Stream] = {
@@ -638,6 +679,17 @@ def resolve(kb: KnowledgeBase, subject: Grounding, reading: Reading, locale: Loc
 
     if item is not None and len(own) > 1:
         picked = [m for m in reading.materials if m in own]
+        if not picked and reading.materials and item.name_ko.endswith("의 재질"):
+            # An item filed "by material" (반찬통의 재질) goes where the material said goes;
+            # glass that is not a bottle is non-combustible ("유리 반찬통").
+            said = reading.materials[0]
+            picked = [Stream.NON_COMBUSTIBLE if said is Stream.GLASS else said]
+        if not picked and Stream.NON_COMBUSTIBLE in own:
+            # Glass that is not a bottle, ceramics and broken pieces take the non-combustible
+            # path of an item that has one ("깨진 꽃병 유리", "도자기 화분").
+            glassy = Stream.GLASS in reading.materials and Stream.GLASS not in own
+            if glassy or conditions & {Condition.CERAMIC, Condition.BROKEN}:
+                picked = [Stream.NON_COMBUSTIBLE]
         if picked:
             chosen = g.ground(kb, picked[0], item)
             return _resolved(chosen, {picked[0]})
@@ -672,6 +724,9 @@ def resolve(kb: KnowledgeBase, subject: Grounding, reading: Reading, locale: Loc
     # A bulky or building-waste path is the large version of the same thing, said by the rules
     # where it matters; the paths that differ by material or state are the alternatives.
     distinct = {s for s in own if s not in (Stream.BULKY, Stream.CONSTRUCTION)}
+    if _DISPOSABLE.search(reading.text) and len(distinct - {Stream.METAL}) >= 1:
+        # Single-use things are plastic, paper or wood: the metal path is the reusable kind.
+        distinct.discard(Stream.METAL)
     if item is not None and len(distinct) > 1 and item.stream is stream:
         resolution.alternatives = sorted(distinct, key=lambda s: s is not stream)
         resolution.primary = frozenset(distinct)
@@ -711,7 +766,11 @@ def decide(reading: Reading, resolution: Resolution) -> bool | None:
             return False
         return bool(reading.proposed & resolution.primary)
     if reading.action is not None:
-        return step_requiring(resolution.grounding, reading.action, Locale.KO) is not None or None
+        required = step_requiring(resolution.grounding, reading.action, Locale.KO) is not None
+        if reading.skip_action:
+            # "May it stay on?" is answered no where a step takes it off; else not plainly.
+            return False if required else None
+        return required or None
     if reading.claims_recyclable:
         if resolution.alternatives:
             return None
@@ -719,6 +778,43 @@ def decide(reading: Reading, resolution: Resolution) -> bool | None:
             return False
         return resolution.primary <= RECYCLABLE
     return None
+
+
+_STATE_IN_NAME = re.compile(
+    r"greas|dirty|soiled|stain|broken|깨진|오염|더러|묻은|젖은|\bwet\b|이물질", re.IGNORECASE
+)
+
+
+def outside_name(reading: Reading, item: Item) -> Reading:
+    """``reading`` without dirt read from words that name the item: "ketchup" in "ketchup
+    squeeze bottle" is what the bottle held, not sauce on it; "기름" in "참기름병" likewise. Only
+    the contents conditions (soiled, greasy) are names; broken, wooden, coloured never are."""
+    contents = reading.conditions & {Condition.SOILED, Condition.GREASY}
+    if not contents:
+        return reading
+    names = [n for n in (item.name_ko, item.name_en or "", *item.aliases) if n]
+    # "greasy pizza box" names the state as well: its words stay conditions.
+    words = {w.lower() for n in names if not _STATE_IN_NAME.search(n) for w in n.split()}
+    text = " ".join(w for w in reading.text.split() if w.lower().strip("?!.,") not in words)
+    gone = frozenset(c for c in contents if not _CONDITIONS[c].search(text))
+    if not gone:
+        return reading
+    return replace(reading, conditions=reading.conditions - gone)
+
+
+def acts_on(reading: Reading, name: str) -> bool:
+    """True when the preparation the question asks about is done to ``name`` ("배터리 빼야
+    돼?" is about the scanned device's battery, not about batteries as the item)."""
+    if reading.action is None:
+        return False
+    _, required = _ACTIONS[reading.action]
+    return bool(required.search(name))
+
+
+def proposing(reading: Reading, stream: Stream) -> Reading:
+    """``reading`` of a "…도 여기 버려요?" question once the item in context is known: the
+    bin of that item is the one proposed for the item the question names."""
+    return replace(reading, proposed=reading.proposed | {stream}, ask=Ask.YES_NO)
 
 
 def opener(

@@ -94,6 +94,33 @@ CASES = [
     # Garments by name are clothing, and torn ones are general waste.
     ("ripped jeans can go in clothing bin?", EN, None, G, set(), "no"),
     ("안 입는 청바지", KO, None, Stream.CLOTHING, set(), None),
+    # Yes/no after a scan: may a part stay on, must the batteries come out, the same bin.
+    ("테이프 안 떼고 버려도 돼요?", KO, "cardboard", P, set(), "no"),
+    ("can I leave the tape on?", EN, "cardboard", P, set(), "no"),
+    ("건전지 빼고 버려야 하나요?", KO, "small_electronics", E, set(), "yes"),
+    ("do I have to take out the batteries?", EN, "small_electronics", E, set(), "yes"),
+    ("기저귀도 여기 버려요?", KO, "tissue", G, set(), "yes"),
+    ("우유팩도 여기 넣어요?", KO, "cardboard", PP, {P}, "no"),
+    ("헹궈서 말려야 돼요?", KO, "milk_carton", PP, set(), "yes"),
+    # Soft peels are food waste; papery skins, hard shells and big seeds are not.
+    ("고구마 껍질", KO, None, F, {G}, None),
+    ("kiwi peel", EN, None, F, {G}, None),
+    ("마늘 껍질 음쓰?", KO, None, G, set(), "no"),
+    ("garlic skin food waste?", EN, None, G, set(), "no"),
+    ("홍합 껍데기", KO, None, G, set(), None),
+    ("mango seed", EN, None, G, set(), None),
+    # Deposit bottles against other glass bottles.
+    ("사이다 유리병 보증금 받을 수 있어요?", KO, None, GL, set(), "yes"),
+    ("양주병 보증금 돌려받나요?", KO, None, GL, set(), "no"),
+    ("vodka bottle", EN, None, GL, set(), None),
+    # Household items known by their everyday names.
+    ("커피포트 고장났어요", KO, None, E, set(), None),
+    ("옷장 버리려면", KO, None, Stream.BULKY, set(), None),
+    ("old bike", EN, None, Stream.BULKY, set(), None),
+    ("주방세제 통", KO, None, PL, set(), None),
+    ("dish sponge", EN, None, G, set(), None),
+    ("packing air pillows", EN, None, V, set(), None),
+    ("꽃병", KO, None, NC, {GL}, None),
 ]
 
 
