@@ -50,3 +50,29 @@ def test_scan_and_chat_through_s3_uploads_on_the_distributed_server(
     assert report["latency_ms"]["upload"]["count"] >= completed
     assert report["latency_ms"]["end_to_end"]["count"] == completed
     assert sum(report["chats"].values()) >= 1
+
+
+def test_live_camera_frames_on_the_distributed_server(
+    distributed_url: str, real_photos: Path, tmp_path: Path
+) -> None:
+    """Live mode's frames are analysed in the API process; the steady item's scan goes through
+    the queue to the worker like any other."""
+    run = run_harness(["--users", "1", "--think", "0.1", "0.2", "--host", distributed_url,
+                       "--photos", str(real_photos), "--duration", "6", "--scenario", "live",
+                       "--live-seconds", "4"], tmp_path / "out")
+    assert run.code == 0, run.output[-4000:]
+    report = run.report
+    assert report["errors"] == {} and report["closes"] == {}
+    assert report["counts"]["live_frames_sent"][""] >= 4
+    assert report["latency_ms"]["live_hint"]["count"] >= 1
+    assert report["scans"].get("completed", 0) >= 1
+    assert report["latency_ms"]["classified"]["count"] == report["scans"]["completed"]
+
+
+def test_idle_sessions_on_the_distributed_server(distributed_url: str, tmp_path: Path) -> None:
+    run = run_harness(["--users", "3", "--spawn-rate", "3", "--host", distributed_url,
+                       "--scenario", "idle", "--duration", "4"], tmp_path / "out")
+    assert run.code == 0, run.output[-4000:]
+    report = run.report
+    assert report["counts"]["sessions_opened"][""] == 3
+    assert report["scans"] == {} and report["closes"] == {} and report["errors"] == {}
