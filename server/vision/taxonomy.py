@@ -3,9 +3,10 @@
 Two sources of evidence, two tables:
 
 * ``HEAD_KINDS``: the classes of the trained head (TrashNet's six kinds plus batteries, food,
-  clear glass, clothes, shoes, textiles, drink cartons and wood; ``labelmap`` says which photo
-  folders teach which), each with the item it usually is in a Korean household, its stream,
-  material and shape.
+  clear glass, clothes, shoes, textiles, drink cartons and wood, taught by photo folders, and
+  aluminium foil and plastic film, taught by photos a person labelled one by one; ``labelmap``
+  says which photos teach which), each with the item it usually is in a Korean household, its
+  stream, material and shape.
 * ``IMAGENET_GROUPS``: sets of ImageNet classes the backbone already knows and TrashNet lacks.
   Groups are disjoint. A group either *overrides* the head (food, electronics, clothing,
   plastic bags, tissue: the head has no class for them and would force them into one of its
@@ -13,10 +14,10 @@ Two sources of evidence, two tables:
   object) or only *doubts* it (coin-like round objects: a "metal" answer might be a coin
   cell, so the battery bin is offered and the answer is not stated as sure).
 
-ImageNet has no battery, can, foil, lamp or styrofoam class; the head learnt batteries and
-cans from photos. Styrofoam, foil, film and lamps reach the user through the clarify question
-(every kind lists its look-alikes in ``also``, the first of them always offered; doubt groups
-add theirs) or the OpenAI backend.
+ImageNet has no battery, can, foil, lamp or styrofoam class; the head learnt batteries, cans,
+foil and film from photos. Styrofoam and lamps reach the user only through the clarify
+question (every kind lists its look-alikes in ``also``, the first of them always offered; doubt
+groups add theirs) or the OpenAI backend.
 """
 
 from __future__ import annotations
@@ -265,8 +266,9 @@ PLASTIC_BAG = ItemKind(
     also=(Stream.GENERAL,),
 )
 #: Aluminium foil and foil dishes and pie tins (알루미늄 호일, 은박 접시): general waste in the
-#: Ministry's dictionary, though they shine like the metal the head learnt from cans. The head
-#: was never taught them apart (TrashNet's and more_photos' metal folders hold both).
+#: Ministry's dictionary, though they shine like the metal the head learnt from cans. A head
+#: class of its own since the photos of the metal folders were labelled one by one
+#: (``labelmap.LOOKALIKE_CLASSES``); a can is its likeliest confusion, so metal is offered.
 FOIL = ItemKind(
     "aluminium_foil",
     "알루미늄 호일·은박 용기",
@@ -275,6 +277,19 @@ FOIL = ItemKind(
     "aluminium",
     "sheet",
     also=(Stream.METAL,),
+)
+#: Plastic film: bags, wrap, pouches, snack and candy wrappers, metallised ones included
+#: (비닐류, 과자봉지): the vinyl stream when clean. Taught to the head from the labelled film
+#: photos of the trash and plastic folders. Film soiled with food that will not rinse off is
+#: general waste, and a rigid tub looks like a pouch now and then: both are offered.
+PLASTIC_FILM = ItemKind(
+    "plastic_film",
+    "비닐류 (봉지·랩·과자 봉지)",
+    "plastic film, bag or wrapper",
+    Stream.VINYL,
+    "plastic film",
+    "bag",
+    also=(Stream.GENERAL, Stream.PLASTIC),
 )
 #: Fluorescent tubes and LED bulbs: the lamp bin (수은 in a tube), never the general bag. No
 #: photo set here holds one, so the head has no class for it: it is only ever offered as a
@@ -319,6 +334,11 @@ HEAD_KINDS: dict[str, ItemKind] = {
     "textile": CLOTHING,
     "trash": GENERAL_WASTE,
     "wood": WOOD,
+    # Taught by per-photo labels, not folders (labelmap.LOOKALIKE_CLASSES): foil and foil
+    # dishes from the metal folders, plastic film from the trash and plastic folders. Last, so
+    # that a stream's plain kind (general waste, not foil) names it in the clarify choices.
+    "foil": FOIL,
+    "film": PLASTIC_FILM,
 }
 
 

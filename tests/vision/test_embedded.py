@@ -49,12 +49,16 @@ def _evidence(
 def test_trashnet_holdout_photos_get_the_right_stream(
     embedded: EmbeddedClassifier, validation_samples: list[Sample]
 ) -> None:
-    """The first answer's stream on every TrashNet photo the head never saw (the first head's
-    bar was 0.92 there; docs/benchmarks.md has the current figure)."""
+    """The first answer's stream on every TrashNet photo the head never saw, scored on each
+    photo's own label where a person gave one (foil is general waste, a wrapper vinyl, whatever
+    folder holds it). Measured 0.906 (0.869 before the foil and film classes; the folder-only
+    figure the first head was held to, 0.92, counted foil as right metal: docs/benchmarks.md)."""
+    own = load_photo_streams()
     hits = 0
     for sample in validation_samples:
         result = embedded.classify_bytes(sample.path.read_bytes())
-        hits += result.stream in FOLDERS[sample.label].streams
+        key = f"{sample.label}/{sample.path.name}"
+        hits += result.stream in accepted_streams(key, FOLDERS[sample.label], own)
     assert hits / len(validation_samples) >= 0.90
 
 
@@ -219,12 +223,26 @@ def test_a_lamp_seen_by_imagenet_is_asked_about_with_the_lamp_bin_offered(head_c
 
 
 @pytest.mark.parametrize(
-    ("index", "stream"),
-    [(PLASTIC_BAG, Stream.VINYL), (LAPTOP, Stream.ELECTRONICS)],
+    ("index", "stream", "classes"),
+    [
+        (PLASTIC_BAG, Stream.VINYL, [c for c in CLASSES if c != "film"]),
+        (LAPTOP, Stream.ELECTRONICS, CLASSES),
+    ],
 )
-def test_other_override_groups(index: int, stream: Stream) -> None:
-    c = interpret(_evidence({"plastic": 0.7, "trash": 0.3}, {index: 0.7}), CLASSES, "m")
+def test_other_override_groups(index: int, stream: Stream, classes: list[str]) -> None:
+    c = interpret(_evidence({"plastic": 0.7, "trash": 0.3}, {index: 0.7}, classes), classes, "m")
     assert c.stream is stream
+
+
+def test_a_head_taught_film_keeps_its_answer_against_a_plastic_bag_but_doubts_it() -> None:
+    """Since the head has a film class, ImageNet's plastic bag is evidence, not the answer (as
+    for food and clothing): the tune photos were answered at least as well that way
+    (docs/benchmarks.md). The container answer is asked about, with film offered first."""
+    c = interpret(_evidence({"plastic": 0.7, "trash": 0.3}, {PLASTIC_BAG: 0.7}), CLASSES, "m")
+    assert c.stream is Stream.PLASTIC and c.confidence <= 0.3 + 1e-6
+    assert c.alternatives[0].stream is Stream.VINYL
+    film = interpret(_evidence({"film": 0.9, "plastic": 0.1}, {PLASTIC_BAG: 0.7}), CLASSES, "m")
+    assert (film.label, film.stream) == ("plastic_film", Stream.VINYL)
 
 
 def test_imagenet_refines_material_into_objects() -> None:
@@ -287,9 +305,12 @@ def test_every_head_class_maps_to_its_official_path() -> None:
         "textile": Stream.CLOTHING,
         "trash": Stream.GENERAL,
         "wood": Stream.GENERAL,
+        # Taught by photos labelled one by one (labelmap.LOOKALIKE_CLASSES), not folders.
+        "foil": Stream.GENERAL,
+        "film": Stream.VINYL,
     }
     assert set(expected) == set(HEAD_KINDS)
-    assert {f.head_class for f in FOLDERS.values()} == set(HEAD_KINDS)
+    assert {f.head_class for f in FOLDERS.values()} == set(HEAD_KINDS) - {"foil", "film"}
     for name, stream in expected.items():
         kind = HEAD_KINDS[name]
         assert kind.stream is stream
