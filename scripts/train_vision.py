@@ -141,6 +141,23 @@ def export_backbone(path: Path) -> None:
 # --------------------------------------------------------------------------- head
 
 
+def sample_weights(y: np.ndarray, n_classes: int, source: np.ndarray | None) -> np.ndarray:
+    """Per-row loss weights, mean 1: each class weighs as much as any other, whatever its photo
+    count; with ``source`` (the photo set of each row), each set within a class also weighs
+    the same, so TrashNet's few white-background photos keep half of the classes they share
+    with more_photos instead of a fifth of them."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    weights = len(y) / (n_classes * counts[y])
+    if source is not None:
+        for c in range(n_classes):
+            in_class = y == c
+            names = np.unique(source[in_class])
+            for name in names:
+                cell = in_class & (source == name)
+                weights[cell] *= in_class.sum() / (len(names) * cell.sum())
+    return (weights / weights.mean()).astype(np.float32)
+
+
 def _fit(
     x: np.ndarray,
     y: np.ndarray,
@@ -148,8 +165,13 @@ def _fit(
     hidden: int,
     weight_decay: float,
     balanced: bool = True,
+    *,
+    seed: int = SEED,
+    source: np.ndarray | None = None,
+    smoothing: float = 0.05,
+    mixup: float = 0.0,
 ) -> Head:
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     mean = x.mean(axis=0).astype(np.float32)
     scale = (x.std(axis=0) + 1e-6).astype(np.float32)
     xt = torch.from_numpy((x - mean) / scale)
@@ -157,6 +179,11 @@ def _fit(
     # Balanced: each class weighs as much in the loss as the others, whatever its photo count.
     counts = np.bincount(y, minlength=n_classes).astype(np.float32)
     weight = torch.from_numpy(counts.sum() / (n_classes * counts)) if balanced else None
+    row_weight = None
+    if source is not None:
+        # Per-row weights (class and photo set balanced) replace the per-class ones.
+        row_weight = torch.from_numpy(sample_weights(y, n_classes, source))
+        weight = None
     layers: list[torch.nn.Module]
     if hidden:
         layers = [
@@ -170,16 +197,33 @@ def _fit(
         layers = [torch.nn.Dropout(0.2), torch.nn.Linear(x.shape[1], n_classes)]
     net = torch.nn.Sequential(*layers)
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=weight_decay)
-    generator = torch.Generator().manual_seed(SEED)
+    generator = torch.Generator().manual_seed(seed)
+    mix_rng = np.random.default_rng(seed) if mixup > 0 else None
+
+    def loss_of(out: torch.Tensor, target: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        if row_weight is None:
+            return torch.nn.functional.cross_entropy(
+                out, target, weight=weight, label_smoothing=smoothing
+            )
+        each = torch.nn.functional.cross_entropy(
+            out, target, reduction="none", label_smoothing=smoothing
+        )
+        return (each * row_weight[rows]).mean()
+
     net.train()
     for _epoch in range(EPOCHS):
         order = torch.randperm(len(xt), generator=generator)
         for start in range(0, len(xt), BATCH):
             idx = order[start : start + BATCH]
             optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(
-                net(xt[idx]), yt[idx], weight=weight, label_smoothing=0.05
-            )
+            if mix_rng is None:
+                loss = loss_of(net(xt[idx]), yt[idx], idx)
+            else:
+                # Mixup of features: a convex mix of two rows learns the mix of their labels.
+                lam = float(mix_rng.beta(mixup, mixup))
+                pair = idx[torch.randperm(len(idx), generator=generator)]
+                out = net(lam * xt[idx] + (1 - lam) * xt[pair])
+                loss = lam * loss_of(out, yt[idx], idx) + (1 - lam) * loss_of(out, yt[pair], pair)
             loss.backward()
             optimizer.step()
     linears = [m for m in net if isinstance(m, torch.nn.Linear)]
@@ -201,6 +245,46 @@ def _fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     for t in np.exp(np.linspace(np.log(0.2), np.log(5.0), 200)):
         p = softmax(logits, float(t))
         nll = float(-np.log(p[np.arange(len(y)), y] + 1e-12).mean())
+        if nll < best_nll:
+            best_t, best_nll = float(t), nll
+    return best_t
+
+
+def combine(heads: list[Head]) -> Head:
+    """Heads fitted on the same features with different seeds, as one head whose logits are
+    their mean: the hidden layers side by side, the output layers stacked and divided by their
+    number. Exact (the logits average, not an approximation), and the product's ``Head`` runs it
+    unchanged; the hidden layer grows by the number of heads."""
+    if len(heads) == 1:
+        return heads[0]
+    first = heads[0]
+    for other in heads[1:]:
+        assert np.array_equal(other._mean, first._mean) and np.array_equal(
+            other._scale, first._scale
+        )
+        assert len(other._layers) == 2
+    n = np.float32(len(heads))
+    w0 = np.concatenate([h._layers[0][0] for h in heads], axis=1)
+    b0 = np.concatenate([h._layers[0][1] for h in heads])
+    w1 = (np.concatenate([h._layers[1][0] for h in heads], axis=0) / n).astype(np.float32)
+    b1 = (np.stack([h._layers[1][1] for h in heads]).sum(axis=0) / n).astype(np.float32)
+    return Head(
+        classes=first.classes,
+        mean=first._mean,
+        scale=first._scale,
+        layers=[(w0, b0), (w1, b1)],
+        temperature=1.0,
+    )
+
+
+def _fit_stream_temperature(logits: np.ndarray, right: np.ndarray) -> float:
+    """The temperature minimising the negative log-likelihood of a right *stream*: ``right``
+    marks, per photo, the head classes whose stream is accepted for it; the answer's stated
+    confidence is a stream's summed probability, so this is what it should be calibrated on."""
+    best_t, best_nll = 1.0, float("inf")
+    for t in np.exp(np.linspace(np.log(0.2), np.log(5.0), 200)):
+        p = softmax(logits, float(t))
+        nll = float(-np.log((p * right).sum(axis=1) + 1e-12).mean())
         if nll < best_nll:
             best_t, best_nll = float(t), nll
     return best_t
