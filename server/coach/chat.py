@@ -35,7 +35,7 @@ from openai import AsyncOpenAI
 from protocol.messages import Classification, GeoPoint, Locale
 from protocol.streams import Stream
 from server.coach import grounding as g
-from server.coach import naming, planner, prompts
+from server.coach import naming, planner, prompts, shared_names
 from server.coach.bins import mentioned_bins, named_bins
 from server.coach.grounding import Grounding, Sentence
 from server.coach.guard import MAX_QUESTION_CHARS, Verdict, check
@@ -192,7 +192,7 @@ class ChatService:
             )
         )
         upstream = None
-        if plan.outcome is Outcome.ANSWERED and self.uses_llm:
+        if plan.outcome is Outcome.ANSWERED and plan.subject is not None and self.uses_llm:
             upstream = self._upstream(plan, scan_context, history)
         local = self.local_guidance(plan, location)
         answer = stream_answer(
@@ -278,6 +278,22 @@ class ChatService:
             # them is unknown: asking is right, picking the higher score is a guess.
             named = []
         context = self._context(scan_context, history)
+        shared = shared_names.kinds_for(
+            self.kb,
+            words,
+            context.stream if context is not None else None,
+            self.vocabulary.is_noun,
+        )
+        if (
+            shared is not None
+            and context is None
+            and len(shared) > 1
+            and (not named or _only_shared_name(named[0], question, words, self.vocabulary))
+        ):
+            # "뚜껑 어디 버려요?": a name that things of different bins share, said alone or
+            # with a material that leaves several kinds. Whatever item the search ranks first
+            # is a guess: the answer gives each kind its own bin, under its condition.
+            return self._conditional(question, locale, reading, words, shared)
         subject = self._subject(hits, named, reading, context, question)
         if subject is not None and subject.item is not None:
             # "케찹 용기", "참기름병": a condition word inside the item's own name is not dirt.
@@ -292,7 +308,14 @@ class ChatService:
             # "물티슈도 여기 버려요?": the scanned item's bin is proposed for the one named.
             reading = planner.proposing(reading, context.stream)
         suggestions = [h.item for h in (hits or closest)][:MAX_SUGGESTIONS]
+        if subject is None and shared:
+            return self._conditional(question, locale, reading, words, shared)
         if subject is None:
+            candidates = self._candidates(hits, words)
+            if candidates:
+                # Items whose names end in the question's head word, none named exactly: one
+                # precise question, each likely item with its own bin; never one bin guessed.
+                return self._asking(question, locale, reading, candidates)
             if not hits and not reading.about_waste and not reading.any:
                 return Plan(
                     locale, question, None, reading, [], _off_topic(locale), Outcome.OFF_TOPIC
@@ -310,6 +333,66 @@ class ChatService:
         return Plan(
             locale, question, subject, reading, [], sentences, Outcome.ANSWERED, extra, allowed
         )
+
+    def _conditional(
+        self,
+        question: str,
+        locale: Locale,
+        reading: Reading,
+        words: Sequence[str],
+        kinds: Sequence[shared_names.Kind],
+    ) -> Plan:
+        """The answer to a shared name: each kind it may mean with its own bin."""
+        said = shared_names.without_tail(words, self.vocabulary.is_noun)
+        found = shared_names.shared_name(said)
+        name = " ".join(said[found[1] :]) if found is not None else question
+        sentences = shared_names.shared_answer(self.kb, name, kinds, locale)
+        items = [self.kb.items[k.item_id] for k in kinds if k.item_id in self.kb.items]
+        return self._checked_plan(question, locale, reading, items, sentences)
+
+    def _candidates(self, hits: Sequence[SearchHit], words: Sequence[str]) -> list[Item]:
+        """The hits whose names end in the question's head word (the guard accepted them
+        partly: some other word is unexplained, or the head is generic), best first."""
+        out: list[Item] = []
+        for hit in hits:
+            if len(out) == MAX_SUGGESTIONS:
+                break
+            if hit.item in out or not _names_an_item(hit):
+                continue
+            if naming.head_named(self.vocabulary, hit.item, words):
+                out.append(hit.item)
+        return out
+
+    def _asking(
+        self, question: str, locale: Locale, reading: Reading, items: Sequence[Item]
+    ) -> Plan:
+        sentences = shared_names.candidates_answer(self.kb, items, locale)
+        return self._checked_plan(question, locale, reading, items, sentences)
+
+    def _checked_plan(
+        self,
+        question: str,
+        locale: Locale,
+        reading: Reading,
+        items: Sequence[Item],
+        sentences: list[Sentence],
+    ) -> Plan:
+        """A conditional answer, through the invariant: every sentence naming a bin states the
+        condition whose item's own rules allow it, and nothing else may name one."""
+        try:
+            checked = enforce(sentences, frozenset())
+        except ContradictionError:
+            log.exception("a conditional answer contradicted its items' rules")
+            return Plan(
+                locale,
+                question,
+                None,
+                reading,
+                list(items),
+                _not_known(question, items, locale),
+                Outcome.NOT_KNOWN,
+            )
+        return Plan(locale, question, None, reading, list(items), checked, Outcome.ANSWERED)
 
     def _lookup(self, question: str, locale: Locale) -> tuple[list[SearchHit], list[SearchHit]]:
         """Items the question names (good matches) and, failing those, the closest ones."""
@@ -624,6 +707,17 @@ def _step_about(subject: Grounding, part: str, locale: Locale) -> Sentence | Non
             if names.ko in step.text.ko or names.en in step.text.en.lower():
                 return Sentence(g._sentence(prompts.text(step.text, locale)), (rule.id,))
     return None
+
+
+def _only_shared_name(
+    hit: SearchHit, question: str, words: Sequence[str], vocabulary: naming.Vocabulary
+) -> bool:
+    """Whether the question says no more than the shared name it ends in: said alone
+    ("아이스박스", though one kind's official name), or the hit's own name is not said."""
+    found = shared_names.shared_name(shared_names.without_tail(words, vocabulary.is_noun))
+    if found is not None and found[1] == 0:
+        return True
+    return key(hit.matched) not in key(question)
 
 
 def _names_an_item(hit: SearchHit) -> bool:

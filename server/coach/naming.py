@@ -605,6 +605,17 @@ def names_the_item(
     return said_more or not generic
 
 
+def head_named(vocabulary: Vocabulary, item: Item, words: Sequence[str]) -> bool:
+    """Whether ``item``'s names say the question's head word (the thing itself), whatever the
+    other words: the guard's partial acceptance, enough to offer the item, never to answer."""
+    if not words:
+        return False
+    names = vocabulary.names(item)
+    out, _, head_at = _read(vocabulary, names, words)
+    head = out[head_at]
+    return not _part(head) and _says_head(names, head)
+
+
 def loosely(vocabulary: Vocabulary, item: Item, words: Sequence[str]) -> bool:
     """Whether ``item`` names the question only by leaving out a word before the head that
     names nothing known ("리치 껍질": 껍질 ends a food peel and a dry skin alike)."""

@@ -85,7 +85,6 @@ def test_an_unknown_head_names_nothing(vocabulary: naming.Vocabulary, kb: Knowle
     ("question", "locale"),
     [
         ("전기 뭐시기 고장났어요", KO),
-        ("cat toy bag", EN),
         ("스프링 뭐시기", KO),
         ("유통기한 지난 뭐시기", KO),
         ("old tablet gizmo", EN),
@@ -99,6 +98,24 @@ async def test_a_weak_match_is_not_answered(
     text = " ".join(s.text for s in plan.sentences)
     assert plan.outcome is Outcome.NOT_KNOWN, text
     assert named_bins(text) == [], text
+
+
+async def test_a_partial_match_is_offered_only_under_its_condition(chat: ChatService) -> None:
+    """ "cat toy bag": "bag" is the head of items of two bins and "cat toy" names neither. The
+    answer asks which it is, each item with its own bin under its own name, and no bin
+    unconditionally."""
+    plan = chat.plan(question="cat toy bag", locale=EN, scan_context=None, history=[])
+    text = " ".join(s.text for s in plan.sentences)
+    assert plan.outcome is Outcome.ANSWERED, text
+    assert len(plan.item_ids) >= 2, text
+    assert text.endswith("?") or "Which" in text, text
+    for sentence in plan.sentences:
+        if named_bins(sentence.text):
+            assert sentence.condition is not None, sentence.text
+            assert sentence.condition.item_id in plan.item_ids
+            named = named_bins(sentence.text)
+            assert named[0] is chat.kb.items[sentence.condition.item_id].stream
+            assert set(named) <= sentence.condition.allowed
 
 
 async def test_a_container_keeps_the_scanned_item(chat: ChatService, kb: KnowledgeBase) -> None:
