@@ -971,4 +971,6 @@ DROP_ALIASES: dict[int, frozenset[str]] = {
     509: frozenset({"접시"}),
     757: frozenset({"냄비뚜껑", "내열"}),
     534: frozenset({"병"}),
+    # 락앤락 and Tupperware are plastic: not the side-dish container filed by any material.
+    121: frozenset({"락앤락", "tupperware"}),
 }

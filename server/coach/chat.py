@@ -316,7 +316,14 @@ class ChatService:
                 # Items whose names end in the question's head word, none named exactly: one
                 # precise question, each likely item with its own bin; never one bin guessed.
                 return self._asking(question, locale, reading, candidates)
-            if not hits and not reading.about_waste and not reading.any:
+            if (
+                not hits
+                and not reading.about_waste
+                and not reading.any
+                and not any(
+                    self.vocabulary.is_noun(w) for w in words if len(w) >= (3 if w.isascii() else 2)
+                )
+            ):
                 return Plan(
                     locale, question, None, reading, [], _off_topic(locale), Outcome.OFF_TOPIC
                 )
@@ -361,7 +368,8 @@ class ChatService:
                 continue
             if naming.head_named(self.vocabulary, hit.item, words):
                 out.append(hit.item)
-        return out
+        # One item offered is one bin guessed under another name: only a choice is asked.
+        return out if len(out) > 1 else []
 
     def _asking(
         self, question: str, locale: Locale, reading: Reading, items: Sequence[Item]

@@ -117,6 +117,33 @@ _STATE = frozenset(
         "coupang",
         "amazon",
         "starbucks",
+        # Who or where it is used by, or its size: never which bin ("아기 물티슈", "캠핑 가스",
+        # "portable fan"), though a few names carry one (아기 욕조, 휴대용 가스버너).
+        "아기",
+        "아기용",
+        "애기",
+        "유아",
+        "유아용",
+        "어린이",
+        "어린이용",
+        "캠핑",
+        "캠핑용",
+        "휴대용",
+        "미니",
+        "접이식",
+        "차량용",
+        "가정용",
+        "업소용",
+        "사무용",
+        "baby",
+        "kids",
+        "kid",
+        "children",
+        "camping",
+        "portable",
+        "mini",
+        "folding",
+        "foldable",
         # Transparency is the clear-PET question's subject, never the item's name.
         "투명",
         "투명한",
@@ -606,14 +633,25 @@ def names_the_item(
 
 
 def head_named(vocabulary: Vocabulary, item: Item, words: Sequence[str]) -> bool:
-    """Whether ``item``'s names say the question's head word (the thing itself), whatever the
-    other words: the guard's partial acceptance, enough to offer the item, never to answer."""
+    """Whether ``item``'s names say the question's head word (the thing itself) and no other
+    word names something else: the guard's partial acceptance ("리치 껍질": 리치 names nothing
+    known; "bottle": a generic head), enough to offer the item, never to answer. A word that
+    names another known item ("mirror … bottles", "쭈쭈바 껍데기") rules the item out."""
     if not words:
         return False
     names = vocabulary.names(item)
-    out, _, head_at = _read(vocabulary, names, words)
+    out, soft, head_at = _read(vocabulary, names, words)
     head = out[head_at]
-    return not _part(head) and _says_head(names, head)
+    if len(head) < 2 or _part(head) or not _says_head(names, head):
+        return False
+    return all(
+        soft[i]
+        or explains(names, w, head=False)
+        or _predicate(vocabulary, names, w)
+        or not vocabulary.is_noun(w)
+        for i, w in enumerate(out)
+        if i != head_at
+    )
 
 
 def loosely(vocabulary: Vocabulary, item: Item, words: Sequence[str]) -> bool:

@@ -961,18 +961,38 @@ _GENERAL_BIN = re.compile(
     r"일반\s*쓰레기|종량제|\btrash\b|\bgarbage\b|general\s+waste", re.IGNORECASE
 )
 _BIN_WORD = re.compile(r"수거함|\bbins?\b", re.IGNORECASE)
+#: A bin word that needs the word before it to say which bin ("형광등 수거함"; "의류수거함"
+#: says it itself, and the word before it is the item).
+_BARE_BIN = re.compile(r"^(?:수거함|bins?\b)", re.IGNORECASE)
+_WITH_BIN = re.compile(
+    r"\b(?:together\s+)?with\s+(?:the\s+|other\s+|my\s+|regular\s+|normal\s+)*"
+    r"(?:glass|plastics?|paper|metal|cans?|bottles?|pet|vinyl|styrofoam|cardboard)\b.*$",
+    re.IGNORECASE,
+)
+_TOGETHER_WITH = re.compile(r"\S+(?:이랑|랑|하고)\s*(?=같이|함께|섞)")
 
 
 def without_proposals(question: str) -> str:
     """The question without the bin it proposes, for item search: "간장병 투명 페트병 수거함에
     넣어도 돼요?" is about the soy-sauce bottle, not about a PET bottle."""
-    text = question
+    # "…with (the) glass bottles": what follows names the bin the item is compared with.
+    text = _WITH_BIN.sub(" ", question)
+    # "아아 컵 투명페트병이랑 같이 버려도 돼?": the thing it would go in with is not the item.
+    text = _TOGETHER_WITH.sub(" ", text)
+    # A bin word and the word naming it ("형광등 수거함에", "폐의약품 수거함", "battery bin").
+    words = text.split()
+    bins = {i for i, w in enumerate(words) if _BIN_WORD.search(w)}
+    bins |= {
+        i - 1
+        for i in bins
+        if i > 0 and _BARE_BIN.match(words[i]) and not _BIN_WORD.search(words[i - 1])
+    }
+    text = " ".join(w for i, w in enumerate(words) if i not in bins)
     for stream, pattern in _PROPOSALS.items():
         if stream is Stream.GENERAL:
             pattern = _GENERAL_BIN
         # The whole word the proposal is in: "투명페트병에", "종이류로".
         text = re.sub(f"(?:{pattern.pattern})\\S*", " ", text, flags=re.IGNORECASE)
-    text = " ".join(w for w in text.split() if not _BIN_WORD.search(w))
     stripped = " ".join(text.split())
     return stripped if re.search(r"\w{2,}", stripped) else question
 

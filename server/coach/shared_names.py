@@ -97,6 +97,16 @@ _PLATE = (
     Kind("스티로폼 접시", "a styrofoam plate", 533),
     Kind("은박 접시", "a foil plate", 741),
 )
+_BOWL = (
+    Kind("도자기 그릇", "a ceramic bowl", 509),
+    Kind("플라스틱 그릇", "a plastic bowl", 531),
+    Kind("멜라민 그릇", "a melamine bowl", 506),
+    Kind("스테인리스 그릇", "a stainless steel bowl", 535),
+)
+_COFFEE_CAPSULE = (
+    Kind("내용물을 비운 알루미늄 캡슐", "an emptied aluminium capsule", 535),
+    Kind("플라스틱 캡슐", "a plastic capsule", 542),
+)
 _BOARD = (
     Kind("플라스틱 도마", "a plastic chopping board", 625),
     Kind("나무 도마", "a wooden chopping board", 361),
@@ -148,7 +158,9 @@ SHARED: dict[str, tuple[Kind, ...]] = {
     **dict.fromkeys(("봉투", "bag"), _BAG),
     **dict.fromkeys(("캡슐", "capsule", "pod"), _CAPSULE),
     **dict.fromkeys(("필름", "film"), _FILM),
-    **dict.fromkeys(("접시", "그릇", "plate", "bowl", "dish"), _PLATE),
+    **dict.fromkeys(("접시", "plate", "dish"), _PLATE),
+    **dict.fromkeys(("그릇", "bowl"), _BOWL),
+    **dict.fromkeys(("커피캡슐", "캡슐커피", "coffeecapsule", "coffeepod"), _COFFEE_CAPSULE),
     **dict.fromkeys(("도마", "cuttingboard", "choppingboard"), _BOARD),
     **dict.fromkeys(("아이스박스", "icebox", "coolbox", "coolerbox", "cooler"), _ICE_BOX),
     **dict.fromkeys(("고양이모래", "모래", "catlitter", "litter"), _LITTER),

@@ -85,6 +85,7 @@ def test_an_unknown_head_names_nothing(vocabulary: naming.Vocabulary, kb: Knowle
     ("question", "locale"),
     [
         ("전기 뭐시기 고장났어요", KO),
+        ("cat toy bag", EN),
         ("스프링 뭐시기", KO),
         ("유통기한 지난 뭐시기", KO),
         ("old tablet gizmo", EN),
@@ -101,14 +102,14 @@ async def test_a_weak_match_is_not_answered(
 
 
 async def test_a_partial_match_is_offered_only_under_its_condition(chat: ChatService) -> None:
-    """ "cat toy bag": "bag" is the head of items of two bins and "cat toy" names neither. The
-    answer asks which it is, each item with its own bin under its own name, and no bin
-    unconditionally."""
-    plan = chat.plan(question="cat toy bag", locale=EN, scan_context=None, history=[])
+    """ "리치 껍질": 껍질 ends names of food peels and of hard shells, and 리치 names nothing
+    known. The answer asks which it is, each item with its own bin under its own name, and no
+    bin unconditionally ("cat toy bag" is not offered bags: "cat" names other things)."""
+    plan = chat.plan(question="리치 껍질", locale=KO, scan_context=None, history=[])
     text = " ".join(s.text for s in plan.sentences)
     assert plan.outcome is Outcome.ANSWERED, text
     assert len(plan.item_ids) >= 2, text
-    assert text.endswith("?") or "Which" in text, text
+    assert "어느 것인가요?" in text, text
     for sentence in plan.sentences:
         if named_bins(sentence.text):
             assert sentence.condition is not None, sentence.text
