@@ -58,7 +58,7 @@ from server.search import (
     build_item_search,
     get_item_search,
 )
-from server.search.text import key
+from server.search.text import key, tokens
 from server.settings import OpenAISettings
 
 log = logging.getLogger(__name__)
@@ -248,27 +248,17 @@ class ChatService:
             return _refusal(checked.verdict, checked.locale, checked.question)
         locale, question = checked.locale, checked.question
         reading = planner.read(question)
-        asked = planner.without_proposals(question)
-        hits, closest = self._lookup(asked, locale)
-        words = naming.question_words(self.vocabulary, asked)
-        named = [h for h in hits if naming.names_the_item(self.vocabulary, h.item, words)]
-        again = naming.search_text(self.vocabulary, words)
-        if not named and again and again != asked:
-            # Conditions and predicates dilute a long question's match ("떡볶이 먹은 용기 빨간
-            # 물이 안 지워져요"): the words that name the thing are searched on their own.
-            retry, retry_closest = self._lookup(again, locale)
-            named = [h for h in retry if naming.names_the_item(self.vocabulary, h.item, words)]
-            if named:
-                hits, closest = retry, retry_closest
-        if not named:
-            # "컵라면 용기 스티로폼": the paper item is named, in a material it is never made of;
-            # the material said decides (see _material_named), so that hit is kept for it.
-            named = [
-                h
-                for h in hits[:1]
-                if naming.names_the_item(self.vocabulary, h.item, words, materials=False)
-                and _material_named(hits, h, question) is not h
-            ]
+        asked = _spaced(planner.without_proposals(question), self.vocabulary)
+        found: tuple[list[SearchHit], list[SearchHit], list[str], list[SearchHit]] | None = None
+        for variant in _variants(asked, self.vocabulary):
+            # "가방 (에코백)", "old blanket / duvet": the name said another way is tried when
+            # the question as a whole names nothing.
+            attempt = self._named(variant, question, locale)
+            if found is None or attempt[3]:
+                found = attempt
+            if attempt[3]:
+                break
+        hits, closest, words, named = found or ([], [], [], [])
         if (
             named
             and naming.loosely(self.vocabulary, named[0].item, words)
@@ -340,6 +330,33 @@ class ChatService:
         return Plan(
             locale, question, subject, reading, [], sentences, Outcome.ANSWERED, extra, allowed
         )
+
+    def _named(
+        self, asked: str, question: str, locale: Locale
+    ) -> tuple[list[SearchHit], list[SearchHit], list[str], list[SearchHit]]:
+        """The search hits for ``asked``, its closest items, its words, and the hits whose
+        names explain those words (:mod:`server.coach.naming`)."""
+        hits, closest = self._lookup(asked, locale)
+        words = naming.question_words(self.vocabulary, asked)
+        named = [h for h in hits if naming.names_the_item(self.vocabulary, h.item, words)]
+        again = naming.search_text(self.vocabulary, words)
+        if not named and again and again != asked:
+            # Conditions and predicates dilute a long question's match ("떡볶이 먹은 용기 빨간
+            # 물이 안 지워져요"): the words that name the thing are searched on their own.
+            retry, retry_closest = self._lookup(again, locale)
+            named = [h for h in retry if naming.names_the_item(self.vocabulary, h.item, words)]
+            if named:
+                hits, closest = retry, retry_closest
+        if not named:
+            # "컵라면 용기 스티로폼": the paper item is named, in a material it is never made of;
+            # the material said decides (see _material_named), so that hit is kept for it.
+            named = [
+                h
+                for h in hits[:1]
+                if naming.names_the_item(self.vocabulary, h.item, words, materials=False)
+                and _material_named(hits, h, question) is not h
+            ]
+        return hits, closest, words, named
 
     def _conditional(
         self,
@@ -715,6 +732,44 @@ def _step_about(subject: Grounding, part: str, locale: Locale) -> Sentence | Non
             if names.ko in step.text.ko or names.en in step.text.en.lower():
                 return Sentence(g._sentence(prompts.text(step.text, locale)), (rule.id,))
     return None
+
+
+_BRACKETS = re.compile(r"\(([^()]*)\)")
+_SLASH = re.compile(r"\s*/\s*")
+
+
+def _variants(asked: str, vocabulary: naming.Vocabulary) -> list[str]:
+    """``asked``, then the name said another way: the text outside brackets, the text inside
+    them, and each side of a slash ("old blanket / duvet")."""
+    out = [asked]
+    inner = " ".join(_BRACKETS.findall(asked)).strip()
+    if inner and not any(vocabulary.is_noun(w) for w in tokens(inner) if len(w) > 2):
+        # "(reusable)", "(non-electric)" qualify the thing: leaving them out would be a guess.
+        return out
+    if inner:
+        outer = " ".join(_BRACKETS.sub(" ", asked).split())
+        out.extend([outer, inner])
+    if "/" in asked and not inner:
+        out.extend(part for part in _SLASH.split(asked) if part.strip())
+    return [asked, *(v for v in dict.fromkeys(out[1:]) if v != asked and re.search(r"\w{2,}", v))]
+
+
+#: Question words run into the name ("형광등어디버려요"): split off before the search.
+_GLUED = re.compile(
+    r"(?<=[가-힣]{2})(?=(?:어디|어떻게|어케|버려|버리|버릴|분리수거|분리배출|재활용)[가-힣]*$)"
+)
+
+
+def _spaced(text: str, vocabulary: naming.Vocabulary) -> str:
+    """``text`` with question words glued to a name split off: "형광등어디버려요" → "형광등
+    어디버려요". A word that is itself a name is left whole."""
+    out = []
+    for word in text.split():
+        core = word.rstrip("?!.")
+        if not vocabulary.is_noun(core):
+            word = _GLUED.sub(" ", word, count=1)
+        out.append(word)
+    return " ".join(out)
 
 
 def _only_shared_name(

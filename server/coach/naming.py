@@ -154,15 +154,23 @@ _STATE = frozenset(
 #: English words after which the rest of the question says where the thing came from or what
 #: it was for ("ice pack from coupang", "rubber gloves for dishes"), not what it is.
 _EN_BREAK = frozenset(
-    {"from", "for", "after", "with", "in", "at", "that", "which", "when", "because", "since"}
+    {
+        *("from", "for", "after", "with", "in", "at", "that", "which", "when", "because"),
+        "since",
+    }
 )
 #: Conditions said over several words ("음식물 묻은", "빨간 물이 안 빠지는", "blood stains"):
 #: taken out before the words are read.
 _CONDITION_PHRASES = re.compile(
     r"(?:음식물?|기름|국물|양념|소스|짜장|카레|빨간\s*물|물)\s*(?:이|에|가)?\s*"
     r"(?:묻|배|밴|들|젖|남)\S*"
-    r"|안\s*(?:빠|지워|씻|닦|떨어|떼|벗겨)\S*|코팅\s*(?:이\s*)?(?:벗겨|까진|까져|긁힌)\S*|(?:색깔|색)\s*(?:이\s*)?있는|(?:빨간|붉은)\s*물\S*"
+    r"|금\s*(?:이\s*)?(?:간|갔|가)\S*|안\s*(?:빠|지워|씻|닦|떨어|떼|벗겨)\S*|코팅\s*(?:이\s*)?(?:벗겨|까진|까져|긁힌)\S*|(?:색깔|색)\s*(?:이\s*)?있는|(?:빨간|붉은)\s*물\S*"
     r"|\b(?:blood|food|grease|oil|sauce|curry)\s+(?:stains?|on\s+it)\b",
+    re.IGNORECASE,
+)
+#: "…go to the pharmacy collection box", "put them into the trash": where it would go.
+_DESTINATION = re.compile(
+    r"\b(?:go|goes|put|take|bring|throw|drop)\s+(?:it\s+|them\s+|these\s+)?(?:in)?to\b.*$",
     re.IGNORECASE,
 )
 #: Where the question proposes to pour or flush it: not the item.
@@ -219,6 +227,42 @@ _NOT_THINGS = frozenset(
         "one",
         "ones",
         "either",
+        # Pronouns and question words: never the thing ("Coffee grounds, where do they go?").
+        "they",
+        "them",
+        "it",
+        "its",
+        "these",
+        "those",
+        "this",
+        "where",
+        "what",
+        "which",
+        "how",
+        "should",
+        "leave",
+        "keep",
+        # Korean adverbs and pronouns ("라벨 꼭 떼야 돼요?", "이거 어디").
+        "꼭",
+        "좀",
+        "또",
+        "막",
+        "너무",
+        "완전",
+        "전부",
+        "모두",
+        "다시",
+        "이거",
+        "요거",
+        "이건",
+        "그건",
+        "이게",
+        "그게",
+        "뭐",
+        "뭔가",
+        "무슨",
+        "어떤",
+        "어느",
         "여기",
         "거기",
         "저기",
@@ -476,7 +520,7 @@ _ONE_SYLLABLE_NOUNS = frozenset(
 def question_words(vocabulary: Vocabulary, question: str) -> list[str]:
     """The words that can say what the thing is: content words before an English "from…",
     without conditions said over several words, state words and drains."""
-    text = _CONDITION_PHRASES.sub(" ", question)
+    text = _DESTINATION.sub(" ", _CONDITION_PHRASES.sub(" ", question))
     raw = tokens(text)
     for index, word in enumerate(raw):
         if index and word in _EN_BREAK:

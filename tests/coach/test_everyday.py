@@ -1,0 +1,73 @@
+"""Everyday phrasings of the breadth tuning set (issue 15) that the chat used to refuse or answer
+about the wrong thing: a bin proposed after the item, a name glued to the question, a name
+said again in brackets, pronouns and adverbs after the name, a crack said in two words."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol.messages import Locale
+from protocol.streams import Stream
+from server.coach import planner
+from server.coach.bins import named_bins
+from server.coach.chat import ChatService, Outcome
+from server.knowledge.kb import KnowledgeBase
+from server.search import ItemSearch
+
+KO, EN = Locale.KO, Locale.EN
+
+
+@pytest.fixture(scope="module")
+def chat(kb: KnowledgeBase, item_search: ItemSearch) -> ChatService:
+    return ChatService(kb, item_search)
+
+
+@pytest.mark.parametrize(
+    ("question", "gone", "kept"),
+    [
+        ("백열전구 형광등 수거함에 넣어요?", "형광등", "백열전구"),
+        ("비타민 영양제도 폐의약품 수거함에 넣어요?", "폐의약품", "영양제도"),
+        ("찢어진 옷도 의류수거함에 넣어요?", "의류수거함", "옷도"),
+        ("아아 컵 투명페트병이랑 같이 버려도 돼?", "투명페트병", "아아 컵"),
+        ("Is a mirror recyclable with glass bottles?", "bottles", "mirror"),
+    ],
+)
+def test_a_proposed_bin_or_companion_is_not_the_item(question: str, gone: str, kept: str) -> None:
+    asked = planner.without_proposals(question)
+    assert gone not in asked
+    assert kept in asked
+
+
+@pytest.mark.parametrize(
+    ("question", "locale", "first"),
+    [
+        ("형광등어디버려요", KO, Stream.LAMP),
+        ("안 쓰는 가방 (에코백)", KO, Stream.CLOTHING),
+        ("Coffee grounds, where do they go?", EN, Stream.GENERAL),
+        ("뚝배기 금 간 거", KO, Stream.NON_COMBUSTIBLE),
+        ("Kick scooter (non-electric)", EN, Stream.BULKY),
+        # The label is what is asked about: its bin first, the bottle's after.
+        ("삼다수 병 라벨 꼭 떼야 돼요?", KO, Stream.VINYL),
+        ("how to recycle a pizza box?", EN, Stream.PAPER),
+    ],
+)
+async def test_everyday_phrasings_are_answered(
+    chat: ChatService, question: str, locale: Locale, first: Stream
+) -> None:
+    plan = chat.plan(question=question, locale=locale, scan_context=None, history=[])
+    text = " ".join(s.text for s in plan.sentences)
+    assert plan.outcome is Outcome.ANSWERED, text
+    assert named_bins(text)[0] is first, text
+
+
+async def test_a_qualifier_in_brackets_is_not_left_out(chat: ChatService) -> None:
+    """ "(reusable)": without it the bottle would be a clear PET one; with it, no item is
+    named, so the chat says so rather than guess."""
+    plan = chat.plan(
+        question="Nalgene style plastic water bottle (reusable)",
+        locale=EN,
+        scan_context=None,
+        history=[],
+    )
+    text = " ".join(s.text for s in plan.sentences)
+    assert Stream.CLEAR_PET not in named_bins(text), text
