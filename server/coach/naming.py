@@ -178,7 +178,9 @@ _DRAINS = re.compile(r"^(?:하수구|변기|싱크대|drain|toilet|sink|flush)",
 #: Korean words ending a predicate ("남았어요", "떼야돼", "돌려받", "헹궈"), never a noun's head.
 _KO_PREDICATE = re.compile(
     r"(?:요|다|거|것|음|남|함|됨|짐|서|면|지|니|까|죠|네|데|게|던|된|진|난|한|려|봐|줘|해|했|었|았|나|야"
-    r"|돼|을|받|놔|채|는|은|도|에|로|며|든|할|될|쓴|준|온|간|운|궈|워|쳐|져|꿔|둬|와|어|아)$"
+    r"|돼|을|받|놔|채|는|은|도|에|로|며|든|할|될|쓴|준|온|간|운|궈|워|쳐|져|꿔|둬|와|어|아"
+    # Joined and past forms: 털고, 버리고, 마신, 버린, 담긴.
+    r"|고|신|린|긴)$"
 )
 _EN_PREDICATE = re.compile(r"(?:ed|ing|ly)$")
 #: Container words by kind: a head of one kind is explained by an item named with the same kind.

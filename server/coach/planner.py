@@ -254,7 +254,21 @@ _PROPOSALS: dict[Stream, re.Pattern[str]] = {
         r"|\bplastics?\s+(?:recycling|bin)|with\s+(?:the\s+)?plastics?",
         re.IGNORECASE,
     ),
-    Stream.VINYL: re.compile(r"비닐(?:로|류|\s*수거)|\bfilm\s+(?:bin|recycling)", re.IGNORECASE),
+    Stream.VINYL: re.compile(
+        r"비닐(?:로|류|\s*수거|\s*맞|이에요|이야|인가|이죠)|\bfilm\s+(?:bin|recycling)",
+        re.IGNORECASE,
+    ),
+    Stream.LAMP: re.compile(r"형광등\s*수거|폐형광등|\blamp\s+(?:bin|collection)", re.IGNORECASE),
+    Stream.BATTERY: re.compile(
+        r"건전지\s*수거|폐건전지|배터리\s*수거|\bbattery\s+(?:bin|collection)", re.IGNORECASE
+    ),
+    Stream.MEDICINE: re.compile(
+        r"폐의약품|약국\s*수거|\bpharmacy\b|\bmedicine\s+(?:bin|collection)", re.IGNORECASE
+    ),
+    Stream.ELECTRONICS: re.compile(
+        r"소형\s*가전\s*수거|폐가전\s*수거|전자제품\s*수거|\be-?waste\s+(?:bin|collection)",
+        re.IGNORECASE,
+    ),
     Stream.STYROFOAM: re.compile(r"스티로폼(?:으로|류|\s*수거)", re.IGNORECASE),
     Stream.FOOD: re.compile(
         r"음식물\s*(?:쓰레기|류)?(?=\s*(?:이에요|예요|인가|이야|야|맞|로|으로|에|\?|$))|음식물\s*쓰레기|음쓰"
@@ -270,7 +284,8 @@ _PROPOSALS: dict[Stream, re.Pattern[str]] = {
     ),
 }
 _RECYCLABLE_CLAIM = re.compile(
-    r"재활용\s*(?:이\s*)?(?:돼|되|가능|해도|할\s*수)|\brecycl", re.IGNORECASE
+    r"(?:재활용|분리수거|분리배출)\s*(?:이\s*)?(?:돼|되|가능|해도|할\s*수)|\brecycl",
+    re.IGNORECASE,
 )
 _DRAIN = re.compile(r"하수구|변기|싱크대에|\bdrain\b|\bflush|\btoilet|\bsink\b", re.IGNORECASE)
 _DEPOSIT = re.compile(
@@ -759,6 +774,13 @@ def decide(reading: Reading, resolution: Resolution) -> bool | None:
         return False
     if reading.deposit:
         return resolution.condition is None and any(r.id == "item.deposit_bottle" for r in rules)
+    if (
+        reading.skip_action
+        and reading.action is not None
+        and step_requiring(resolution.grounding, reading.action, Locale.KO) is not None
+    ):
+        # "테이프 붙은 채로 종이에 버려도 돼요?": the bin may be right, the skipped step is not.
+        return False
     if reading.proposed:
         if resolution.alternatives:
             return None

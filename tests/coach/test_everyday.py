@@ -71,3 +71,20 @@ async def test_a_qualifier_in_brackets_is_not_left_out(chat: ChatService) -> Non
     )
     text = " ".join(s.text for s in plan.sentences)
     assert Stream.CLEAR_PET not in named_bins(text), text
+
+
+@pytest.mark.parametrize(
+    ("question", "yes"),
+    [
+        ("LED 전구도 형광등 수거함?", True),
+        ("검정 비닐봉지 분리수거 되나요", True),
+        ("과자봉지 은색인데 비닐 맞아요?", True),
+        ("택배 상자 테이프 붙은 채로 종이에 버려도 돼요?", False),
+    ],
+)
+async def test_the_yes_or_no_of_everyday_proposals(
+    chat: ChatService, question: str, yes: bool
+) -> None:
+    plan = chat.plan(question=question, locale=KO, scan_context=None, history=[])
+    text = " ".join(s.text for s in plan.sentences)
+    assert text.startswith("네" if yes else "아니요"), text
