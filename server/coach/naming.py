@@ -551,7 +551,13 @@ _MODAL_NEXT = [
 def _soft(vocabulary: Vocabulary, word: str) -> bool:
     """A condition, material or part word: it says what the thing is made of or how it is,
     and names the thing only when it is the name ("broken wine **glass**", "frying **oil**")."""
-    return _material_or_part(word) or _condition(vocabulary, word)
+    return _material_or_part(word) or _condition(vocabulary, word) or bool(_COLOUR.match(word))
+
+
+#: A colour said of the thing ("은색인데", "흰색", "silver"): what it looks like, not what it is.
+_COLOUR = re.compile(
+    r"^[가-힣]{1,2}색$|^(?:silver|gold|golden|white|black|red|yellow|pink|grey|gray|purple)$"
+)
 
 
 #: Particles and endings a Korean noun may carry in a question ("영수증은요", "옷도", "함에").
