@@ -347,6 +347,13 @@ class ChatService:
             named = [h for h in retry if naming.names_the_item(self.vocabulary, h.item, words)]
             if named:
                 hits, closest = retry, retry_closest
+        shorter = None if named else naming.without_clause(self.vocabulary, words)
+        if shorter:
+            # "종이컵 커피 마신 거": the clause after the name says what was in it.
+            retry, retry_closest = self._lookup(" ".join(shorter), locale)
+            named = [h for h in retry if naming.names_the_item(self.vocabulary, h.item, shorter)]
+            if named:
+                hits, closest, words = retry, retry_closest, shorter
         if not named:
             # "컵라면 용기 스티로폼": the paper item is named, in a material it is never made of;
             # the material said decides (see _material_named), so that hit is kept for it.
@@ -383,6 +390,8 @@ class ChatService:
                 break
             if hit.item in out or not _names_an_item(hit):
                 continue
+            if any(g.item_name(i, Locale.EN) == g.item_name(hit.item, Locale.EN) for i in out):
+                continue  # two entries of one name (the dictionary's 생수병 twins)
             if naming.head_named(self.vocabulary, hit.item, words):
                 out.append(hit.item)
         # One item offered is one bin guessed under another name: only a choice is asked.

@@ -244,6 +244,16 @@ _NOT_THINGS = frozenset(
         "should",
         "leave",
         "keep",
+        # What is done with it and counters ("욕조 교체", "타일 몇 장", "전자담배 기기").
+        "교체",
+        "처리",
+        "폐기",
+        "정리",
+        "버리기",
+        "몇",
+        "장",
+        "개",
+        "기기",
         # Korean adverbs and pronouns ("라벨 꼭 떼야 돼요?", "이거 어디").
         "꼭",
         "좀",
@@ -610,6 +620,21 @@ def _without_particles(vocabulary: Vocabulary, word: str) -> str:
         if vocabulary.is_noun(stripped):
             return stripped
     return word
+
+
+def without_clause(vocabulary: Vocabulary, words: Sequence[str]) -> list[str] | None:
+    """``words`` without a trailing clause of a noun and a verb ("종이컵 **커피 마신** 거",
+    "플라스틱 화분 **흙 털고**"): what was in it or done to it, not what it is. None when the
+    words do not end so, or the noun is a part or material (its own question)."""
+    out = list(words)
+    if len(out) < 3 or out[-1].isascii():
+        return None
+    verb, noun = out[-1], out[-2]
+    if vocabulary.is_noun(verb) or not _KO_PREDICATE.search(verb) or verb in _NOT_THINGS:
+        return None
+    if _soft(vocabulary, noun) or not vocabulary.is_noun(noun):
+        return None
+    return out[:-2]
 
 
 def search_text(vocabulary: Vocabulary, words: Sequence[str]) -> str:

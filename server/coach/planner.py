@@ -116,7 +116,7 @@ PARTS: dict[str, re.Pattern[str]] = {
 #: Materials a question may name, and the stream that material goes to on its own.
 MATERIALS: dict[Stream, re.Pattern[str]] = {
     Stream.METAL: re.compile(
-        r"\bmetal|\balumin|\bsteel|\bstainless|\btin\b|\biron\b|금속|쇠|스텐|스테인|알루미늄|캔",
+        r"\bmetal|\balumin|\bsteel|\bstainless|\btin\b|\biron\b|금속|쇠|스텐|스테인|알루미늄|캔|철",
         re.IGNORECASE,
     ),
     Stream.PLASTIC: re.compile(r"\bplastic|플라스틱|합성수지", re.IGNORECASE),
@@ -161,6 +161,7 @@ _PART_TOPIC = re.compile(
     r"(?:뚜껑|마개|라벨|상표|테이프|스티커|빨대|펌프|손잡이|스프링|완충재)\s*(?:은|는|도)\s*(?:요|\?|어떻|어디|따로|$)"
     r"|^\s*(?:뚜껑|마개|라벨|상표|테이프|스티커|빨대|펌프|손잡이|스프링|완충재)\s*(?:이|가)\s*\S+\s*(?:이면|면)요?\s*\??\s*$"
     r"|^\s*(?:뚜껑|마개|라벨|테이프|펌프|빨대)\s*\??\s*$"
+    r"|(?:뚜껑|마개|손잡이)\s*(?:은|는|이|가)?\s*\S+(?:으로|로)\s*된"
     r"|(?:what|how)\s+about\s+the|^\s*(?:and\s+)?the\s+(?:cap|lid|label|tape|pump|straw|handle)"
     r"|(?:cap|lid|label|tape|pump|straw|handle)s?\s*\?\s*$",
     re.IGNORECASE,
@@ -238,7 +239,7 @@ _PROPOSALS: dict[Stream, re.Pattern[str]] = {
     # "투명 페트병", "clear PET bottle" name the item itself; the bin is proposed by the
     # material alone ("투명페트로") or the bottle with a bin word ("투명페트병 수거함").
     Stream.CLEAR_PET: re.compile(
-        r"투명\s*페트(?!\s*병)|투명\s*페트병(?=\s*(?:수거|분리|전용|함|으로|류))"
+        r"투명\s*페트(?!\s*병)|투명\s*페트병(?=\s*(?:수거|분리|전용|함|으로|류|이랑|랑|하고|칸))"
         r"|clear\s*pet(?!\s*bottles?\b)|clear\s*pet\s*bottles?(?=\s*(?:bin|recycling|collection))",
         re.IGNORECASE,
     ),

@@ -49,6 +49,13 @@ def test_a_proposed_bin_or_companion_is_not_the_item(question: str, gone: str, k
         # The label is what is asked about: its bin first, the bottle's after.
         ("삼다수 병 라벨 꼭 떼야 돼요?", KO, Stream.VINYL),
         ("how to recycle a pizza box?", EN, Stream.PAPER),
+        # A clause after the name says what was in it or done to it.
+        ("일회용 종이컵 커피 마신 거 어디 버려요?", KO, Stream.PAPER),
+        ("욕조 교체", KO, Stream.BULKY),
+        # Renovation waste is reported as such; the sack is for small amounts.
+        ("셀프 인테리어 하고 나온 석고보드 시멘트", KO, Stream.CONSTRUCTION),
+        # "철로 된" says the lid's material: the lid is the subject.
+        ("잼 병 뚜껑 철로 된 거", KO, Stream.METAL),
     ],
 )
 async def test_everyday_phrasings_are_answered(
