@@ -52,6 +52,7 @@ class Condition(StrEnum):
     SWOLLEN = "swollen"
     TORN = "torn"
     CERAMIC = "ceramic"  # heat-resistant glass, ceramics: never the glass-bottle bin
+    COATED = "coated"  # laminated or plastic-coated paper: not the paper bin
 
 
 _CONDITIONS: dict[Condition, re.Pattern[str]] = {
@@ -82,6 +83,9 @@ _CONDITIONS: dict[Condition, re.Pattern[str]] = {
         r"내열|파이렉스|도자기|사기\s*(?:그릇|접시)|\bpyrex"
         r"|heat[- ]resistant|\bceramic|\bporcelain",
         re.IGNORECASE,
+    ),
+    Condition.COATED: re.compile(
+        r"코팅|라미네이팅|\blaminat|\bplastic[- ]coated|\bcoated", re.IGNORECASE
     ),
     Condition.TORN: re.compile(
         r"찢어|찢긴|헤진|구멍\s*난|\bripped|\btorn\b|\bholes?\b", re.IGNORECASE
@@ -667,6 +671,17 @@ def resolve(kb: KnowledgeBase, subject: Grounding, reading: Reading, locale: Loc
         rules = [kb.rule("item.wooden"), kb.category_rule(Stream.GENERAL)]
         return _resolved(
             Grounding(item, Stream.GENERAL, rules), {Stream.GENERAL}, condition=Condition.WOODEN
+        )
+
+    if (
+        Condition.COATED in conditions
+        and stream is Stream.PAPER
+        and not (subject.rule_ids and subject.rule_ids[0] == "item.paper_cup")
+    ):
+        # "코팅된 종이", "a laminated sheet": the coating will not pulp.
+        rules = [kb.rule("item.coated_paper"), kb.category_rule(Stream.GENERAL)]
+        return _resolved(
+            Grounding(item, Stream.GENERAL, rules), {Stream.GENERAL}, condition=Condition.COATED
         )
 
     if Condition.TORN in conditions and stream is Stream.CLOTHING:

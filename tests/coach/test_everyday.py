@@ -95,3 +95,15 @@ async def test_the_yes_or_no_of_everyday_proposals(
     plan = chat.plan(question=question, locale=KO, scan_context=None, history=[])
     text = " ".join(s.text for s in plan.sentences)
     assert text.startswith("네" if yes else "아니요"), text
+
+
+@pytest.mark.parametrize(
+    ("question", "locale"),
+    [("Is a laminated paper sheet recyclable?", EN), ("코팅된 종이 종이류로 버려도 돼요?", KO)],
+)
+async def test_coated_paper_is_not_paper(chat: ChatService, question: str, locale: Locale) -> None:
+    plan = chat.plan(question=question, locale=locale, scan_context=None, history=[])
+    text = " ".join(s.text for s in plan.sentences)
+    assert text.startswith(("No", "아니요")), text
+    assert named_bins(text)[0] is Stream.GENERAL, text
+    assert Stream.PAPER not in named_bins(text), text
