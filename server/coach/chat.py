@@ -259,6 +259,13 @@ class ChatService:
             if attempt[3]:
                 break
         hits, closest, words, named = found or ([], [], [], [])
+        if not named:
+            # "트레이 (고기 받침)": a shared name may be said in one of the variants.
+            for variant in _variants(asked, self.vocabulary)[1:]:
+                said = naming.question_words(self.vocabulary, variant)
+                if shared_names.kinds_for(self.kb, said, None, self.vocabulary.is_noun):
+                    words = said
+                    break
         if (
             named
             and naming.loosely(self.vocabulary, named[0].item, words)
@@ -752,14 +759,21 @@ def _variants(asked: str, vocabulary: naming.Vocabulary) -> list[str]:
     them, and each side of a slash ("old blanket / duvet")."""
     out = [asked]
     inner = " ".join(_BRACKETS.findall(asked)).strip()
-    if inner and not any(vocabulary.is_noun(w) for w in tokens(inner) if len(w) > 2):
-        # "(reusable)", "(non-electric)" qualify the thing: leaving them out would be a guess.
+    if (
+        inner
+        and not re.search(r"\d", inner)
+        and not any(vocabulary.is_noun(w) for w in tokens(inner) if len(w) > 2)
+    ):
+        # "(reusable)", "(non-electric)" qualify the thing: leaving them out would be a guess
+        # ("(CR2032)", a model, may be left out).
         return out
     if inner:
         outer = " ".join(_BRACKETS.sub(" ", asked).split())
         out.extend([outer, inner])
     if "/" in asked and not inner:
         out.extend(part for part in _SLASH.split(asked) if part.strip())
+    # "Where do milk cartons go? My building only has a paper bin.": one sentence at a time.
+    out.extend(part for part in re.split(r"(?<=[?.!])\s+", asked) if part.strip())
     return [asked, *(v for v in dict.fromkeys(out[1:]) if v != asked and re.search(r"\w{2,}", v))]
 
 

@@ -144,6 +144,21 @@ _STATE = frozenset(
         "mini",
         "folding",
         "foldable",
+        # Where in the home it was used ("욕실 타일"), never which bin.
+        "욕실",
+        "화장실",
+        "주방",
+        "부엌",
+        "거실",
+        "베란다",
+        "안방",
+        "창고",
+        # Verbs and fragments that are never the thing ("스프링 달린", "leave the cap on", "it's").
+        "달린",
+        "달려있는",
+        "leave",
+        "keep",
+        "s",
         # Transparency is the clear-PET question's subject, never the item's name.
         "투명",
         "투명한",
@@ -172,6 +187,10 @@ _CONDITION_PHRASES = re.compile(
 _DESTINATION = re.compile(
     r"\b(?:go|goes|put|take|bring|throw|drop)\s+(?:it\s+|them\s+|these\s+)?(?:in)?to\b.*$",
     re.IGNORECASE,
+)
+#: "A bag of leftover nails": the thing is what the bag holds.
+_CONTAINER_OF = re.compile(
+    r"\b(?:an?\s+)?(?:bag|box|pile|bunch|lot|pack|set|handful|couple)\s+of\b", re.IGNORECASE
 )
 #: Where the question proposes to pour or flush it: not the item.
 _DRAINS = re.compile(r"^(?:하수구|변기|싱크대|drain|toilet|sink|flush)", re.IGNORECASE)
@@ -246,6 +265,7 @@ _NOT_THINGS = frozenset(
         "keep",
         # What is done with it and counters ("욕조 교체", "타일 몇 장", "전자담배 기기").
         "교체",
+        "때",
         "처리",
         "폐기",
         "정리",
@@ -532,7 +552,7 @@ _ONE_SYLLABLE_NOUNS = frozenset(
 def question_words(vocabulary: Vocabulary, question: str) -> list[str]:
     """The words that can say what the thing is: content words before an English "from…",
     without conditions said over several words, state words and drains."""
-    text = _DESTINATION.sub(" ", _CONDITION_PHRASES.sub(" ", question))
+    text = _DESTINATION.sub(" ", _CONDITION_PHRASES.sub(" ", _CONTAINER_OF.sub(" ", question)))
     raw = tokens(text)
     for index, word in enumerate(raw):
         if index and word in _EN_BREAK:
@@ -632,7 +652,7 @@ def without_clause(vocabulary: Vocabulary, words: Sequence[str]) -> list[str] | 
     verb, noun = out[-1], out[-2]
     if vocabulary.is_noun(verb) or not _KO_PREDICATE.search(verb) or verb in _NOT_THINGS:
         return None
-    if _soft(vocabulary, noun) or not vocabulary.is_noun(noun):
+    if _soft(vocabulary, noun):
         return None
     return out[:-2]
 
@@ -687,7 +707,11 @@ def names_the_item(
     said_more = any(
         explains(names, w, head=False) for w in described if w != head
     ) or _typo_of_a_name(names, head)
+    # "스팸 캔 플라스틱 뚜껑": a material said just before a part is the part's.
+    of_parts = {w for i, w in enumerate(words[:-1]) if _part(words[i + 1])}
     for word in described if materials else ():
+        if word in of_parts:
+            continue
         if word != head and not explains(names, word, head=False) and _unlike(word, own, item):
             # "스티로폼 접시" is not a porcelain plate: a material the item is never made of.
             return False

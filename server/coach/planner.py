@@ -243,12 +243,13 @@ _PROPOSALS: dict[Stream, re.Pattern[str]] = {
     # "투명 페트병", "clear PET bottle" name the item itself; the bin is proposed by the
     # material alone ("투명페트로") or the bottle with a bin word ("투명페트병 수거함").
     Stream.CLEAR_PET: re.compile(
-        r"투명\s*페트(?!\s*병)|투명\s*페트병(?=\s*(?:수거|분리|전용|함|으로|류|이랑|랑|하고|칸))"
+        r"투명\s*페트(?=\s*(?:로|으로|수거|분리|전용|칸|에|랑|이랑|하고|류))"
+        r"|투명\s*페트병(?=\s*(?:수거|분리|전용|함|으로|류|이랑|랑|하고|칸))"
         r"|clear\s*pet(?!\s*bottles?\b)|clear\s*pet\s*bottles?(?=\s*(?:bin|recycling|collection))",
         re.IGNORECASE,
     ),
     Stream.GLASS: re.compile(
-        r"유리병(?:이랑|과|하고|\s*수거|으로|류)|유리\s*수거|유리로|\bglass\s+(?:bin|recycling)|with\s+(?:the\s+)?glass",
+        r"유리병(?:이랑|과|하고|\s*수거|으로|류|에\s*(?:같이|함께|넣))|유리\s*수거|유리로|\bglass\s+(?:bin|recycling)|with\s+(?:the\s+)?glass",
         re.IGNORECASE,
     ),
     Stream.METAL: re.compile(
@@ -341,6 +342,11 @@ _KEEP_ON = re.compile(
     re.IGNORECASE,
 )
 _KEPT_PART_ACTION = {"tape": "remove_tape", "label": "remove_label"}
+_SKIP_RINSE = re.compile(
+    r"안\s*(?:헹궈|헹구|씻어|씻고|씻은)|헹구지\s*않|씻지\s*않|without\s+(?:rinsing|washing)"
+    r"|(?:don'?t|do\s+not|no\s+need\s+to)\s+(?:rinse|wash)|unrinsed|unwashed",
+    re.IGNORECASE,
+)
 #: "물티슈도 여기 버려요?" after a scan: the named item in the scanned item's bin.
 _SAME_BIN = re.compile(
     r"여기|같은\s*(?:함|곳|데|통|수거함|봉투|쓰레기통)|same\s+(?:bin|place|bag)|in\s+here|\bhere\b"
@@ -404,6 +410,9 @@ def read(question: str) -> Reading:
         proposed.discard(Stream.GENERAL)
     action = next((name for name, (asked, _) in _ACTIONS.items() if asked.search(question)), None)
     skip = False
+    if _SKIP_RINSE.search(question):
+        # "투명 페트 안 헹궈도 돼요?": may the rinse be skipped.
+        action, skip = "rinse", True
     if _KEEP_ON.search(question):
         # "테이프 안 떼고 버려도 돼요?" names the removal to ask whether it may be skipped.
         kept = next((_KEPT_PART_ACTION[p] for p in parts if p in _KEPT_PART_ACTION), None)

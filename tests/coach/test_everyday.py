@@ -54,6 +54,13 @@ def test_a_proposed_bin_or_companion_is_not_the_item(question: str, gone: str, k
         ("욕조 교체", KO, Stream.BULKY),
         # Renovation waste is reported as such; the sack is for small amounts.
         ("셀프 인테리어 하고 나온 석고보드 시멘트", KO, Stream.CONSTRUCTION),
+        # A material before a part is the part's; the can is still named.
+        ("스팸 캔 플라스틱 뚜껑은 어디?", KO, Stream.PLASTIC),
+        ("스프링 달린 탁상달력", KO, Stream.PAPER),
+        ("A bag of leftover nails and screws", EN, Stream.METAL),
+        ("Where do milk cartons go? My building only has a paper bin.", EN, Stream.PAPER_PACK),
+        ("욕실 타일 몇 장", KO, Stream.NON_COMBUSTIBLE),
+        ("동전 모양 수은전지 (CR2032)", KO, Stream.BATTERY),
         # "철로 된" says the lid's material: the lid is the subject.
         ("잼 병 뚜껑 철로 된 거", KO, Stream.METAL),
     ],
@@ -87,6 +94,8 @@ async def test_a_qualifier_in_brackets_is_not_left_out(chat: ChatService) -> Non
         ("검정 비닐봉지 분리수거 되나요", True),
         ("과자봉지 은색인데 비닐 맞아요?", True),
         ("택배 상자 테이프 붙은 채로 종이에 버려도 돼요?", False),
+        ("와인잔 유리병에 같이?", False),
+        ("투명 페트 안 헹궈도 돼요?", False),
     ],
 )
 async def test_the_yes_or_no_of_everyday_proposals(
