@@ -973,4 +973,6 @@ DROP_ALIASES: dict[int, frozenset[str]] = {
     534: frozenset({"병"}),
     # 락앤락 and Tupperware are plastic: not the side-dish container filed by any material.
     121: frozenset({"락앤락", "tupperware"}),
+    # A light bulb may be LED, fluorescent or incandescent (general waste).
+    137: frozenset({"light bulb"}),
 }

@@ -256,7 +256,7 @@ _PROPOSALS: dict[Stream, re.Pattern[str]] = {
         r"캔으로|캔류|고철|금속류|\bmetal\s+(?:recycling|bin)|\bcan\s+recycling", re.IGNORECASE
     ),
     Stream.PLASTIC: re.compile(
-        r"플라스틱(?:으로|에|류|\s*수거|이에요|이야|이지|인가|이죠|\s*맞)"
+        r"플라스틱(?:으로|에|류|\s*수거|이에요|이야|이지|인가|이죠|\s*맞|\s*\?)"
         r"|\bplastics?\s+(?:recycling|bin)|with\s+(?:the\s+)?plastics?",
         re.IGNORECASE,
     ),

@@ -107,6 +107,11 @@ _COFFEE_CAPSULE = (
     Kind("내용물을 비운 알루미늄 캡슐", "an emptied aluminium capsule", 535),
     Kind("플라스틱 캡슐", "a plastic capsule", 542),
 )
+_BULB = (
+    Kind("LED 전구", "an LED bulb", 137),
+    Kind("형광등(삼파장 전구)", "a fluorescent (CFL) bulb", 136),
+    Kind("백열전구나 할로겐 전구", "an incandescent or halogen bulb", 542),
+)
 _BOARD = (
     Kind("플라스틱 도마", "a plastic chopping board", 625),
     Kind("나무 도마", "a wooden chopping board", 361),
@@ -162,6 +167,7 @@ SHARED: dict[str, tuple[Kind, ...]] = {
     **dict.fromkeys(("그릇", "bowl"), _BOWL),
     **dict.fromkeys(("커피캡슐", "캡슐커피", "coffeecapsule", "coffeepod"), _COFFEE_CAPSULE),
     **dict.fromkeys(("도마", "cuttingboard", "choppingboard"), _BOARD),
+    **dict.fromkeys(("전구", "bulb", "lightbulb"), _BULB),
     **dict.fromkeys(("아이스박스", "icebox", "coolbox", "coolerbox", "cooler"), _ICE_BOX),
     **dict.fromkeys(("고양이모래", "모래", "catlitter", "litter"), _LITTER),
     **dict.fromkeys(("리빙박스", "수납박스", "storagebox", "storagebin"), _STORAGE_BOX),

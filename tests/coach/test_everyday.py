@@ -95,6 +95,8 @@ async def test_a_qualifier_in_brackets_is_not_left_out(chat: ChatService) -> Non
         ("과자봉지 은색인데 비닐 맞아요?", True),
         ("택배 상자 테이프 붙은 채로 종이에 버려도 돼요?", False),
         ("와인잔 유리병에 같이?", False),
+        ("두부 용기 물 버리고 플라스틱?", True),
+        ("백열전구 형광등 수거함에 넣어요?", False),
         ("투명 페트 안 헹궈도 돼요?", False),
     ],
 )

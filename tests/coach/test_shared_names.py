@@ -121,6 +121,7 @@ async def _answer(chat: ChatService, question: str, locale: Locale, context: str
         ("고양이 모래 버리는 법", KO, Stream.GENERAL, {Stream.NON_COMBUSTIBLE}),
         ("아이스박스 버려도 돼요?", KO, Stream.STYROFOAM, {Stream.GENERAL}),
         ("도마 어떻게 버려요", KO, Stream.PLASTIC, {Stream.GENERAL}),
+        ("Light bulbs - where?", EN, Stream.LAMP, {Stream.GENERAL}),
     ],
 )
 async def test_a_shared_name_gets_each_kind_with_its_condition(
