@@ -172,6 +172,8 @@ _EN_BREAK = frozenset(
     {
         *("from", "for", "after", "with", "in", "at", "that", "which", "when", "because"),
         "since",
+        # "…tray under apples", "…wrappers (shiny inside)": where it sits, not what it is.
+        *("under", "inside", "around", "beside"),
     }
 )
 #: Conditions said over several words ("음식물 묻은", "빨간 물이 안 빠지는", "blood stains"):
@@ -586,7 +588,8 @@ def _soft(vocabulary: Vocabulary, word: str) -> bool:
 
 #: A colour said of the thing ("은색인데", "흰색", "silver"): what it looks like, not what it is.
 _COLOUR = re.compile(
-    r"^[가-힣]{1,2}색$|^(?:silver|gold|golden|white|black|red|yellow|pink|grey|gray|purple)$"
+    r"^[가-힣]{1,2}색$"
+    r"|^(?:silver|gold|golden|white|black|red|yellow|pink|grey|gray|purple|shiny|metallic)$"
 )
 
 
