@@ -146,7 +146,7 @@ _TRAY = (
     Kind("은박 트레이", "a foil tray", 741),
 )
 _PACKING = (
-    Kind("에어캡(뽁뽁이)", "bubble wrap", 106),
+    Kind("뽁뽁이 같은 비닐 완충재", "bubble wrap or plastic air-cushion packing", 106),
     Kind("종이 완충재", "paper packing", 36),
     Kind("스티로폼 완충재", "styrofoam packing", 533),
 )
