@@ -47,6 +47,10 @@ _LID = (
     Kind("금속 뚜껑", "a metal lid or cap", 535),
     Kind("유리 냄비 뚜껑", "a glass pot lid", 757),
 )
+_BOTTLE_CAP = (
+    Kind("플라스틱 병뚜껑", "a plastic bottle cap", 531),
+    Kind("금속 병뚜껑", "a metal bottle cap", 535),
+)
 _POT_LID = (
     Kind("유리 냄비 뚜껑", "a glass pot lid", 757),
     Kind("금속 냄비 뚜껑", "a metal pot lid", 45),
@@ -153,7 +157,8 @@ _PACKING = (
 
 #: Shared names (space-free keys, English singular) and the kinds they may mean, best first.
 SHARED: dict[str, tuple[Kind, ...]] = {
-    **dict.fromkeys(("뚜껑", "마개", "lid", "cap", "bottlecap"), _LID),
+    **dict.fromkeys(("뚜껑", "마개", "lid", "cap"), _LID),
+    **dict.fromkeys(("병뚜껑", "병마개", "bottlecap"), _BOTTLE_CAP),
     **dict.fromkeys(("냄비뚜껑", "potlid"), _POT_LID),
     **dict.fromkeys(("컵", "cup"), _CUP),
     **dict.fromkeys(("통", "용기", "container", "tub"), _CONTAINER),
