@@ -300,9 +300,13 @@ class ChatService:
             and context is not None
             and subject is not None
             and subject.item is not None
-            and not (context.item is not None and subject.item.id == context.item.id)
+            and (
+                not (context.item is not None and subject.item.id == context.item.id)
+                or bool(reading.conditions)
+            )
         ):
-            # "물티슈도 여기 버려요?": the scanned item's bin is proposed for the one named.
+            # "물티슈도 여기 버려요?": the scanned item's bin is proposed for the one named;
+            # "It's a brown one, same bin?": for the scanned item in the condition said.
             reading = planner.proposing(reading, context.stream)
         suggestions = [h.item for h in (hits or closest)][:MAX_SUGGESTIONS]
         if subject is None and shared:

@@ -11,6 +11,7 @@ from protocol.streams import Stream
 from server.coach import planner
 from server.coach.bins import named_bins
 from server.coach.chat import ChatService, Outcome
+from server.coach.eval import scan_of
 from server.knowledge.kb import KnowledgeBase
 from server.search import ItemSearch
 
@@ -118,3 +119,18 @@ async def test_coated_paper_is_not_paper(chat: ChatService, question: str, local
     assert text.startswith(("No", "아니요")), text
     assert named_bins(text)[0] is Stream.GENERAL, text
     assert Stream.PAPER not in named_bins(text), text
+
+
+async def test_the_scans_bin_asked_in_a_condition_is_answered_no(
+    chat: ChatService, kb: KnowledgeBase
+) -> None:
+    """After a PET-bottle scan, "brown, same bin?": the brown bottle is plain plastic."""
+    plan = chat.plan(
+        question="It's a brown beer PET bottle, same bin?",
+        locale=EN,
+        scan_context=scan_of(kb, "pet_bottle"),
+        history=[],
+    )
+    text = " ".join(s.text for s in plan.sentences)
+    assert text.startswith("No"), text
+    assert named_bins(text)[0] is Stream.PLASTIC, text
