@@ -858,7 +858,28 @@ HOUSEHOLD_ALIASES: dict[int, tuple[str, ...]] = {
     704: ("살충제", "insecticide", "pesticide spray"),
     706: ("살균제", "disinfectant"),
 }
-for _item_id, _names in HOUSEHOLD_ALIASES.items():
+
+
+def _load_everyday_aliases(path: Path | None = None) -> dict[int, tuple[str, ...]]:
+    """scripts/knowledge_everyday_aliases.tsv: id, a tab, names separated by ";"."""
+    aliases: dict[int, tuple[str, ...]] = {}
+    path = path or Path(__file__).with_name("knowledge_everyday_aliases.tsv")
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        item_id, sep, names = line.partition("\t")
+        parsed = tuple(n.strip() for n in names.split(";") if n.strip())
+        if not sep or not item_id.strip().isdigit() or not parsed:
+            raise ValueError(f"{path.name}:{number}: expected 'id<TAB>name; name', got {line!r}")
+        aliases[int(item_id)] = aliases.get(int(item_id), ()) + parsed
+    return aliases
+
+
+#: Everyday names of the dictionary's items, item by item (issue 15, vocabulary breadth): kept
+#: as data in scripts/knowledge_everyday_aliases.tsv, under the same discipline as above.
+EVERYDAY_ALIASES: dict[int, tuple[str, ...]] = _load_everyday_aliases()
+
+for _item_id, _names in (*HOUSEHOLD_ALIASES.items(), *EVERYDAY_ALIASES.items()):
     ALIASES[_item_id] = ALIASES.get(_item_id, ()) + _names
 
 #: Item rule id → official item ids it applies to.
@@ -932,5 +953,26 @@ RULE_ALIASES: dict[str, tuple[str, ...]] = {}
 #: Aliases that the name variants produce but that name another item better: a plain "택배
 #: 박스" is the cardboard delivery box (19), not the styrofoam one whose official name contains it.
 DROP_ALIASES: dict[int, frozenset[str]] = {
-    636: frozenset({"택배 박스", "택배박스"}),
+    636: frozenset({"택배 박스", "택배박스", "아이스박스"}),
+    # Names shared by items of different bins: the chat answers them with each one's condition
+    # (server/coach/shared_names.py) instead of naming one bin.
+    # 아이스박스: the hard plastic cooler (469, general) or the foam box (636, styrofoam);
+    # 고양이 모래: tofu litter (423, general) or bentonite (507, non-combustible);
+    # 음료수병: a PET bottle (123) or the deposit glass bottle (129, its official name);
+    # 플라스틱: the material, not the plastic pallet (447) whose name says it in brackets.
+    423: frozenset({"고양이 모래", "cat litter"}),
+    507: frozenset({"고양이 모래"}),
+    123: frozenset({"음료수병"}),
+    129: frozenset({"음료수병"}),
+    447: frozenset({"플라스틱"}),
+    # 도마, 접시, 냄비뚜껑, 병, cat litter: plastic or wooden boards, ceramic, plastic, foam or
+    # foil plates, glass or metal pot lids, glass or PET bottles, tofu or clay litter.
+    625: frozenset({"도마", "cutting board", "chopping board"}),
+    509: frozenset({"접시"}),
+    757: frozenset({"냄비뚜껑", "내열"}),
+    534: frozenset({"병"}),
+    # 락앤락 and Tupperware are plastic: not the side-dish container filed by any material.
+    121: frozenset({"락앤락", "tupperware"}),
+    # A light bulb may be LED, fluorescent or incandescent (general waste).
+    137: frozenset({"light bulb"}),
 }

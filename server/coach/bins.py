@@ -90,6 +90,7 @@ _BINS: dict[Stream, str] = {
         r"대형\s*폐기물|신고\s*후\s*지정\s*장소|bulky[- ]waste"
         r"|agreed\s+collection\s+spot"
     ),
+    Stream.CONSTRUCTION: r"공사장\s*생활폐기물로|as\s+renovation\s+waste",
     Stream.OTHER: (
         r"아이스팩\s*수거함|폐식용유\s*수거함|공동집하장|연탄재\s*배출|정비소"
         r"|ice-pack\s+collection|(?:waste[- ]|cooking-)oil\s+bin"

@@ -35,7 +35,7 @@ from openai import AsyncOpenAI
 from protocol.messages import Classification, GeoPoint, Locale
 from protocol.streams import Stream
 from server.coach import grounding as g
-from server.coach import naming, planner, prompts
+from server.coach import naming, planner, prompts, shared_names
 from server.coach.bins import mentioned_bins, named_bins
 from server.coach.grounding import Grounding, Sentence
 from server.coach.guard import MAX_QUESTION_CHARS, Verdict, check
@@ -58,7 +58,7 @@ from server.search import (
     build_item_search,
     get_item_search,
 )
-from server.search.text import key
+from server.search.text import key, tokens
 from server.settings import OpenAISettings
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ class ChatService:
             )
         )
         upstream = None
-        if plan.outcome is Outcome.ANSWERED and self.uses_llm:
+        if plan.outcome is Outcome.ANSWERED and plan.subject is not None and self.uses_llm:
             upstream = self._upstream(plan, scan_context, history)
         local = self.local_guidance(plan, location)
         answer = stream_answer(
@@ -248,27 +248,24 @@ class ChatService:
             return _refusal(checked.verdict, checked.locale, checked.question)
         locale, question = checked.locale, checked.question
         reading = planner.read(question)
-        asked = planner.without_proposals(question)
-        hits, closest = self._lookup(asked, locale)
-        words = naming.question_words(self.vocabulary, asked)
-        named = [h for h in hits if naming.names_the_item(self.vocabulary, h.item, words)]
-        again = naming.search_text(self.vocabulary, words)
-        if not named and again and again != asked:
-            # Conditions and predicates dilute a long question's match ("떡볶이 먹은 용기 빨간
-            # 물이 안 지워져요"): the words that name the thing are searched on their own.
-            retry, retry_closest = self._lookup(again, locale)
-            named = [h for h in retry if naming.names_the_item(self.vocabulary, h.item, words)]
-            if named:
-                hits, closest = retry, retry_closest
+        asked = _spaced(planner.without_proposals(question), self.vocabulary)
+        found: tuple[list[SearchHit], list[SearchHit], list[str], list[SearchHit]] | None = None
+        for variant in _variants(asked, self.vocabulary):
+            # "가방 (에코백)", "old blanket / duvet": the name said another way is tried when
+            # the question as a whole names nothing.
+            attempt = self._named(variant, question, locale)
+            if found is None or attempt[3]:
+                found = attempt
+            if attempt[3]:
+                break
+        hits, closest, words, named = found or ([], [], [], [])
         if not named:
-            # "컵라면 용기 스티로폼": the paper item is named, in a material it is never made of;
-            # the material said decides (see _material_named), so that hit is kept for it.
-            named = [
-                h
-                for h in hits[:1]
-                if naming.names_the_item(self.vocabulary, h.item, words, materials=False)
-                and _material_named(hits, h, question) is not h
-            ]
+            # "트레이 (고기 받침)": a shared name may be said in one of the variants.
+            for variant in _variants(asked, self.vocabulary)[1:]:
+                said = naming.question_words(self.vocabulary, variant)
+                if shared_names.kinds_for(self.kb, said, None, self.vocabulary.is_noun):
+                    words = said
+                    break
         if (
             named
             and naming.loosely(self.vocabulary, named[0].item, words)
@@ -278,6 +275,22 @@ class ChatService:
             # them is unknown: asking is right, picking the higher score is a guess.
             named = []
         context = self._context(scan_context, history)
+        shared = shared_names.kinds_for(
+            self.kb,
+            words,
+            context.stream if context is not None else None,
+            self.vocabulary.is_noun,
+        )
+        if (
+            shared is not None
+            and context is None
+            and len(shared) > 1
+            and (not named or _only_shared_name(named[0], question, words, self.vocabulary))
+        ):
+            # "뚜껑 어디 버려요?": a name that things of different bins share, said alone or
+            # with a material that leaves several kinds. Whatever item the search ranks first
+            # is a guess: the answer gives each kind its own bin, under its condition.
+            return self._conditional(question, locale, reading, words, shared)
         subject = self._subject(hits, named, reading, context, question)
         if subject is not None and subject.item is not None:
             # "케찹 용기", "참기름병": a condition word inside the item's own name is not dirt.
@@ -287,13 +300,31 @@ class ChatService:
             and context is not None
             and subject is not None
             and subject.item is not None
-            and not (context.item is not None and subject.item.id == context.item.id)
+            and (
+                not (context.item is not None and subject.item.id == context.item.id)
+                or bool(reading.conditions)
+            )
         ):
-            # "물티슈도 여기 버려요?": the scanned item's bin is proposed for the one named.
+            # "물티슈도 여기 버려요?": the scanned item's bin is proposed for the one named;
+            # "It's a brown one, same bin?": for the scanned item in the condition said.
             reading = planner.proposing(reading, context.stream)
         suggestions = [h.item for h in (hits or closest)][:MAX_SUGGESTIONS]
+        if subject is None and shared:
+            return self._conditional(question, locale, reading, words, shared)
         if subject is None:
-            if not hits and not reading.about_waste and not reading.any:
+            candidates = self._candidates(hits, words)
+            if candidates:
+                # Items whose names end in the question's head word, none named exactly: one
+                # precise question, each likely item with its own bin; never one bin guessed.
+                return self._asking(question, locale, reading, candidates)
+            if (
+                not hits
+                and not reading.about_waste
+                and not reading.any
+                and not any(
+                    self.vocabulary.is_noun(w) for w in words if len(w) >= (3 if w.isascii() else 2)
+                )
+            ):
                 return Plan(
                     locale, question, None, reading, [], _off_topic(locale), Outcome.OFF_TOPIC
                 )
@@ -310,6 +341,103 @@ class ChatService:
         return Plan(
             locale, question, subject, reading, [], sentences, Outcome.ANSWERED, extra, allowed
         )
+
+    def _named(
+        self, asked: str, question: str, locale: Locale
+    ) -> tuple[list[SearchHit], list[SearchHit], list[str], list[SearchHit]]:
+        """The search hits for ``asked``, its closest items, its words, and the hits whose
+        names explain those words (:mod:`server.coach.naming`)."""
+        hits, closest = self._lookup(asked, locale)
+        words = naming.question_words(self.vocabulary, asked)
+        named = [h for h in hits if naming.names_the_item(self.vocabulary, h.item, words)]
+        again = naming.search_text(self.vocabulary, words)
+        if not named and again and again != asked:
+            # Conditions and predicates dilute a long question's match ("떡볶이 먹은 용기 빨간
+            # 물이 안 지워져요"): the words that name the thing are searched on their own.
+            retry, retry_closest = self._lookup(again, locale)
+            named = [h for h in retry if naming.names_the_item(self.vocabulary, h.item, words)]
+            if named:
+                hits, closest = retry, retry_closest
+        shorter = None if named else naming.without_clause(self.vocabulary, words)
+        if shorter:
+            # "종이컵 커피 마신 거": the clause after the name says what was in it.
+            retry, retry_closest = self._lookup(" ".join(shorter), locale)
+            named = [h for h in retry if naming.names_the_item(self.vocabulary, h.item, shorter)]
+            if named:
+                hits, closest, words = retry, retry_closest, shorter
+        if not named:
+            # "컵라면 용기 스티로폼": the paper item is named, in a material it is never made of;
+            # the material said decides (see _material_named), so that hit is kept for it.
+            named = [
+                h
+                for h in hits[:1]
+                if naming.names_the_item(self.vocabulary, h.item, words, materials=False)
+                and _material_named(hits, h, question) is not h
+            ]
+        return hits, closest, words, named
+
+    def _conditional(
+        self,
+        question: str,
+        locale: Locale,
+        reading: Reading,
+        words: Sequence[str],
+        kinds: Sequence[shared_names.Kind],
+    ) -> Plan:
+        """The answer to a shared name: each kind it may mean with its own bin."""
+        said = shared_names.without_tail(words, self.vocabulary.is_noun)
+        found = shared_names.shared_name(said)
+        name = " ".join(said[found[1] :]) if found is not None else question
+        sentences = shared_names.shared_answer(self.kb, name, kinds, locale)
+        items = [self.kb.items[k.item_id] for k in kinds if k.item_id in self.kb.items]
+        return self._checked_plan(question, locale, reading, items, sentences)
+
+    def _candidates(self, hits: Sequence[SearchHit], words: Sequence[str]) -> list[Item]:
+        """The hits whose names end in the question's head word (the guard accepted them
+        partly: some other word is unexplained, or the head is generic), best first."""
+        out: list[Item] = []
+        for hit in hits:
+            if len(out) == MAX_SUGGESTIONS:
+                break
+            if hit.item in out or not _names_an_item(hit):
+                continue
+            if any(g.item_name(i, Locale.EN) == g.item_name(hit.item, Locale.EN) for i in out):
+                continue  # two entries of one name (the dictionary's 생수병 twins)
+            if naming.head_named(self.vocabulary, hit.item, words):
+                out.append(hit.item)
+        # One item offered is one bin guessed under another name: only a choice is asked.
+        return out if len(out) > 1 else []
+
+    def _asking(
+        self, question: str, locale: Locale, reading: Reading, items: Sequence[Item]
+    ) -> Plan:
+        sentences = shared_names.candidates_answer(self.kb, items, locale)
+        return self._checked_plan(question, locale, reading, items, sentences)
+
+    def _checked_plan(
+        self,
+        question: str,
+        locale: Locale,
+        reading: Reading,
+        items: Sequence[Item],
+        sentences: list[Sentence],
+    ) -> Plan:
+        """A conditional answer, through the invariant: every sentence naming a bin states the
+        condition whose item's own rules allow it, and nothing else may name one."""
+        try:
+            checked = enforce(sentences, frozenset())
+        except ContradictionError:
+            log.exception("a conditional answer contradicted its items' rules")
+            return Plan(
+                locale,
+                question,
+                None,
+                reading,
+                list(items),
+                _not_known(question, items, locale),
+                Outcome.NOT_KNOWN,
+            )
+        return Plan(locale, question, None, reading, list(items), checked, Outcome.ANSWERED)
 
     def _lookup(self, question: str, locale: Locale) -> tuple[list[SearchHit], list[SearchHit]]:
         """Items the question names (good matches) and, failing those, the closest ones."""
@@ -624,6 +752,62 @@ def _step_about(subject: Grounding, part: str, locale: Locale) -> Sentence | Non
             if names.ko in step.text.ko or names.en in step.text.en.lower():
                 return Sentence(g._sentence(prompts.text(step.text, locale)), (rule.id,))
     return None
+
+
+_BRACKETS = re.compile(r"\(([^()]*)\)")
+_SLASH = re.compile(r"\s*/\s*")
+
+
+def _variants(asked: str, vocabulary: naming.Vocabulary) -> list[str]:
+    """``asked``, then the name said another way: the text outside brackets, the text inside
+    them, and each side of a slash ("old blanket / duvet")."""
+    out = [asked]
+    inner = " ".join(_BRACKETS.findall(asked)).strip()
+    if (
+        inner
+        and not re.search(r"\d", inner)
+        and not any(vocabulary.is_noun(w) for w in tokens(inner) if len(w) > 2)
+    ):
+        # "(reusable)", "(non-electric)" qualify the thing: leaving them out would be a guess
+        # ("(CR2032)", a model, may be left out).
+        return out
+    if inner:
+        outer = " ".join(_BRACKETS.sub(" ", asked).split())
+        out.extend([outer, inner])
+    if "/" in asked and not inner:
+        out.extend(part for part in _SLASH.split(asked) if part.strip())
+    # "Where do milk cartons go? My building only has a paper bin.": one sentence at a time.
+    out.extend(part for part in re.split(r"(?<=[?.!])\s+", asked) if part.strip())
+    return [asked, *(v for v in dict.fromkeys(out[1:]) if v != asked and re.search(r"\w{2,}", v))]
+
+
+#: Question words run into the name ("형광등어디버려요"): split off before the search.
+_GLUED = re.compile(
+    r"(?<=[가-힣]{2})(?=(?:어디|어떻게|어케|버려|버리|버릴|분리수거|분리배출|재활용)[가-힣]*$)"
+)
+
+
+def _spaced(text: str, vocabulary: naming.Vocabulary) -> str:
+    """``text`` with question words glued to a name split off: "형광등어디버려요" → "형광등
+    어디버려요". A word that is itself a name is left whole."""
+    out = []
+    for word in text.split():
+        core = word.rstrip("?!.")
+        if not vocabulary.is_noun(core):
+            word = _GLUED.sub(" ", word, count=1)
+        out.append(word)
+    return " ".join(out)
+
+
+def _only_shared_name(
+    hit: SearchHit, question: str, words: Sequence[str], vocabulary: naming.Vocabulary
+) -> bool:
+    """Whether the question says no more than the shared name it ends in: said alone
+    ("아이스박스", though one kind's official name), or the hit's own name is not said."""
+    found = shared_names.shared_name(shared_names.without_tail(words, vocabulary.is_noun))
+    if found is not None and found[1] == 0:
+        return True
+    return key(hit.matched) not in key(question)
 
 
 def _names_an_item(hit: SearchHit) -> bool:

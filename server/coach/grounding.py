@@ -61,12 +61,26 @@ _SEPARATING_ACTIONS = frozenset({"separate", "peel", "remove", "detach"})
 
 
 @dataclass(frozen=True, slots=True)
+class Conditional:
+    """The condition a sentence states ("플라스틱 뚜껑이면 …", "If it is a paper cup, …") and
+    the bins the item that condition stands for may go to, read from that item's own rules
+    (:func:`server.coach.shared_names.conditional`)."""
+
+    said: str
+    item_id: int
+    allowed: frozenset[Stream]
+
+
+@dataclass(frozen=True, slots=True)
 class Sentence:
     text: str
     rule_ids: tuple[str, ...] = ()
     #: Bins this sentence may name beyond the item's own (a part's bin, a runner-up's), for
     #: the answer invariant (``server.coach.invariant``).
     scope: frozenset[Stream] = frozenset()
+    #: Set when the sentence names a bin only under a condition it states: the invariant then
+    #: holds it to the bins of the condition's own item, and to nothing else.
+    condition: Conditional | None = None
 
 
 @dataclass(slots=True)
@@ -123,14 +137,14 @@ def identification(classification: Classification, locale: Locale) -> Sentence:
     if classification.confirmed:
         if locale is Locale.KO:
             return Sentence(f"확인해 주신 대로 {particle(name, '이에요', '예요')}.")
-        return Sentence(f"You confirmed it: {_article(name)}.")
+        return Sentence(f"You confirmed it: {article(name)}.")
     if classification.confidence >= LOW_CONFIDENCE:
         if locale is Locale.KO:
             return Sentence(f"{euro(name)} 보여요.")
-        return Sentence(f"This looks like {_article(name)}.")
+        return Sentence(f"This looks like {article(name)}.")
     if locale is Locale.KO:
         return Sentence(f"{euro(name)} 보이지만 확실하지 않아요.")
-    return Sentence(f"This looks like {_article(name)}, but I am not sure.")
+    return Sentence(f"This looks like {article(name)}, but I am not sure.")
 
 
 #: Materials and kinds of waste named without an article ("This looks like paper", not "a
@@ -161,7 +175,7 @@ _UNCOUNTABLE = frozenset(
 )
 
 
-def _article(name: str) -> str:
+def article(name: str) -> str:
     """``name`` behind an indefinite article, mid-sentence: "Drink PET bottle" → "a drink PET
     bottle". Plurals, uncountable materials ("paper") and names that already carry an article
     are left alone."""
@@ -191,7 +205,7 @@ def alternative(kb: KnowledgeBase, alt: Alternative, locale: Locale) -> Sentence
             f"{particle(name, '이라면', '라면')} 버리는 곳이 달라요: {where}.", (rule.id,)
         )
     return Sentence(
-        f"If it is actually {_article(name.lower())}, it goes in {where} instead.", (rule.id,)
+        f"If it is actually {article(name.lower())}, it goes in {where} instead.", (rule.id,)
     )
 
 

@@ -7,6 +7,12 @@ streamed sentence with :func:`contradicts` (through :func:`server.coach.guard.ch
 
 A sentence may send the item to the bins in ``allowed`` (what its rules say, under their own
 conditions) and, for a sentence about a part, to that part's bin (``Sentence.scope``).
+
+A sentence that states a condition ("플라스틱 뚜껑이면 …": ``Sentence.condition``, for a name
+shared by things of different bins) is held to the bins of the item that condition stands for,
+read from that item's own rules, and to nothing else: not the answer's ``allowed``, not a
+scope. It must say its condition in its text; a conditional sentence that does not is treated
+as naming every one of its bins wrongly.
 """
 
 from __future__ import annotations
@@ -32,6 +38,25 @@ def contradicts(text: str, allowed: Iterable[Stream]) -> list[Stream]:
     return [stream for stream in named_bins(text) if stream not in permitted]
 
 
+def sentence_contradicts(sentence: Sentence, allowed: Iterable[Stream]) -> list[Stream]:
+    """The bins ``sentence`` names that neither ``allowed`` nor its scope permit or, for a
+    sentence under a stated condition, that the condition's own item does not permit."""
+    condition = sentence.condition
+    if condition is None:
+        return contradicts(sentence.text, frozenset(allowed) | sentence.scope)
+    if not _states(sentence.text, condition.said):
+        return named_bins(sentence.text)
+    return contradicts(sentence.text, condition.allowed)
+
+
+def _states(text: str, condition: str) -> bool:
+    """Whether ``text`` says ``condition`` before naming any bin."""
+    at = text.lower().find(condition.lower())
+    if at < 0 or not condition.strip():
+        return False
+    return not named_bins(text[:at])
+
+
 def enforce(sentences: Sequence[Sentence], allowed: Iterable[Stream]) -> list[Sentence]:
     """``sentences`` without the ones that name a contradicting bin.
 
@@ -42,7 +67,7 @@ def enforce(sentences: Sequence[Sentence], allowed: Iterable[Stream]) -> list[Se
     permitted = frozenset(allowed)
     kept: list[Sentence] = []
     for index, sentence in enumerate(sentences):
-        wrong = contradicts(sentence.text, permitted | sentence.scope)
+        wrong = sentence_contradicts(sentence, permitted)
         if not wrong:
             kept.append(sentence)
             continue

@@ -117,6 +117,48 @@ _STATE = frozenset(
         "coupang",
         "amazon",
         "starbucks",
+        # Who or where it is used by, or its size: never which bin ("아기 물티슈", "캠핑 가스",
+        # "portable fan"), though a few names carry one (아기 욕조, 휴대용 가스버너).
+        "아기",
+        "아기용",
+        "애기",
+        "유아",
+        "유아용",
+        "어린이",
+        "어린이용",
+        "캠핑",
+        "캠핑용",
+        "휴대용",
+        "미니",
+        "접이식",
+        "차량용",
+        "가정용",
+        "업소용",
+        "사무용",
+        "baby",
+        "kids",
+        "kid",
+        "children",
+        "camping",
+        "portable",
+        "mini",
+        "folding",
+        "foldable",
+        # Where in the home it was used ("욕실 타일"), never which bin.
+        "욕실",
+        "화장실",
+        "주방",
+        "부엌",
+        "거실",
+        "베란다",
+        "안방",
+        "창고",
+        # Verbs and fragments that are never the thing ("스프링 달린", "leave the cap on", "it's").
+        "달린",
+        "달려있는",
+        "leave",
+        "keep",
+        "s",
         # Transparency is the clear-PET question's subject, never the item's name.
         "투명",
         "투명한",
@@ -127,23 +169,39 @@ _STATE = frozenset(
 #: English words after which the rest of the question says where the thing came from or what
 #: it was for ("ice pack from coupang", "rubber gloves for dishes"), not what it is.
 _EN_BREAK = frozenset(
-    {"from", "for", "after", "with", "in", "at", "that", "which", "when", "because", "since"}
+    {
+        *("from", "for", "after", "with", "in", "at", "that", "which", "when", "because"),
+        "since",
+        # "…tray under apples", "…wrappers (shiny inside)": where it sits, not what it is.
+        *("under", "inside", "around", "beside"),
+    }
 )
 #: Conditions said over several words ("음식물 묻은", "빨간 물이 안 빠지는", "blood stains"):
 #: taken out before the words are read.
 _CONDITION_PHRASES = re.compile(
     r"(?:음식물?|기름|국물|양념|소스|짜장|카레|빨간\s*물|물)\s*(?:이|에|가)?\s*"
     r"(?:묻|배|밴|들|젖|남)\S*"
-    r"|안\s*(?:빠|지워|씻|닦|떨어|떼|벗겨)\S*|코팅\s*(?:이\s*)?(?:벗겨|까진|까져|긁힌)\S*|(?:색깔|색)\s*(?:이\s*)?있는|(?:빨간|붉은)\s*물\S*"
+    r"|금\s*(?:이\s*)?(?:간|갔|가)\S*|안\s*(?:빠|지워|씻|닦|떨어|떼|벗겨)\S*|코팅\s*(?:이\s*)?(?:벗겨|까진|까져|긁힌)\S*|(?:색깔|색)\s*(?:이\s*)?있는|(?:빨간|붉은)\s*물\S*"
     r"|\b(?:blood|food|grease|oil|sauce|curry)\s+(?:stains?|on\s+it)\b",
     re.IGNORECASE,
+)
+#: "…go to the pharmacy collection box", "put them into the trash": where it would go.
+_DESTINATION = re.compile(
+    r"\b(?:go|goes|put|take|bring|throw|drop)\s+(?:it\s+|them\s+|these\s+)?(?:in)?to\b.*$",
+    re.IGNORECASE,
+)
+#: "A bag of leftover nails": the thing is what the bag holds.
+_CONTAINER_OF = re.compile(
+    r"\b(?:an?\s+)?(?:bag|box|pile|bunch|lot|pack|set|handful|couple)\s+of\b", re.IGNORECASE
 )
 #: Where the question proposes to pour or flush it: not the item.
 _DRAINS = re.compile(r"^(?:하수구|변기|싱크대|drain|toilet|sink|flush)", re.IGNORECASE)
 #: Korean words ending a predicate ("남았어요", "떼야돼", "돌려받", "헹궈"), never a noun's head.
 _KO_PREDICATE = re.compile(
     r"(?:요|다|거|것|음|남|함|됨|짐|서|면|지|니|까|죠|네|데|게|던|된|진|난|한|려|봐|줘|해|했|었|았|나|야"
-    r"|돼|을|받|놔|채|는|은|도|에|로|며|든|할|될|쓴|준|온|간|운|궈|워|쳐|져|꿔|둬|와|어|아)$"
+    r"|돼|을|받|놔|채|는|은|도|에|로|며|든|할|될|쓴|준|온|간|운|궈|워|쳐|져|꿔|둬|와|어|아"
+    # Joined and past forms: 털고, 버리고, 마신, 버린, 담긴.
+    r"|고|신|린|긴)$"
 )
 _EN_PREDICATE = re.compile(r"(?:ed|ing|ly)$")
 #: Container words by kind: a head of one kind is explained by an item named with the same kind.
@@ -192,6 +250,53 @@ _NOT_THINGS = frozenset(
         "one",
         "ones",
         "either",
+        # Pronouns and question words: never the thing ("Coffee grounds, where do they go?").
+        "they",
+        "them",
+        "it",
+        "its",
+        "these",
+        "those",
+        "this",
+        "where",
+        "what",
+        "which",
+        "how",
+        "should",
+        "leave",
+        "keep",
+        # What is done with it and counters ("욕조 교체", "타일 몇 장", "전자담배 기기").
+        "교체",
+        "때",
+        "처리",
+        "폐기",
+        "정리",
+        "버리기",
+        "몇",
+        "장",
+        "개",
+        "기기",
+        # Korean adverbs and pronouns ("라벨 꼭 떼야 돼요?", "이거 어디").
+        "꼭",
+        "좀",
+        "또",
+        "막",
+        "너무",
+        "완전",
+        "전부",
+        "모두",
+        "다시",
+        "이거",
+        "요거",
+        "이건",
+        "그건",
+        "이게",
+        "그게",
+        "뭐",
+        "뭔가",
+        "무슨",
+        "어떤",
+        "어느",
         "여기",
         "거기",
         "저기",
@@ -449,7 +554,7 @@ _ONE_SYLLABLE_NOUNS = frozenset(
 def question_words(vocabulary: Vocabulary, question: str) -> list[str]:
     """The words that can say what the thing is: content words before an English "from…",
     without conditions said over several words, state words and drains."""
-    text = _CONDITION_PHRASES.sub(" ", question)
+    text = _DESTINATION.sub(" ", _CONDITION_PHRASES.sub(" ", _CONTAINER_OF.sub(" ", question)))
     raw = tokens(text)
     for index, word in enumerate(raw):
         if index and word in _EN_BREAK:
@@ -478,7 +583,14 @@ _MODAL_NEXT = [
 def _soft(vocabulary: Vocabulary, word: str) -> bool:
     """A condition, material or part word: it says what the thing is made of or how it is,
     and names the thing only when it is the name ("broken wine **glass**", "frying **oil**")."""
-    return _material_or_part(word) or _condition(vocabulary, word)
+    return _material_or_part(word) or _condition(vocabulary, word) or bool(_COLOUR.match(word))
+
+
+#: A colour said of the thing ("은색인데", "흰색", "silver"): what it looks like, not what it is.
+_COLOUR = re.compile(
+    r"^[가-힣]{1,2}색$"
+    r"|^(?:silver|gold|golden|white|black|red|yellow|pink|grey|gray|purple|shiny|metallic)$"
+)
 
 
 #: Particles and endings a Korean noun may carry in a question ("영수증은요", "옷도", "함에").
@@ -533,6 +645,21 @@ def _without_particles(vocabulary: Vocabulary, word: str) -> str:
     return word
 
 
+def without_clause(vocabulary: Vocabulary, words: Sequence[str]) -> list[str] | None:
+    """``words`` without a trailing clause of a noun and a verb ("종이컵 **커피 마신** 거",
+    "플라스틱 화분 **흙 털고**"): what was in it or done to it, not what it is. None when the
+    words do not end so, or the noun is a part or material (its own question)."""
+    out = list(words)
+    if len(out) < 3 or out[-1].isascii():
+        return None
+    verb, noun = out[-1], out[-2]
+    if vocabulary.is_noun(verb) or not _KO_PREDICATE.search(verb) or verb in _NOT_THINGS:
+        return None
+    if _soft(vocabulary, noun):
+        return None
+    return out[:-2]
+
+
 def search_text(vocabulary: Vocabulary, words: Sequence[str]) -> str:
     """The words to search again when the whole question matched nothing that names it: the
     words that name some item, and the head."""
@@ -583,7 +710,11 @@ def names_the_item(
     said_more = any(
         explains(names, w, head=False) for w in described if w != head
     ) or _typo_of_a_name(names, head)
+    # "스팸 캔 플라스틱 뚜껑": a material said just before a part is the part's.
+    of_parts = {w for i, w in enumerate(words[:-1]) if _part(words[i + 1])}
     for word in described if materials else ():
+        if word in of_parts:
+            continue
         if word != head and not explains(names, word, head=False) and _unlike(word, own, item):
             # "스티로폼 접시" is not a porcelain plate: a material the item is never made of.
             return False
@@ -603,6 +734,28 @@ def names_the_item(
     # several items' names in different bins: which one is a guess.
     generic = head not in names.keys and len(vocabulary.head_streams(head)) > 1
     return said_more or not generic
+
+
+def head_named(vocabulary: Vocabulary, item: Item, words: Sequence[str]) -> bool:
+    """Whether ``item``'s names say the question's head word (the thing itself) and no other
+    word names something else: the guard's partial acceptance ("리치 껍질": 리치 names nothing
+    known; "bottle": a generic head), enough to offer the item, never to answer. A word that
+    names another known item ("mirror … bottles", "쭈쭈바 껍데기") rules the item out."""
+    if not words:
+        return False
+    names = vocabulary.names(item)
+    out, soft, head_at = _read(vocabulary, names, words)
+    head = out[head_at]
+    if len(head) < 2 or _part(head) or not _says_head(names, head):
+        return False
+    return all(
+        soft[i]
+        or explains(names, w, head=False)
+        or _predicate(vocabulary, names, w)
+        or not vocabulary.is_noun(w)
+        for i, w in enumerate(out)
+        if i != head_at
+    )
 
 
 def loosely(vocabulary: Vocabulary, item: Item, words: Sequence[str]) -> bool:

@@ -52,6 +52,7 @@ class Condition(StrEnum):
     SWOLLEN = "swollen"
     TORN = "torn"
     CERAMIC = "ceramic"  # heat-resistant glass, ceramics: never the glass-bottle bin
+    COATED = "coated"  # laminated or plastic-coated paper: not the paper bin
 
 
 _CONDITIONS: dict[Condition, re.Pattern[str]] = {
@@ -82,6 +83,9 @@ _CONDITIONS: dict[Condition, re.Pattern[str]] = {
         r"내열|파이렉스|도자기|사기\s*(?:그릇|접시)|\bpyrex"
         r"|heat[- ]resistant|\bceramic|\bporcelain",
         re.IGNORECASE,
+    ),
+    Condition.COATED: re.compile(
+        r"코팅|라미네이팅|\blaminat|\bplastic[- ]coated|\bcoated", re.IGNORECASE
     ),
     Condition.TORN: re.compile(
         r"찢어|찢긴|헤진|구멍\s*난|\bripped|\btorn\b|\bholes?\b", re.IGNORECASE
@@ -116,7 +120,7 @@ PARTS: dict[str, re.Pattern[str]] = {
 #: Materials a question may name, and the stream that material goes to on its own.
 MATERIALS: dict[Stream, re.Pattern[str]] = {
     Stream.METAL: re.compile(
-        r"\bmetal|\balumin|\bsteel|\bstainless|\btin\b|\biron\b|금속|쇠|스텐|스테인|알루미늄|캔",
+        r"\bmetal|\balumin|\bsteel|\bstainless|\btin\b|\biron\b|금속|쇠|스텐|스테인|알루미늄|캔|철",
         re.IGNORECASE,
     ),
     Stream.PLASTIC: re.compile(r"\bplastic|플라스틱|합성수지", re.IGNORECASE),
@@ -161,6 +165,7 @@ _PART_TOPIC = re.compile(
     r"(?:뚜껑|마개|라벨|상표|테이프|스티커|빨대|펌프|손잡이|스프링|완충재)\s*(?:은|는|도)\s*(?:요|\?|어떻|어디|따로|$)"
     r"|^\s*(?:뚜껑|마개|라벨|상표|테이프|스티커|빨대|펌프|손잡이|스프링|완충재)\s*(?:이|가)\s*\S+\s*(?:이면|면)요?\s*\??\s*$"
     r"|^\s*(?:뚜껑|마개|라벨|테이프|펌프|빨대)\s*\??\s*$"
+    r"|(?:뚜껑|마개|손잡이)\s*(?:은|는|이|가)?\s*\S+(?:으로|로)\s*된"
     r"|(?:what|how)\s+about\s+the|^\s*(?:and\s+)?the\s+(?:cap|lid|label|tape|pump|straw|handle)"
     r"|(?:cap|lid|label|tape|pump|straw|handle)s?\s*\?\s*$",
     re.IGNORECASE,
@@ -238,23 +243,38 @@ _PROPOSALS: dict[Stream, re.Pattern[str]] = {
     # "투명 페트병", "clear PET bottle" name the item itself; the bin is proposed by the
     # material alone ("투명페트로") or the bottle with a bin word ("투명페트병 수거함").
     Stream.CLEAR_PET: re.compile(
-        r"투명\s*페트(?!\s*병)|투명\s*페트병(?=\s*(?:수거|분리|전용|함|으로|류))"
+        r"투명\s*페트(?=\s*(?:로|으로|수거|분리|전용|칸|에|랑|이랑|하고|류))"
+        r"|투명\s*페트병(?=\s*(?:수거|분리|전용|함|으로|류|이랑|랑|하고|칸))"
         r"|clear\s*pet(?!\s*bottles?\b)|clear\s*pet\s*bottles?(?=\s*(?:bin|recycling|collection))",
         re.IGNORECASE,
     ),
     Stream.GLASS: re.compile(
-        r"유리병(?:이랑|과|하고|\s*수거|으로|류)|유리\s*수거|유리로|\bglass\s+(?:bin|recycling)|with\s+(?:the\s+)?glass",
+        r"유리병(?:이랑|과|하고|\s*수거|으로|류|에\s*(?:같이|함께|넣))|유리\s*수거|유리로|\bglass\s+(?:bin|recycling)|with\s+(?:the\s+)?glass",
         re.IGNORECASE,
     ),
     Stream.METAL: re.compile(
         r"캔으로|캔류|고철|금속류|\bmetal\s+(?:recycling|bin)|\bcan\s+recycling", re.IGNORECASE
     ),
     Stream.PLASTIC: re.compile(
-        r"플라스틱(?:으로|에|류|\s*수거|이에요|이야|이지|인가|이죠|\s*맞)"
+        r"플라스틱(?:으로|에|류|\s*수거|이에요|이야|이지|인가|이죠|\s*맞|\s*\?)"
         r"|\bplastics?\s+(?:recycling|bin)|with\s+(?:the\s+)?plastics?",
         re.IGNORECASE,
     ),
-    Stream.VINYL: re.compile(r"비닐(?:로|류|\s*수거)|\bfilm\s+(?:bin|recycling)", re.IGNORECASE),
+    Stream.VINYL: re.compile(
+        r"비닐(?:로|류|\s*수거|\s*맞|이에요|이야|인가|이죠)|\bfilm\s+(?:bin|recycling)",
+        re.IGNORECASE,
+    ),
+    Stream.LAMP: re.compile(r"형광등\s*수거|폐형광등|\blamp\s+(?:bin|collection)", re.IGNORECASE),
+    Stream.BATTERY: re.compile(
+        r"건전지\s*수거|폐건전지|배터리\s*수거|\bbattery\s+(?:bin|collection)", re.IGNORECASE
+    ),
+    Stream.MEDICINE: re.compile(
+        r"폐의약품|약국\s*수거|\bpharmacy\b|\bmedicine\s+(?:bin|collection)", re.IGNORECASE
+    ),
+    Stream.ELECTRONICS: re.compile(
+        r"소형\s*가전\s*수거|폐가전\s*수거|전자제품\s*수거|\be-?waste\s+(?:bin|collection)",
+        re.IGNORECASE,
+    ),
     Stream.STYROFOAM: re.compile(r"스티로폼(?:으로|류|\s*수거)", re.IGNORECASE),
     Stream.FOOD: re.compile(
         r"음식물\s*(?:쓰레기|류)?(?=\s*(?:이에요|예요|인가|이야|야|맞|로|으로|에|\?|$))|음식물\s*쓰레기|음쓰"
@@ -270,7 +290,8 @@ _PROPOSALS: dict[Stream, re.Pattern[str]] = {
     ),
 }
 _RECYCLABLE_CLAIM = re.compile(
-    r"재활용\s*(?:이\s*)?(?:돼|되|가능|해도|할\s*수)|\brecycl", re.IGNORECASE
+    r"(?:재활용|분리수거|분리배출)\s*(?:이\s*)?(?:돼|되|가능|해도|할\s*수)|\brecycl",
+    re.IGNORECASE,
 )
 _DRAIN = re.compile(r"하수구|변기|싱크대에|\bdrain\b|\bflush|\btoilet|\bsink\b", re.IGNORECASE)
 _DEPOSIT = re.compile(
@@ -321,6 +342,11 @@ _KEEP_ON = re.compile(
     re.IGNORECASE,
 )
 _KEPT_PART_ACTION = {"tape": "remove_tape", "label": "remove_label"}
+_SKIP_RINSE = re.compile(
+    r"안\s*(?:헹궈|헹구|씻어|씻고|씻은)|헹구지\s*않|씻지\s*않|without\s+(?:rinsing|washing)"
+    r"|(?:don'?t|do\s+not|no\s+need\s+to)\s+(?:rinse|wash)|unrinsed|unwashed",
+    re.IGNORECASE,
+)
 #: "물티슈도 여기 버려요?" after a scan: the named item in the scanned item's bin.
 _SAME_BIN = re.compile(
     r"여기|같은\s*(?:함|곳|데|통|수거함|봉투|쓰레기통)|same\s+(?:bin|place|bag)|in\s+here|\bhere\b"
@@ -384,6 +410,9 @@ def read(question: str) -> Reading:
         proposed.discard(Stream.GENERAL)
     action = next((name for name, (asked, _) in _ACTIONS.items() if asked.search(question)), None)
     skip = False
+    if _SKIP_RINSE.search(question):
+        # "투명 페트 안 헹궈도 돼요?": may the rinse be skipped.
+        action, skip = "rinse", True
     if _KEEP_ON.search(question):
         # "테이프 안 떼고 버려도 돼요?" names the removal to ask whether it may be skipped.
         kept = next((_KEPT_PART_ACTION[p] for p in parts if p in _KEPT_PART_ACTION), None)
@@ -653,6 +682,17 @@ def resolve(kb: KnowledgeBase, subject: Grounding, reading: Reading, locale: Loc
             Grounding(item, Stream.GENERAL, rules), {Stream.GENERAL}, condition=Condition.WOODEN
         )
 
+    if (
+        Condition.COATED in conditions
+        and stream is Stream.PAPER
+        and not (subject.rule_ids and subject.rule_ids[0] == "item.paper_cup")
+    ):
+        # "코팅된 종이", "a laminated sheet": the coating will not pulp.
+        rules = [kb.rule("item.coated_paper"), kb.category_rule(Stream.GENERAL)]
+        return _resolved(
+            Grounding(item, Stream.GENERAL, rules), {Stream.GENERAL}, condition=Condition.COATED
+        )
+
     if Condition.TORN in conditions and stream is Stream.CLOTHING:
         grounding = g.ground(kb, Stream.GENERAL, None)
         grounding.item = item
@@ -759,6 +799,13 @@ def decide(reading: Reading, resolution: Resolution) -> bool | None:
         return False
     if reading.deposit:
         return resolution.condition is None and any(r.id == "item.deposit_bottle" for r in rules)
+    if (
+        reading.skip_action
+        and reading.action is not None
+        and step_requiring(resolution.grounding, reading.action, Locale.KO) is not None
+    ):
+        # "테이프 붙은 채로 종이에 버려도 돼요?": the bin may be right, the skipped step is not.
+        return False
     if reading.proposed:
         if resolution.alternatives:
             return None
@@ -961,18 +1008,38 @@ _GENERAL_BIN = re.compile(
     r"일반\s*쓰레기|종량제|\btrash\b|\bgarbage\b|general\s+waste", re.IGNORECASE
 )
 _BIN_WORD = re.compile(r"수거함|\bbins?\b", re.IGNORECASE)
+#: A bin word that needs the word before it to say which bin ("형광등 수거함"; "의류수거함"
+#: says it itself, and the word before it is the item).
+_BARE_BIN = re.compile(r"^(?:수거함|bins?\b)", re.IGNORECASE)
+_WITH_BIN = re.compile(
+    r"\b(?:together\s+)?with\s+(?:the\s+|other\s+|my\s+|regular\s+|normal\s+)*"
+    r"(?:glass|plastics?|paper|metal|cans?|bottles?|pet|vinyl|styrofoam|cardboard)\b.*$",
+    re.IGNORECASE,
+)
+_TOGETHER_WITH = re.compile(r"\S+(?:이랑|랑|하고)\s*(?=같이|함께|섞)")
 
 
 def without_proposals(question: str) -> str:
     """The question without the bin it proposes, for item search: "간장병 투명 페트병 수거함에
     넣어도 돼요?" is about the soy-sauce bottle, not about a PET bottle."""
-    text = question
+    # "…with (the) glass bottles": what follows names the bin the item is compared with.
+    text = _WITH_BIN.sub(" ", question)
+    # "아아 컵 투명페트병이랑 같이 버려도 돼?": the thing it would go in with is not the item.
+    text = _TOGETHER_WITH.sub(" ", text)
+    # A bin word and the word naming it ("형광등 수거함에", "폐의약품 수거함", "battery bin").
+    words = text.split()
+    bins = {i for i, w in enumerate(words) if _BIN_WORD.search(w)}
+    bins |= {
+        i - 1
+        for i in bins
+        if i > 0 and _BARE_BIN.match(words[i]) and not _BIN_WORD.search(words[i - 1])
+    }
+    text = " ".join(w for i, w in enumerate(words) if i not in bins)
     for stream, pattern in _PROPOSALS.items():
         if stream is Stream.GENERAL:
             pattern = _GENERAL_BIN
         # The whole word the proposal is in: "투명페트병에", "종이류로".
         text = re.sub(f"(?:{pattern.pattern})\\S*", " ", text, flags=re.IGNORECASE)
-    text = " ".join(w for w in text.split() if not _BIN_WORD.search(w))
     stripped = " ".join(text.split())
     return stripped if re.search(r"\w{2,}", stripped) else question
 

@@ -101,6 +101,24 @@ async def test_a_weak_match_is_not_answered(
     assert named_bins(text) == [], text
 
 
+async def test_a_partial_match_is_offered_only_under_its_condition(chat: ChatService) -> None:
+    """ "리치 껍질": 껍질 ends names of food peels and of hard shells, and 리치 names nothing
+    known. The answer asks which it is, each item with its own bin under its own name, and no
+    bin unconditionally ("cat toy bag" is not offered bags: "cat" names other things)."""
+    plan = chat.plan(question="리치 껍질", locale=KO, scan_context=None, history=[])
+    text = " ".join(s.text for s in plan.sentences)
+    assert plan.outcome is Outcome.ANSWERED, text
+    assert len(plan.item_ids) >= 2, text
+    assert "어느 것인가요?" in text, text
+    for sentence in plan.sentences:
+        if named_bins(sentence.text):
+            assert sentence.condition is not None, sentence.text
+            assert sentence.condition.item_id in plan.item_ids
+            named = named_bins(sentence.text)
+            assert named[0] is chat.kb.items[sentence.condition.item_id].stream
+            assert set(named) <= sentence.condition.allowed
+
+
 async def test_a_container_keeps_the_scanned_item(chat: ChatService, kb: KnowledgeBase) -> None:
     """After a plastic-container scan, "된장 통" is that container, never food waste."""
     plan = chat.plan(
