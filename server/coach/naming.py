@@ -212,6 +212,23 @@ _CONTAINERS: tuple[frozenset[str], ...] = (
     frozenset({"봉지", "봉투", "팩", "bag", "wrapper", "pouch", "packet", "sachet"}),
     frozenset({"박스", "상자", "box", "carton"}),
 )
+#: What a container holds, when a word before a container head names it ("신라면 박스").
+_CONTENTS = frozenset({Stream.FOOD})
+
+
+#: Words that name only a container of something (not "bag": a bag is also a handbag).
+_HOLDERS = frozenset(
+    {
+        *("박스", "상자", "봉지", "용기", "병", "캔", "통", "컵"),
+        *("box", "carton", "bottle", "can", "jar", "tub", "wrapper", "packet"),
+    }
+)
+
+
+def _container_word(word: str) -> bool:
+    return word in _HOLDERS
+
+
 _NOT_THINGS = frozenset(
     {
         "ok",
@@ -655,7 +672,9 @@ def without_clause(vocabulary: Vocabulary, words: Sequence[str]) -> list[str] | 
     verb, noun = out[-1], out[-2]
     if vocabulary.is_noun(verb) or not _KO_PREDICATE.search(verb) or verb in _NOT_THINGS:
         return None
-    if _soft(vocabulary, noun):
+    if _soft(vocabulary, noun) or _container_word(noun):
+        # "신라면 박스 내놓으면": a container said before the verb is the thing, not what was
+        # in it.
         return None
     return out[:-2]
 
@@ -706,6 +725,7 @@ def names_the_item(
     if not _says_head(names, head):
         return False
     part_head = _part(head)
+    container_head = _container_word(head) and item.stream not in _CONTENTS
     own = {item.stream, *planner.paths(item, item.stream)}
     said_more = any(
         explains(names, w, head=False) for w in described if w != head
@@ -726,6 +746,10 @@ def names_the_item(
             # "캔 뚜껑" is the can's lid: a lid item (냄비뚜껑) must say the can too.
             return False
         if soft[index] or not vocabulary.is_noun(word):
+            continue
+        if container_head and vocabulary.streams_of(word) <= _CONTENTS:
+            # "신라면 박스", "우유 상자": food before a container head is what it held (or its
+            # brand); the container is the thing.
             continue
         if vocabulary.streams_of(word) - {item.stream}:
             # The word names a thing of another bin that this item's names do not say.

@@ -1,0 +1,42 @@
+"""Which word of a question is the thing (issue 15, the causes of holdout4's wrong answers).
+
+A food or brand word before a container word is what the container held, not the thing; a
+part of a branded container is the part; an item's whole name in the question is that item
+even when a verb or a typo follows it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol.messages import Locale
+from protocol.streams import Stream
+from server.coach.bins import named_bins
+from server.coach.chat import ChatService, Outcome
+from server.coach.eval import scan_of
+from server.knowledge.kb import KnowledgeBase
+from server.search import ItemSearch
+
+KO, EN = Locale.KO, Locale.EN
+
+
+@pytest.fixture(scope="module")
+def chat(kb: KnowledgeBase, item_search: ItemSearch) -> ChatService:
+    return ChatService(kb, item_search)
+
+
+def answer(chat: ChatService, question: str, locale: Locale = KO, context: str | None = None):
+    scan = scan_of(chat.kb, context) if context else None
+    plan = chat.plan(question=question, locale=locale, scan_context=scan, history=[])
+    return plan, " ".join(s.text for s in plan.sentences)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["신라면 박스 종이로 내놓으면 돼?", "신라면 박스", "짜파게티 박스 어디 버려요"],
+)
+def test_food_before_a_box_is_what_it_held(chat: ChatService, question: str) -> None:
+    plan, text = answer(chat, question)
+    bins = named_bins(text)
+    assert bins and bins[0] is Stream.PAPER, text
+    assert Stream.FOOD not in bins, text
