@@ -333,6 +333,16 @@ _ACTIONS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
         ),
         re.compile(r"건전지|배터리|batter", re.IGNORECASE),
     ),
+    # "단자에 테이프 붙여야 돼요?": tape put on is an instruction, not a part to throw away.
+    "tape_on": (
+        re.compile(
+            r"테이프.{0,6}(?:붙여|붙이|감아|감싸|발라)|(?:단자|극).{0,8}테이프"
+            r"|\b(?:put|stick|wrap)\w*\s+(?:\w+\s+){0,3}tape|\btape\s+(?:over\s+)?(?:the\s+)?"
+            r"(?:terminals?|ends?|contacts?)",
+            re.IGNORECASE,
+        ),
+        re.compile(r"테이프를\s*(?:붙|감)|tape\s+(?:over|the|on)", re.IGNORECASE),
+    ),
 }
 #: "테이프 붙은 채로 내놔도 돼?": may the part stay on. Asks the opposite of the removal step.
 _KEEP_ON = re.compile(
@@ -418,6 +428,9 @@ def read(question: str) -> Reading:
         kept = next((_KEPT_PART_ACTION[p] for p in parts if p in _KEPT_PART_ACTION), None)
         if kept is not None:
             action, skip = kept, True
+    if action == "tape_on":
+        # The tape to put on is not a part of the thing to sort.
+        parts = tuple(p for p in parts if p != "tape")
     drain = bool(_DRAIN.search(question))
     deposit = bool(_DEPOSIT.search(question))
     claims = bool(_RECYCLABLE_CLAIM.search(question))

@@ -40,3 +40,20 @@ def test_food_before_a_box_is_what_it_held(chat: ChatService, question: str) -> 
     bins = named_bins(text)
     assert bins and bins[0] is Stream.PAPER, text
     assert Stream.FOOD not in bins, text
+
+
+@pytest.mark.parametrize(
+    ("question", "locale"),
+    [
+        ("리튬 배터리인데 단자에 테이프 붙여야 돼요?", KO),
+        ("건전지 테이프 붙여서 버려야 돼요?", KO),
+        ("do i need to tape the terminals?", EN),
+    ],
+)
+def test_tape_put_on_a_battery_is_an_instruction(
+    chat: ChatService, question: str, locale: Locale
+) -> None:
+    """Tape on a battery's terminals is what to do, not a part to take off and bin."""
+    plan, text = answer(chat, question, locale, context="battery")
+    assert text.startswith("네" if locale is KO else "Yes"), text
+    assert named_bins(text) == [Stream.BATTERY], text
