@@ -57,3 +57,12 @@ def test_tape_put_on_a_battery_is_an_instruction(
     plan, text = answer(chat, question, locale, context="battery")
     assert text.startswith("네" if locale is KO else "Yes"), text
     assert named_bins(text) == [Stream.BATTERY], text
+
+
+@pytest.mark.parametrize(
+    "question", ["and the foam blocks that were inside?", "the foam inside, where?"]
+)
+def test_the_foam_asked_after_a_box_is_answered_first(chat: ChatService, question: str) -> None:
+    """After a cardboard scan, "the foam…" asks about the foam: its bin comes first."""
+    plan, text = answer(chat, question, EN, context="cardboard")
+    assert named_bins(text)[0] is Stream.STYROFOAM, text
