@@ -166,6 +166,8 @@ _PART_TOPIC = re.compile(
     r"|^\s*(?:뚜껑|마개|라벨|상표|테이프|스티커|빨대|펌프|손잡이|스프링|완충재)\s*(?:이|가)\s*\S+\s*(?:이면|면)요?\s*\??\s*$"
     r"|^\s*(?:뚜껑|마개|라벨|테이프|펌프|빨대)\s*\??\s*$"
     r"|(?:뚜껑|마개|손잡이)\s*(?:은|는|이|가)?\s*\S+(?:으로|로)\s*된"
+    # "뚜껑은 플라스틱으로 버리면 돼?": a bin proposed for the part.
+    r"|(?:뚜껑|마개|라벨|손잡이|펌프|빨대)\s*(?:은|는)\s+\S+(?:으로|로|에)\s*(?:버려|버리|넣|내놓|분리)"
     r"|(?:what|how)\s+about\s+the|^\s*(?:and\s+)?the\s+(?:cap|lid|label|tape|pump|straw|handle|foam)"
     r"|(?:cap|lid|label|tape|pump|straw|handle)s?\s*\?\s*$",
     re.IGNORECASE,

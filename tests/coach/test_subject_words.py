@@ -66,3 +66,21 @@ def test_the_foam_asked_after_a_box_is_answered_first(chat: ChatService, questio
     """After a cardboard scan, "the foam…" asks about the foam: its bin comes first."""
     plan, text = answer(chat, question, EN, context="cardboard")
     assert named_bins(text)[0] is Stream.STYROFOAM, text
+
+
+def test_a_glass_containers_lid_gets_the_lids_rule(chat: ChatService) -> None:
+    """A Glasslock lid is plastic: a bin proposed for the lid is judged for the lid, and the
+    pot lid's metal-rim step (for glass pot lids) is not said of it."""
+    plan, text = answer(chat, "글라스락 뚜껑은 플라스틱으로 버리면 돼?")
+    assert text.startswith("네"), text
+    assert named_bins(text)[0] is Stream.PLASTIC, text
+    assert Stream.METAL not in named_bins(text), text
+    plan, text = answer(chat, "글라스락 뚜껑은 캔으로 버려요?")
+    assert text.startswith("아니요"), text
+
+
+def test_the_lid_step_is_said_only_when_the_lid_is_asked(chat: ChatService) -> None:
+    """An oven dish has no lid: its answer names no plastic bin."""
+    for question, locale in (("파이렉스 깨졌어요", KO), ("Pyrex glass dish", EN)):
+        plan, text = answer(chat, question, locale)
+        assert named_bins(text) == [Stream.NON_COMBUSTIBLE], text
