@@ -286,6 +286,11 @@ _PROPOSALS: dict[Stream, re.Pattern[str]] = {
     Stream.CLOTHING: re.compile(
         r"의류\s*수거함|옷\s*수거함|clothing\s+bin|clothes\s+bin", re.IGNORECASE
     ),
+    Stream.NON_COMBUSTIBLE: re.compile(
+        r"불연성\s*(?:쓰레기\s*)?(?:마대|봉투|전용|으로|로|에|이에요|인가|맞)"
+        r"|\bnon-?combustible\s+(?:sack|bag|waste)|\bceramic\s+waste",
+        re.IGNORECASE,
+    ),
     Stream.GENERAL: re.compile(
         r"일반\s*쓰레기|종량제|그냥\s*(?:\S+\s*){0,2}버려도|\btrash\b|\bgarbage\b|general\s+waste|\bbin\s+it",
         re.IGNORECASE,
@@ -1022,7 +1027,7 @@ def step_requiring(grounding: Grounding, action: str, locale: Locale) -> Sentenc
 _GENERAL_BIN = re.compile(
     r"일반\s*쓰레기|종량제|\btrash\b|\bgarbage\b|general\s+waste", re.IGNORECASE
 )
-_BIN_WORD = re.compile(r"수거함|\bbins?\b", re.IGNORECASE)
+_BIN_WORD = re.compile(r"수거함|마대|\bbins?\b", re.IGNORECASE)
 #: A bin word that needs the word before it to say which bin ("형광등 수거함"; "의류수거함"
 #: says it itself, and the word before it is the item).
 _BARE_BIN = re.compile(r"^(?:수거함|bins?\b)", re.IGNORECASE)

@@ -84,3 +84,19 @@ def test_the_lid_step_is_said_only_when_the_lid_is_asked(chat: ChatService) -> N
     for question, locale in (("파이렉스 깨졌어요", KO), ("Pyrex glass dish", EN)):
         plan, text = answer(chat, question, locale)
         assert named_bins(text) == [Stream.NON_COMBUSTIBLE], text
+
+
+@pytest.mark.parametrize(
+    ("question", "locale", "no"),
+    [
+        ("멜라민 그릇 금갔는데 불연성 마대에 넣어요?", KO, "아니요"),
+        ("melamine kids plate, is that ceramic waste?", EN, "No"),
+    ],
+)
+def test_the_non_combustible_sack_is_a_proposed_bin(
+    chat: ChatService, question: str, locale: Locale, no: str
+) -> None:
+    """'불연성 마대에' proposes a bin: it is not the thing, and the answer judges it."""
+    plan, text = answer(chat, question, locale)
+    assert text.startswith(no), text
+    assert named_bins(text)[0] is Stream.GENERAL, text
