@@ -201,7 +201,9 @@ _KO_PREDICATE = re.compile(
     r"(?:요|다|거|것|음|남|함|됨|짐|서|면|지|니|까|죠|네|데|게|던|된|진|난|한|려|봐|줘|해|했|었|았|나|야"
     r"|돼|을|받|놔|채|는|은|도|에|로|며|든|할|될|쓴|준|온|간|운|궈|워|쳐|져|꿔|둬|와|어|아"
     # Joined and past forms: 털고, 버리고, 마신, 버린, 담긴.
-    r"|고|신|린|긴)$"
+    r"|고|신|린|긴"
+    # Spelled as said: 알려주세여, 되나여.
+    r"|여)$"
 )
 _EN_PREDICATE = re.compile(r"(?:ed|ing|ly)$")
 #: Container words by kind: a head of one kind is explained by an item named with the same kind.
@@ -667,6 +669,18 @@ def without_clause(vocabulary: Vocabulary, words: Sequence[str]) -> list[str] | 
     "플라스틱 화분 **흙 털고**"): what was in it or done to it, not what it is. None when the
     words do not end so, or the noun is a part or material (its own question)."""
     out = list(words)
+    while (
+        len(out) > 3
+        and not out[-1].isascii()
+        # "포장에 들어있던 거예요": 거 is the thing the clause is about, not a verb.
+        and not out[-1].startswith(("거", "것"))
+        and _KO_PREDICATE.search(out[-1])
+        and not vocabulary.is_noun(out[-1])
+        and _KO_PREDICATE.search(out[-2])
+        and not vocabulary.is_noun(out[-2])
+    ):
+        # "믹서기 칼날 달린채 되나": the last of two verbs only ends the question.
+        out.pop()
     if len(out) < 3 or out[-1].isascii():
         return None
     verb, noun = out[-1], out[-2]
@@ -741,6 +755,13 @@ def names_the_item(
     for index, word in enumerate(words[:head_at]):
         if explains(names, word, head=False):
             said_more = True
+            continue
+        if (
+            index + 1 < head_at
+            and not word.isascii()
+            and _predicate(vocabulary, names, words[index + 1])
+        ):
+            # "고기 굽던 석쇠": the noun before a verb is what the verb did, not the thing.
             continue
         if part_head and soft[index] and not _material_of(word, own):
             # "캔 뚜껑" is the can's lid: a lid item (냄비뚜껑) must say the can too.

@@ -100,3 +100,25 @@ def test_the_non_combustible_sack_is_a_proposed_bin(
     plan, text = answer(chat, question, locale)
     assert text.startswith(no), text
     assert named_bins(text)[0] is Stream.GENERAL, text
+
+
+@pytest.mark.parametrize(
+    ("question", "stream"),
+    [
+        ("에어프라이어 버리는법 알려주세여", Stream.ELECTRONICS),  # a typo of 알려주세요
+        ("고기 굽던 석쇠 녹슬었어요", Stream.METAL),  # 고기 is what the verb 굽던 did
+        ("믹서기 칼날 달린채로 버려도 되나", Stream.ELECTRONICS),  # 칼날 달린채: a clause
+    ],
+)
+def test_an_items_name_with_verbs_around_it_is_that_item(
+    chat: ChatService, question: str, stream: Stream
+) -> None:
+    plan, text = answer(chat, question)
+    assert plan.outcome is Outcome.ANSWERED, text
+    assert named_bins(text)[0] is stream, text
+
+
+def test_a_thing_that_was_in_something_is_not_that_something(chat: ChatService) -> None:
+    """'TV 포장에 들어있던 거예요' after a styrofoam scan: 거 is the foam, not the TV."""
+    plan, text = answer(chat, "TV 포장에 들어있던 거예요", context="styrofoam")
+    assert Stream.ELECTRONICS not in named_bins(text), text
