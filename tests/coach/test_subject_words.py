@@ -36,7 +36,7 @@ def answer(chat: ChatService, question: str, locale: Locale = KO, context: str |
     ["신라면 박스 종이로 내놓으면 돼?", "신라면 박스", "짜파게티 박스 어디 버려요"],
 )
 def test_food_before_a_box_is_what_it_held(chat: ChatService, question: str) -> None:
-    plan, text = answer(chat, question)
+    _plan, text = answer(chat, question)
     bins = named_bins(text)
     assert bins and bins[0] is Stream.PAPER, text
     assert Stream.FOOD not in bins, text
@@ -54,7 +54,7 @@ def test_tape_put_on_a_battery_is_an_instruction(
     chat: ChatService, question: str, locale: Locale
 ) -> None:
     """Tape on a battery's terminals is what to do, not a part to take off and bin."""
-    plan, text = answer(chat, question, locale, context="battery")
+    _plan, text = answer(chat, question, locale, context="battery")
     assert text.startswith("네" if locale is KO else "Yes"), text
     assert named_bins(text) == [Stream.BATTERY], text
 
@@ -64,25 +64,25 @@ def test_tape_put_on_a_battery_is_an_instruction(
 )
 def test_the_foam_asked_after_a_box_is_answered_first(chat: ChatService, question: str) -> None:
     """After a cardboard scan, "the foam…" asks about the foam: its bin comes first."""
-    plan, text = answer(chat, question, EN, context="cardboard")
+    _plan, text = answer(chat, question, EN, context="cardboard")
     assert named_bins(text)[0] is Stream.STYROFOAM, text
 
 
 def test_a_glass_containers_lid_gets_the_lids_rule(chat: ChatService) -> None:
     """A Glasslock lid is plastic: a bin proposed for the lid is judged for the lid, and the
     pot lid's metal-rim step (for glass pot lids) is not said of it."""
-    plan, text = answer(chat, "글라스락 뚜껑은 플라스틱으로 버리면 돼?")
+    _plan, text = answer(chat, "글라스락 뚜껑은 플라스틱으로 버리면 돼?")
     assert text.startswith("네"), text
     assert named_bins(text)[0] is Stream.PLASTIC, text
     assert Stream.METAL not in named_bins(text), text
-    plan, text = answer(chat, "글라스락 뚜껑은 캔으로 버려요?")
+    _plan, text = answer(chat, "글라스락 뚜껑은 캔으로 버려요?")
     assert text.startswith("아니요"), text
 
 
 def test_the_lid_step_is_said_only_when_the_lid_is_asked(chat: ChatService) -> None:
     """An oven dish has no lid: its answer names no plastic bin."""
     for question, locale in (("파이렉스 깨졌어요", KO), ("Pyrex glass dish", EN)):
-        plan, text = answer(chat, question, locale)
+        _plan, text = answer(chat, question, locale)
         assert named_bins(text) == [Stream.NON_COMBUSTIBLE], text
 
 
@@ -97,7 +97,7 @@ def test_the_non_combustible_sack_is_a_proposed_bin(
     chat: ChatService, question: str, locale: Locale, no: str
 ) -> None:
     """'불연성 마대에' proposes a bin: it is not the thing, and the answer judges it."""
-    plan, text = answer(chat, question, locale)
+    _plan, text = answer(chat, question, locale)
     assert text.startswith(no), text
     assert named_bins(text)[0] is Stream.GENERAL, text
 
@@ -120,5 +120,5 @@ def test_an_items_name_with_verbs_around_it_is_that_item(
 
 def test_a_thing_that_was_in_something_is_not_that_something(chat: ChatService) -> None:
     """'TV 포장에 들어있던 거예요' after a styrofoam scan: 거 is the foam, not the TV."""
-    plan, text = answer(chat, "TV 포장에 들어있던 거예요", context="styrofoam")
+    _plan, text = answer(chat, "TV 포장에 들어있던 거예요", context="styrofoam")
     assert Stream.ELECTRONICS not in named_bins(text), text
