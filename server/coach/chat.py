@@ -528,6 +528,11 @@ class ChatService:
             if rule is not None:
                 extra.append(rule)
                 part_streams.add(rule.stream)
+        part_bins = {named_bins(s.text)[0] for s in part_sentences if named_bins(s.text)}
+        if verdict is not None and reading.part_topic and reading.proposed and part_bins:
+            # "글라스락 뚜껑은 플라스틱으로 버리면 돼?" proposes a bin for the part, not the body.
+            verdict = bool(reading.proposed & part_bins)
+            sentences[0] = planner.opener(verdict, reading, kb, resolution, locale)
         # "뚜껑은요?" asks about the part: it answers first. "테이프 붙은 스티로폼 박스" asks
         # about the box: the box's bin first, the tape after.
         itself = bool(part_sentences) and reading.part_topic
@@ -749,6 +754,8 @@ def _step_about(subject: Grounding, part: str, locale: Locale) -> Sentence | Non
     names = g.PART_NAMES[part]
     for rule in subject.rules:
         for step in rule.steps:
+            if not step.applies_to(subject.item):
+                continue  # a pot lid's metal rim is not a glass container's lid
             if names.ko in step.text.ko or names.en in step.text.en.lower():
                 return Sentence(g._sentence(prompts.text(step.text, locale)), (rule.id,))
     return None

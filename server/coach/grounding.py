@@ -209,6 +209,10 @@ def alternative(kb: KnowledgeBase, alt: Alternative, locale: Locale) -> Sentence
     )
 
 
+#: The action of a step said only when the part it is about is asked ("글라스락 뚜껑은?").
+PART_ONLY = "part"
+
+
 def steps(
     grounding: Grounding, locale: Locale, *, limit: int = MAX_STEPS, rinse_first: bool = False
 ) -> list[Sentence]:
@@ -217,7 +221,7 @@ def steps(
     out: list[tuple[str, Sentence]] = []
     for rule in grounding.rules:
         for step in rule.steps:
-            if not step.applies_to(grounding.item):
+            if not step.applies_to(grounding.item) or step.action == PART_ONLY:
                 continue
             sentence = text(step.text, locale)
             if sentence in seen:

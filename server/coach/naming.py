@@ -201,7 +201,9 @@ _KO_PREDICATE = re.compile(
     r"(?:요|다|거|것|음|남|함|됨|짐|서|면|지|니|까|죠|네|데|게|던|된|진|난|한|려|봐|줘|해|했|었|았|나|야"
     r"|돼|을|받|놔|채|는|은|도|에|로|며|든|할|될|쓴|준|온|간|운|궈|워|쳐|져|꿔|둬|와|어|아"
     # Joined and past forms: 털고, 버리고, 마신, 버린, 담긴.
-    r"|고|신|린|긴)$"
+    r"|고|신|린|긴"
+    # Spelled as said: 알려주세여, 되나여.
+    r"|여)$"
 )
 _EN_PREDICATE = re.compile(r"(?:ed|ing|ly)$")
 #: Container words by kind: a head of one kind is explained by an item named with the same kind.
@@ -212,6 +214,23 @@ _CONTAINERS: tuple[frozenset[str], ...] = (
     frozenset({"봉지", "봉투", "팩", "bag", "wrapper", "pouch", "packet", "sachet"}),
     frozenset({"박스", "상자", "box", "carton"}),
 )
+#: What a container holds, when a word before a container head names it ("신라면 박스").
+_CONTENTS = frozenset({Stream.FOOD})
+
+
+#: Words that name only a container of something (not "bag": a bag is also a handbag).
+_HOLDERS = frozenset(
+    {
+        *("박스", "상자", "봉지", "용기", "병", "캔", "통", "컵"),
+        *("box", "carton", "bottle", "can", "jar", "tub", "wrapper", "packet"),
+    }
+)
+
+
+def _container_word(word: str) -> bool:
+    return word in _HOLDERS
+
+
 _NOT_THINGS = frozenset(
     {
         "ok",
@@ -650,12 +669,26 @@ def without_clause(vocabulary: Vocabulary, words: Sequence[str]) -> list[str] | 
     "플라스틱 화분 **흙 털고**"): what was in it or done to it, not what it is. None when the
     words do not end so, or the noun is a part or material (its own question)."""
     out = list(words)
+    while (
+        len(out) > 3
+        and not out[-1].isascii()
+        # "포장에 들어있던 거예요": 거 is the thing the clause is about, not a verb.
+        and not out[-1].startswith(("거", "것"))
+        and _KO_PREDICATE.search(out[-1])
+        and not vocabulary.is_noun(out[-1])
+        and _KO_PREDICATE.search(out[-2])
+        and not vocabulary.is_noun(out[-2])
+    ):
+        # "믹서기 칼날 달린채 되나": the last of two verbs only ends the question.
+        out.pop()
     if len(out) < 3 or out[-1].isascii():
         return None
     verb, noun = out[-1], out[-2]
     if vocabulary.is_noun(verb) or not _KO_PREDICATE.search(verb) or verb in _NOT_THINGS:
         return None
-    if _soft(vocabulary, noun):
+    if _soft(vocabulary, noun) or _container_word(noun):
+        # "신라면 박스 내놓으면": a container said before the verb is the thing, not what was
+        # in it.
         return None
     return out[:-2]
 
@@ -706,6 +739,7 @@ def names_the_item(
     if not _says_head(names, head):
         return False
     part_head = _part(head)
+    container_head = _container_word(head) and item.stream not in _CONTENTS
     own = {item.stream, *planner.paths(item, item.stream)}
     said_more = any(
         explains(names, w, head=False) for w in described if w != head
@@ -722,10 +756,21 @@ def names_the_item(
         if explains(names, word, head=False):
             said_more = True
             continue
+        if (
+            index + 1 < head_at
+            and not word.isascii()
+            and _predicate(vocabulary, names, words[index + 1])
+        ):
+            # "고기 굽던 석쇠": the noun before a verb is what the verb did, not the thing.
+            continue
         if part_head and soft[index] and not _material_of(word, own):
             # "캔 뚜껑" is the can's lid: a lid item (냄비뚜껑) must say the can too.
             return False
         if soft[index] or not vocabulary.is_noun(word):
+            continue
+        if container_head and vocabulary.streams_of(word) <= _CONTENTS:
+            # "신라면 박스", "우유 상자": food before a container head is what it held (or its
+            # brand); the container is the thing.
             continue
         if vocabulary.streams_of(word) - {item.stream}:
             # The word names a thing of another bin that this item's names do not say.

@@ -166,7 +166,9 @@ _PART_TOPIC = re.compile(
     r"|^\s*(?:뚜껑|마개|라벨|상표|테이프|스티커|빨대|펌프|손잡이|스프링|완충재)\s*(?:이|가)\s*\S+\s*(?:이면|면)요?\s*\??\s*$"
     r"|^\s*(?:뚜껑|마개|라벨|테이프|펌프|빨대)\s*\??\s*$"
     r"|(?:뚜껑|마개|손잡이)\s*(?:은|는|이|가)?\s*\S+(?:으로|로)\s*된"
-    r"|(?:what|how)\s+about\s+the|^\s*(?:and\s+)?the\s+(?:cap|lid|label|tape|pump|straw|handle)"
+    # "뚜껑은 플라스틱으로 버리면 돼?": a bin proposed for the part.
+    r"|(?:뚜껑|마개|라벨|손잡이|펌프|빨대)\s*(?:은|는)\s+\S+(?:으로|로|에)\s*(?:버려|버리|넣|내놓|분리)"
+    r"|(?:what|how)\s+about\s+the|^\s*(?:and\s+)?the\s+(?:cap|lid|label|tape|pump|straw|handle|foam)"
     r"|(?:cap|lid|label|tape|pump|straw|handle)s?\s*\?\s*$",
     re.IGNORECASE,
 )
@@ -284,6 +286,11 @@ _PROPOSALS: dict[Stream, re.Pattern[str]] = {
     Stream.CLOTHING: re.compile(
         r"의류\s*수거함|옷\s*수거함|clothing\s+bin|clothes\s+bin", re.IGNORECASE
     ),
+    Stream.NON_COMBUSTIBLE: re.compile(
+        r"불연성\s*(?:쓰레기\s*)?(?:마대|봉투|전용|으로|로|에|이에요|인가|맞)"
+        r"|\bnon-?combustible\s+(?:sack|bag|waste)|\bceramic\s+waste",
+        re.IGNORECASE,
+    ),
     Stream.GENERAL: re.compile(
         r"일반\s*쓰레기|종량제|그냥\s*(?:\S+\s*){0,2}버려도|\btrash\b|\bgarbage\b|general\s+waste|\bbin\s+it",
         re.IGNORECASE,
@@ -332,6 +339,16 @@ _ACTIONS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
             re.IGNORECASE,
         ),
         re.compile(r"건전지|배터리|batter", re.IGNORECASE),
+    ),
+    # "단자에 테이프 붙여야 돼요?": tape put on is an instruction, not a part to throw away.
+    "tape_on": (
+        re.compile(
+            r"테이프.{0,6}(?:붙여|붙이|감아|감싸|발라)|(?:단자|극).{0,8}테이프"
+            r"|\b(?:put|stick|wrap)\w*\s+(?:\w+\s+){0,3}tape|\btape\s+(?:over\s+)?(?:the\s+)?"
+            r"(?:terminals?|ends?|contacts?)",
+            re.IGNORECASE,
+        ),
+        re.compile(r"테이프를\s*(?:붙|감)|tape\s+(?:over|the|on)", re.IGNORECASE),
     ),
 }
 #: "테이프 붙은 채로 내놔도 돼?": may the part stay on. Asks the opposite of the removal step.
@@ -418,6 +435,9 @@ def read(question: str) -> Reading:
         kept = next((_KEPT_PART_ACTION[p] for p in parts if p in _KEPT_PART_ACTION), None)
         if kept is not None:
             action, skip = kept, True
+    if action == "tape_on":
+        # The tape to put on is not a part of the thing to sort.
+        parts = tuple(p for p in parts if p != "tape")
     drain = bool(_DRAIN.search(question))
     deposit = bool(_DEPOSIT.search(question))
     claims = bool(_RECYCLABLE_CLAIM.search(question))
@@ -1007,7 +1027,7 @@ def step_requiring(grounding: Grounding, action: str, locale: Locale) -> Sentenc
 _GENERAL_BIN = re.compile(
     r"일반\s*쓰레기|종량제|\btrash\b|\bgarbage\b|general\s+waste", re.IGNORECASE
 )
-_BIN_WORD = re.compile(r"수거함|\bbins?\b", re.IGNORECASE)
+_BIN_WORD = re.compile(r"수거함|마대|\bbins?\b", re.IGNORECASE)
 #: A bin word that needs the word before it to say which bin ("형광등 수거함"; "의류수거함"
 #: says it itself, and the word before it is the item).
 _BARE_BIN = re.compile(r"^(?:수거함|bins?\b)", re.IGNORECASE)
