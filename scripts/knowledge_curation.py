@@ -229,7 +229,7 @@ ALIASES: dict[int, tuple[str, ...]] = {
     636: ("스티로폼 박스", "스티로폼 상자", "아이스박스", "styrofoam box", "foam box"),
     128: ("스티로폼 트레이", "고기 트레이", "meat tray", "foam tray"),
     637: ("계란 트레이", "달걀 트레이", "egg tray"),
-    534: ("유리병", "병", "glass bottle", "jar", "유리 용기"),
+    534: ("유리병", "병", "glass bottle", "jar"),
     129: ("음료수병", "공병", "deposit bottle"),
     130: ("소주병", "빈 소주병", "soju bottle"),
     639: ("맥주병", "빈 맥주병", "beer bottle"),

@@ -789,6 +789,10 @@ def head_named(vocabulary: Vocabulary, item: Item, words: Sequence[str]) -> bool
     if not words:
         return False
     names = vocabulary.names(item)
+    if any(_MADE_OF.match(w) and not explains(names, w, head=False) for w in words):
+        # "종이 그릇", "나무 그릇": a material the item's names do not say may be a thing of
+        # another bin (a ceramic bowl is not a paper one); offering is a guess, so none.
+        return False
     out, soft, head_at = _read(vocabulary, names, words)
     head = out[head_at]
     if len(head) < 2 or _part(head) or not _says_head(names, head):
@@ -801,6 +805,16 @@ def head_named(vocabulary: Vocabulary, item: Item, words: Sequence[str]) -> bool
         for i, w in enumerate(out)
         if i != head_at
     )
+
+
+#: Material words (planner.MATERIALS, and wood, ceramic, silicone…, which have no stream of
+#: their own), for :func:`head_named`.
+_MADE_OF = re.compile(
+    "|".join(p.pattern for p in planner.MATERIALS.values())
+    + r"|\bwood|\bbamboo|\bceramic|\bporcelain|\bsilicone|\bmelamine|\bcloth|\bfabric"
+    + r"|나무|목재|원목|대나무|도자기|사기|세라믹|실리콘|멜라민|천|헝겊|고무|\brubber",
+    re.IGNORECASE,
+)
 
 
 def loosely(vocabulary: Vocabulary, item: Item, words: Sequence[str]) -> bool:

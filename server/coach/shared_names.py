@@ -63,7 +63,10 @@ _CUP = (
 )
 _CONTAINER = (
     Kind("플라스틱 용기", "a plastic container", 531),
-    Kind("유리병이나 유리 용기", "a glass jar or bottle", 534),
+    Kind("유리병이나 유리 병조림 병", "a glass bottle or jar", 534),
+    # Glass food-storage containers (글라스락, 파이렉스) are heat-resistant glass: the
+    # non-combustible sack, never the bottle bin.
+    Kind("유리 밀폐용기(내열유리)", "a glass food-storage container (heat-resistant glass)", 499),
     Kind("스티로폼 용기", "a styrofoam container", 533),
     Kind("금속 캔", "a metal can or tin", 535),
 )
