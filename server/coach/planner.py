@@ -120,7 +120,9 @@ PARTS: dict[str, re.Pattern[str]] = {
 #: Materials a question may name, and the stream that material goes to on its own.
 MATERIALS: dict[Stream, re.Pattern[str]] = {
     Stream.METAL: re.compile(
-        r"\bmetal|\balumin|\bsteel|\bstainless|\btin\b|\biron\b|금속|쇠|스텐|스테인|알루미늄|캔|철",
+        # 철 only where a word starts with it: 여름철, 지하철 and 철거 say no metal.
+        r"\bmetal|\balumin|\bsteel|\bstainless|\btin\b|\biron\b"
+        r"|금속|쇠|스텐|스테인|알루미늄|캔|(?<![가-힣])철(?!거)",
         re.IGNORECASE,
     ),
     Stream.PLASTIC: re.compile(r"\bplastic|플라스틱|합성수지", re.IGNORECASE),

@@ -56,3 +56,11 @@ def test_a_name_most_people_mean_otherwise_is_no_alias(
     chat: ChatService, question: str, wrong: Stream
 ) -> None:
     assert wrong not in bins_of(chat, question)
+
+
+@pytest.mark.parametrize("word", ["여름철", "지하철", "철거"])
+def test_a_word_that_only_contains_철_says_no_metal(word: str) -> None:
+    from server.coach.planner import MATERIALS
+
+    assert not MATERIALS[Stream.METAL].search(word)
+    assert MATERIALS[Stream.METAL].search("철로 된 " + word)
